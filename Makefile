@@ -1,0 +1,58 @@
+# The author's commands. Each target bootstraps .venv from the pinned requirements, then calls a task in tasks.py.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+INVOKE := $(BIN)/invoke
+PORT ?= 8000
+export PORT
+
+.PHONY: serve build publish test import export remove send preview bench audit clean
+
+$(VENV)/.runtime: requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --silent
+	touch $@
+
+serve: $(VENV)/.runtime
+	$(INVOKE) serve --port $(PORT)
+
+build: $(VENV)/.runtime
+	$(INVOKE) build
+
+publish: $(VENV)/.runtime
+	$(INVOKE) publish
+
+test: $(VENV)/.dev node_modules/.installed
+	$(INVOKE) test
+
+import: $(VENV)/.runtime
+	$(INVOKE) import --file "$(FILE)"
+
+export: $(VENV)/.runtime
+	@$(INVOKE) export
+
+remove: $(VENV)/.runtime
+	$(INVOKE) remove --email "$(EMAIL)"
+
+send: $(VENV)/.runtime
+	$(INVOKE) send --post "$(POST)"
+
+preview: $(VENV)/.runtime
+	$(INVOKE) preview --post "$(POST)"
+
+bench: $(VENV)/.dev
+	$(INVOKE) bench
+
+audit: $(VENV)/.dev node_modules/.installed
+	$(INVOKE) audit
+
+clean:
+	rm -rf output .pytest_cache

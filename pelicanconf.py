@@ -1,0 +1,91 @@
+"""Every non-secret setting of the site. publishconf.py overrides what production needs."""
+import os
+
+AUTHOR = "François"
+SITENAME = "égoBlog"
+SITESUBTITLE = "Humeurs marketing : relation client, CRM et réseaux sociaux"
+# Links stay root-relative so the dev site works on any port; PUBLIC_URL makes the
+# absolute URLs (canonical, Open Graph, feeds, sitemap, mails).
+SITEURL = ""
+PORT = int(os.environ.get("PORT", "8000"))
+PUBLIC_URL = os.environ.get("PUBLIC_URL", f"http://127.0.0.1:{PORT}")
+RELATIVE_URLS = False
+
+PATH = "content"
+ARTICLE_PATHS = ["posts"]
+PAGE_PATHS = ["pages"]
+STATIC_PATHS = ["images"]
+OUTPUT_PATH = "output"
+THEME = "theme"
+TIMEZONE = "Europe/Paris"
+DEFAULT_LANG = "fr"
+DEFAULT_PAGINATION = 10
+DEFAULT_CATEGORY = "Humeurs Marketing"
+DEFAULT_METADATA = {}
+SUMMARY_MAX_LENGTH = 50
+TYPOGRIFY = False
+
+ARTICLE_URL = "{date:%Y}/{date:%m}/{slug}/"
+ARTICLE_SAVE_AS = ARTICLE_URL + "index.html"
+PAGE_URL = "{slug}/"
+PAGE_SAVE_AS = PAGE_URL + "index.html"
+CATEGORY_URL = "categorie/{slug}/"
+CATEGORY_SAVE_AS = CATEGORY_URL + "index.html"
+CATEGORIES_SAVE_AS = "categories/index.html"
+TAG_URL = "etiquette/{slug}/"
+TAG_SAVE_AS = TAG_URL + "index.html"
+TAGS_SAVE_AS = "etiquettes/index.html"
+AUTHOR_URL = "auteur/{slug}/"
+AUTHOR_SAVE_AS = AUTHOR_URL + "index.html"
+AUTHORS_SAVE_AS = ""
+ARCHIVES_SAVE_AS = "archives/index.html"
+YEAR_ARCHIVE_SAVE_AS = ""
+MONTH_ARCHIVE_SAVE_AS = ""
+DAY_ARCHIVE_SAVE_AS = ""
+PAGINATION_PATTERNS = (
+    (1, "{url}", "{save_as}"),
+    (2, "{base_name}/page/{number}/", "{base_name}/page/{number}/index.html"),
+)
+INDEX_SAVE_AS = "index.html"
+DIRECT_TEMPLATES = ["index", "archives", "categories", "tags"]
+
+# One feed implementation: plugins/feeds (feedgen). Pelican's own feeds are off.
+FEED_ALL_ATOM = None
+FEED_ALL_RSS = None
+CATEGORY_FEED_ATOM = None
+CATEGORY_FEED_RSS = None
+TAG_FEED_ATOM = None
+TAG_FEED_RSS = None
+AUTHOR_FEED_ATOM = None
+AUTHOR_FEED_RSS = None
+TRANSLATION_FEED_ATOM = None
+TRANSLATION_FEED_RSS = None
+FEED_MAX_ITEMS = 20
+
+PLUGIN_PATHS = ["plugins"]
+PLUGINS = [
+    "content_checks",
+    "french_typography",
+    "theme_extras",
+    "sitemap",
+    "feeds",
+]
+
+MARKDOWN = {
+    "extension_configs": {
+        "markdown.extensions.extra": {},
+        "markdown.extensions.smarty": {"smart_quotes": False},
+    },
+    "output_format": "html5",
+}
+
+# Newsletter: where the signup form posts, and who the mails come from.
+NEWSLETTER_URL = os.environ.get("NEWSLETTER_URL", "/newsletter")
+NEWSLETTER_FROM = os.environ.get("NEWSLETTER_FROM", "égoBlog <lettre@egoblog.example>")
+NEWSLETTER_REPLY_TO = os.environ.get("NEWSLETTER_REPLY_TO", "francois@egoblog.example")
+CONTACT_EMAIL = NEWSLETTER_REPLY_TO
+
+CACHE_CONTENT = False
+LOAD_CONTENT_CACHE = False
+DELETE_OUTPUT_DIRECTORY = True
+OUTPUT_RETENTION = []

@@ -1,0 +1,86 @@
+"""The author's commands (invoke). The Makefile's targets call these."""
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from invoke import task
+
+ROOT = Path(__file__).resolve().parent
+OUTPUT = ROOT / "output"
+PY = sys.executable
+
+
+def build_site(c, settings, output=OUTPUT):
+    """Build into a fresh folder and swap it in only on success: a failed build leaves output/ as it was."""
+    output = Path(output)
+    staging = Path(tempfile.mkdtemp(prefix=output.name + ".new-", dir=output.parent))
+    try:
+        c.run(f'"{PY}" -m pelican "{ROOT / "content"}" -s "{ROOT / settings}" -o "{staging}" --fatal errors',
+              echo=False, pty=False)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    previous = output.with_name(output.name + ".old")
+    shutil.rmtree(previous, ignore_errors=True)
+    if output.exists():
+        output.rename(previous)
+    staging.rename(output)
+    shutil.rmtree(previous, ignore_errors=True)
+
+
+@task
+def build(c):
+    """Build output/ with pelicanconf.py."""
+    build_site(c, "pelicanconf.py")
+
+
+@task
+def publish(c):
+    """Build output/ with publishconf.py (needs SITEURL and NEWSLETTER_SECRET)."""
+    build_site(c, "publishconf.py")
+
+
+@task
+def serve(c, port=8000):
+    """Build, then serve the site and the newsletter service on one port, rebuilding on change."""
+    build(c)
+    os.environ["PORT"] = str(port)
+    c.run(f'"{PY}" -m newsletter.devserver --port {port}', pty=False)
+
+
+@task
+def test(c):
+    """Run the whole test suite."""
+    c.run(f'"{PY}" -m pytest', pty=False)
+
+
+@task(name="import")
+def import_(c, file):
+    """Add addresses from a CSV with an email column, or one address a line."""
+    c.run(f'"{PY}" -m newsletter import "{file}"', pty=False)
+
+
+@task
+def export(c):
+    """Print the subscribers' addresses as CSV."""
+    c.run(f'"{PY}" -m newsletter export', pty=False)
+
+
+@task
+def remove(c, email):
+    """Remove one address from the subscribers."""
+    c.run(f'"{PY}" -m newsletter remove "{email}"', pty=False)
+
+
+@task
+def send(c, post):
+    """Mail a post (or several, comma-separated, as one digest) to every subscriber, once."""
+    c.run(f'"{PY}" -m newsletter send "{post}"', pty=False)
+
+
+@task
+def preview(c, post):
+    """Write the HTML and text mail of a post to open in a browser."""
+    c.run(f'"{PY}" -m newsletter preview "{post}"', pty=False)
