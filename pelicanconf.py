@@ -69,6 +69,7 @@ PLUGINS = [
     "theme_extras",
     "sitemap",
     "feeds",
+    "mail_posts",
 ]
 
 MARKDOWN = {

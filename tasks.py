@@ -77,10 +77,10 @@ def remove(c, email):
 @task
 def send(c, post):
     """Mail a post (or several, comma-separated, as one digest) to every subscriber, once."""
-    c.run(f'"{PY}" -m newsletter send "{post}"', pty=False)
+    c.run(f'"{PY}" -m newsletter.sender "{post}"', pty=False)
 
 
 @task
 def preview(c, post):
     """Write the HTML and text mail of a post to open in a browser."""
-    c.run(f'"{PY}" -m newsletter preview "{post}"', pty=False)
+    c.run(f'"{PY}" -m newsletter.preview "{post}"', pty=False)
