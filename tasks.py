@@ -12,12 +12,12 @@ OUTPUT = ROOT / "output"
 PY = sys.executable
 
 
-def build_site(c, settings, output=OUTPUT):
+def build_site(c, settings, output=OUTPUT, content=ROOT / "content"):
     """Build into a fresh folder and swap it in only on success: a failed build leaves output/ as it was."""
     output = Path(output)
     staging = Path(tempfile.mkdtemp(prefix=output.name + ".new-", dir=output.parent))
     try:
-        c.run(f'"{PY}" -m pelican "{ROOT / "content"}" -s "{ROOT / settings}" -o "{staging}" --fatal errors',
+        c.run(f'"{PY}" -m pelican "{content}" -s "{ROOT / settings}" -o "{staging}" --fatal errors',
               echo=False, pty=False)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -1,5 +1,93 @@
-"""Placeholder: filled in by its issue."""
+"""Stop the build on a malformed post or page, naming the file, the line and the problem.
+
+Pelican skips a post it cannot read and logs a line among many; the author then
+publishes a site with a post missing. This plugin reads every Markdown header
+before Pelican does and refuses the whole build instead, listing every problem.
+
+Settings:
+    CONTENT_CHECKS_EXTRA_KEYS: metadata keys allowed on top of the known ones.
+"""
+import difflib
+import os
+import re
+from pathlib import Path
+
+from pelican import signals
+from pelican.utils import get_date
+
+
+KNOWN_KEYS = {
+    "title", "date", "modified", "category", "tags", "author", "authors", "slug",
+    "summary", "status", "lang", "translation", "template", "save_as", "url",
+    "typographie", "typography", "guid", "image", "date_source",
+}
+STATUSES = {"published", "draft", "hidden"}
+HEADER_LINE = re.compile(r"^(?P<key>[A-Za-z][\w-]*)\s*:\s*(?P<value>.*)$")
+
+
+class ContentError(SystemExit):
+    """A build-stopping problem in the content, with a message meant for the author."""
+
+
+def header_problems(path: Path, text: str, is_article: bool, allowed: set) -> list[str]:
+    """Problems in one file's metadata header, each as 'path:line: message'."""
+    problems, seen = [], {}
+    lines = text.splitlines()
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            break
+        if line.startswith((" ", "\t")) and seen:
+            continue  # continuation of the previous value
+        match = HEADER_LINE.match(line)
+        if not match:
+            if number == 1:
+                problems.append(f"{path}:1: no metadata header; a post starts with 'Title: …' then 'Date: …'")
+            else:
+                problems.append(f"{path}:{number}: metadata line without 'Key: value' form: {line.strip()!r} "
+                                "(end the header with a blank line before the text)")
+            break
+        key, value = match["key"].lower(), match["value"].strip()
+        if key not in allowed:
+            hint = difflib.get_close_matches(key, sorted(allowed), n=1)
+            problems.append(f"{path}:{number}: unknown metadata {match['key']!r}"
+                            + (f" (did you mean {hint[0].capitalize()!r}?)" if hint else ""))
+        if key in seen:
+            problems.append(f"{path}:{number}: {match['key']!r} given twice (first on line {seen[key]})")
+        seen[key] = number
+        if key in ("date", "modified"):
+            try:
+                get_date(value)
+            except ValueError:
+                problems.append(f"{path}:{number}: {match['key']} {value!r} is not a valid date "
+                                "(expected YYYY-MM-DD or YYYY-MM-DD HH:MM)")
+        elif key == "status" and value.lower() not in STATUSES:
+            problems.append(f"{path}:{number}: status {value!r} is not one of {', '.join(sorted(STATUSES))}")
+        elif key == "title" and not value:
+            problems.append(f"{path}:{number}: empty title")
+    if not problems:
+        required = ("title", "date") if is_article else ("title",)
+        problems += [f"{path}:1: missing {key.capitalize()!r} metadata" for key in required if key not in seen]
+    return problems
+
+
+def check_content(pelican):
+    """Check every Markdown file before Pelican reads any (initialized: runs once, before generators)."""
+    settings = pelican.settings
+    allowed = KNOWN_KEYS | {key.lower() for key in settings.get("CONTENT_CHECKS_EXTRA_KEYS", ())}
+    root = Path(settings["PATH"])
+    problems = []
+    for kind, folders in (("article", settings["ARTICLE_PATHS"]), ("page", settings["PAGE_PATHS"])):
+        for folder in folders:
+            for path in sorted((root / folder).rglob("*.md")):
+                try:
+                    text = path.read_text(encoding="utf-8")
+                except UnicodeDecodeError as error:
+                    problems.append(f"{os.path.relpath(path)}: not UTF-8 text ({error.reason} at byte {error.start})")
+                    continue
+                problems += header_problems(Path(os.path.relpath(path)), text, kind == "article", allowed)
+    if problems:
+        raise ContentError("Build stopped, nothing was published:\n  " + "\n  ".join(problems))
 
 
 def register():
-    pass
+    signals.initialized.connect(check_content)
