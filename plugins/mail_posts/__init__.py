@@ -1,5 +1,137 @@
-"""Placeholder: filled in by its issue."""
+"""mail_posts: record each published article for the newsletter sender.
+
+At build time, every published article is written as one JSON file in
+MAIL_POSTS_PATH (outside the published site): the typographed title, summary and
+content exactly as the site shows them, with every link and image made absolute
+against the post's public URL, plus the path and hash of its Markdown source for
+the plain-text alternative. `make send` reads these records, so the mail is the
+post as it was built, never a second rendering that could drift from the site.
+"""
+import hashlib
+import html
+import json
+import logging
+import os
+import re
+import tempfile
+from pathlib import Path
+from urllib.parse import urljoin
+
+from pelican import signals
+
+logger = logging.getLogger(__name__)
+
+MAIL_POSTS_DEFAULTS = {
+    # Relative paths are resolved against the project root (the folder holding
+    # plugins/ and pelicanconf.py), never against the current directory.
+    "MAIL_POSTS_PATH": "var/posts",
+}
+
+# The project root: plugins/mail_posts/__init__.py -> the folder holding plugins/.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
+RECORD_VERSION = 1
+
+_URL_ATTR = re.compile(r'(?P<pre>\s(?:href|src)\s*=\s*)(?P<q>["\'])(?P<url>.*?)(?P=q)', re.IGNORECASE | re.DOTALL)
+_SRCSET_ATTR = re.compile(r'(?P<pre>\ssrcset\s*=\s*)(?P<q>["\'])(?P<val>.*?)(?P=q)', re.IGNORECASE | re.DOTALL)
+_TAG = re.compile(r"<[^>]+>")
+
+_collected: list[dict] = []
+
+
+def posts_path(settings) -> Path:
+    """Where the records go: MAIL_POSTS_PATH, relative paths taken from the project root."""
+    config = {**MAIL_POSTS_DEFAULTS, **{k: v for k, v in settings.items() if k.startswith("MAIL_POSTS_")}}
+    value = config["MAIL_POSTS_PATH"]
+    if not isinstance(value, (str, os.PathLike)) or not str(value):
+        logger.error("mail_posts: MAIL_POSTS_PATH must be a folder path, got %r", value)
+        value = MAIL_POSTS_DEFAULTS["MAIL_POSTS_PATH"]
+    path = Path(value)
+    return path if path.is_absolute() else PROJECT_ROOT / path
+
+
+def absolutize(fragment: str, base: str) -> str:
+    """Make every href, src and srcset URL of an HTML fragment absolute against `base`."""
+    def url(match):
+        value = html.unescape(match["url"]).strip()
+        if not value or value.startswith(("#", "mailto:", "tel:", "data:")):
+            absolute = urljoin(base, value) if value.startswith("#") else value
+        else:
+            absolute = urljoin(base, value)
+        return f'{match["pre"]}{match["q"]}{html.escape(absolute, quote=True)}{match["q"]}'
+
+    def srcset(match):
+        items = []
+        for item in html.unescape(match["val"]).split(","):
+            parts = item.strip().split(None, 1)
+            if parts:
+                parts[0] = urljoin(base, parts[0])
+                items.append(" ".join(parts))
+        return f'{match["pre"]}{match["q"]}{html.escape(", ".join(items), quote=True)}{match["q"]}'
+
+    return _SRCSET_ATTR.sub(srcset, _URL_ATTR.sub(url, fragment))
+
+
+def html_to_line(fragment: str) -> str:
+    """The text of a short HTML fragment (a summary) on one line."""
+    return " ".join(html.unescape(_TAG.sub(" ", fragment or "")).split())
+
+
+def record(article, public_url: str) -> dict:
+    """The JSON record of one article: what the site shows, with absolute URLs."""
+    url = urljoin(public_url + "/", article.url)
+    source = Path(article.source_path)
+    summary_html = absolutize(article.summary or "", url)
+    category = getattr(article, "category", None)
+    return {
+        "version": RECORD_VERSION,
+        "slug": article.slug,
+        "title": article.title,
+        "title_text": html_to_line(article.title),
+        "url": url,
+        "date": article.date.isoformat(),
+        "lang": getattr(article, "lang", "fr"),
+        "category": {"name": category.name, "url": urljoin(public_url + "/", category.url)} if category else None,
+        "tags": [{"name": tag.name, "url": urljoin(public_url + "/", tag.url)} for tag in getattr(article, "tags", [])],
+        "author": getattr(getattr(article, "author", None), "name", None),
+        "summary_html": summary_html,
+        "summary_text": html_to_line(summary_html),
+        "content_html": absolutize(article.content, url),
+        "source_path": str(source),
+        "source_sha256": hashlib.sha256(source.read_bytes()).hexdigest(),
+    }
+
+
+def collect(generator):
+    # article_generator_finalized: every article is read and typographed
+    # (content_object_init has run), drafts and hidden posts are already apart.
+    _collected.clear()
+    public_url = str(generator.settings.get("PUBLIC_URL") or generator.settings.get("SITEURL") or "").rstrip("/")
+    if not public_url:
+        logger.warning("mail_posts: PUBLIC_URL is empty; mail links would not be absolute")
+    for article in generator.articles:
+        _collected.append(record(article, public_url))
+
+
+def write(pelican):
+    # finalized: the build went through, so the records describe a site that exists.
+    # A failed build stops before this signal and leaves the previous records.
+    folder = posts_path(pelican.settings)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = set()
+    for item in _collected:
+        name = f'{item["slug"]}.json'
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(item, out, ensure_ascii=False, indent=1)
+        os.replace(tmp, folder / name)
+        written.add(name)
+    for stale in folder.glob("*.json"):
+        if stale.name not in written:
+            stale.unlink()
+    logger.info("mail_posts: %d post records in %s", len(written), folder)
+    _collected.clear()
 
 
 def register():
-    pass
+    signals.article_generator_finalized.connect(collect)
+    signals.finalized.connect(write)
