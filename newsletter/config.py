@@ -1,0 +1,153 @@
+"""Run-time configuration: non-secret site settings from the Pelican settings file,
+deployment values and secrets from the environment (ARCHITECTURE.md names them).
+
+One reader, so the service, the sender and the commands agree on every value,
+and a bad value is reported once with the name of its variable.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import runpy
+import secrets as _secrets
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+logger = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DB = "var/subscribers.sqlite3"
+DEFAULT_OUTBOX = "var/outbox/"
+DEV_SECRET_FILE = "var/secret"
+MIN_SECRET_LENGTH = 16
+
+
+class ConfigError(ValueError):
+    """A setting has a bad value; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the newsletter needs at run time. Secrets stay out of repr()."""
+
+    public_url: str
+    newsletter_url: str
+    mail_from: str
+    reply_to: str
+    site_name: str
+    db: str
+    outbox: Path
+    smtp_url: str | None = field(default=None, repr=False)
+    secrets: list[str] = field(default_factory=list, repr=False)
+    settings: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def newsletter_path(self) -> str:
+        """The path part of newsletter_url ("/newsletter"): where the service's routes live."""
+        return urlsplit(self.newsletter_url).path.rstrip("/")
+
+    @classmethod
+    def from_env(cls, settings_file: str | os.PathLike | None = None, environ=None) -> "Config":
+        """Read the settings file (NEWSLETTER_SETTINGS, else the argument, else pelicanconf.py) and the environment."""
+        env = os.environ if environ is None else environ
+        settings_file = env.get("NEWSLETTER_SETTINGS") or settings_file or "pelicanconf.py"
+        settings = read_settings(settings_file)
+
+        public_url = str(settings.get("PUBLIC_URL") or settings.get("SITEURL") or "").rstrip("/")
+        if urlsplit(public_url).scheme not in ("http", "https") or not urlsplit(public_url).netloc:
+            raise ConfigError(f"PUBLIC_URL ({settings_file}) doit être une adresse absolue http(s)://, pas {public_url!r}")
+        newsletter_url = str(settings.get("NEWSLETTER_URL", "/newsletter")).rstrip("/")
+        if newsletter_url.startswith("/"):
+            newsletter_url = public_url + newsletter_url
+        if urlsplit(newsletter_url).scheme not in ("http", "https"):
+            raise ConfigError(f"NEWSLETTER_URL ({settings_file}) doit être un chemin (/newsletter) ou une adresse http(s)://, pas {newsletter_url!r}")
+
+        smtp_url = env.get("SMTP_URL") or None
+        if smtp_url is not None:
+            parts = urlsplit(smtp_url)
+            if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+                raise ConfigError(f"SMTP_URL doit être de la forme smtp://utilisateur:motdepasse@hôte:port "
+                                  f"(ou smtps://), pas {parts.scheme}://{parts.hostname or ''}…")
+            try:
+                parts.port
+            except ValueError:
+                raise ConfigError(f"SMTP_URL : port invalide pour l’hôte {parts.hostname}") from None
+
+        return cls(
+            public_url=public_url,
+            newsletter_url=newsletter_url,
+            mail_from=str(settings.get("NEWSLETTER_FROM", "")),
+            reply_to=str(settings.get("NEWSLETTER_REPLY_TO", "")),
+            site_name=str(settings.get("SITENAME", "")),
+            db=env.get("NEWSLETTER_DB") or str(ROOT / DEFAULT_DB),
+            outbox=Path(env.get("NEWSLETTER_OUTBOX") or ROOT / DEFAULT_OUTBOX),
+            smtp_url=smtp_url,
+            secrets=read_secrets(env),
+            settings=settings,
+        )
+
+
+def read_settings(settings_file: str | os.PathLike) -> dict:
+    """The UPPER_CASE names of a Pelican settings file, run as Pelican runs it.
+
+    A relative name is looked up in the current folder, then at the project root.
+    The file's folder goes on sys.path so publishconf.py can import pelicanconf.
+    """
+    path = Path(settings_file)
+    if not path.is_absolute() and not path.exists():
+        path = ROOT / path
+    if not path.exists():
+        raise ConfigError(f"NEWSLETTER_SETTINGS : fichier de réglages introuvable : {settings_file}")
+    folder = str(path.resolve().parent)
+    sys.path.insert(0, folder)
+    try:
+        names = runpy.run_path(str(path))
+    except SystemExit as exc:  # publishconf.py stops on a missing SITEURL or NEWSLETTER_SECRET
+        raise ConfigError(str(exc.code)) from None
+    finally:
+        sys.path.remove(folder)
+    return {k: v for k, v in names.items() if k.isupper()}
+
+
+def read_secrets(env) -> list[str]:
+    """NEWSLETTER_SECRET first (signs), then NEWSLETTER_SECRET_PREVIOUS (still accepted after a rotation).
+
+    Without NEWSLETTER_SECRET (development), a secret is generated once into var/secret
+    and reused, so links stay valid across restarts. publishconf.py refuses to run without it.
+    """
+    found = []
+    for name in ("NEWSLETTER_SECRET", "NEWSLETTER_SECRET_PREVIOUS"):
+        value = env.get(name)
+        if value:
+            if len(value) < MIN_SECRET_LENGTH:
+                raise ConfigError(f"{name} est trop court : au moins {MIN_SECRET_LENGTH} caractères "
+                                  "(par exemple : python -c 'import secrets; print(secrets.token_urlsafe())')")
+            found.append(value)
+    if env.get("NEWSLETTER_SECRET"):
+        return found
+    return [dev_secret(ROOT / DEV_SECRET_FILE)] + found
+
+
+def dev_secret(path: Path) -> str:
+    """The development secret, created on first use (readable by its owner only)."""
+    try:
+        return path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = _secrets.token_urlsafe(32)
+    # Written in full to a temporary name, then linked: a concurrent reader never sees half a secret.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as f:
+        f.write(value + "\n")
+    try:
+        os.link(tmp, path)
+    except FileExistsError:  # another process created it first: use theirs
+        return path.read_text(encoding="ascii").strip()
+    finally:
+        tmp.unlink()
+    logger.info("NEWSLETTER_SECRET is not set: generated a development secret in %s", path)
+    return value

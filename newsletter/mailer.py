@@ -1,0 +1,147 @@
+"""One mailer interface, two backends (like Django's mail backends):
+SMTP when SMTP_URL is set, otherwise one .eml file a message in NEWSLETTER_OUTBOX.
+
+`open_mailer(config)` yields an object with `send(msg)`; the SMTP backend keeps
+one connection for every message sent inside the `with` block.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import smtplib
+import ssl
+import tempfile
+import time
+import uuid
+from contextlib import contextmanager
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Iterator, Protocol
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from .config import Config
+
+logger = logging.getLogger(__name__)
+
+SMTP_TIMEOUT = 30
+
+
+class MailerError(RuntimeError):
+    """The mail server can't be used as configured: unreachable, TLS or login refused.
+
+    The message names SMTP_URL's host, never the password."""
+
+
+class Mailer(Protocol):
+    def send(self, msg: EmailMessage) -> None: ...
+
+
+@contextmanager
+def open_mailer(config: Config, ssl_context: ssl.SSLContext | None = None) -> Iterator[Mailer]:
+    """The configured mailer, closed on exit. `ssl_context` overrides certificate checks (tests)."""
+    if config.smtp_url:
+        mailer = SMTPMailer(config.smtp_url, ssl_context)
+        try:
+            yield mailer
+        finally:
+            mailer.close()
+    else:
+        yield OutboxMailer(config.outbox)
+
+
+class OutboxMailer:
+    """Writes each message to `outbox/<time>-<random>.eml` (no address in the name),
+    complete or not at all: a temporary file renamed into place."""
+
+    def __init__(self, outbox: Path):
+        self.outbox = Path(outbox)
+        self.outbox.mkdir(parents=True, exist_ok=True)
+
+    def send(self, msg: EmailMessage) -> Path:
+        name = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:12]}.eml"
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".eml", dir=self.outbox)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(msg.as_bytes())
+                f.flush()
+                os.fsync(f.fileno())
+            path = self.outbox / name
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        logger.debug("message written to %s", path)
+        return path
+
+
+class SMTPMailer:
+    """smtp://user:pass@host:port, smtps:// for TLS from the start, ?starttls=1 to upgrade.
+
+    Connects lazily and reconnects once if the server dropped an idle connection.
+    Errors while sending propagate as smtplib exceptions: the caller decides to retry.
+    """
+
+    def __init__(self, url: str, ssl_context: ssl.SSLContext | None = None):
+        parts = urlsplit(url)
+        query = parse_qs(parts.query)
+        self.tls = parts.scheme == "smtps"
+        self.starttls = query.get("starttls", ["0"])[0].lower() in ("1", "true", "yes", "on")
+        self.host = parts.hostname or "localhost"
+        self.port = parts.port or (465 if self.tls else 587 if self.starttls else 25)
+        self.user = unquote(parts.username) if parts.username else None
+        self.password = unquote(parts.password) if parts.password else None
+        self.ssl_context = ssl_context or ssl.create_default_context()
+        self._smtp: smtplib.SMTP | None = None
+
+    @property
+    def where(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def connect(self) -> smtplib.SMTP:
+        """Open, secure and authenticate; MailerError says which step failed and where."""
+        try:
+            if self.tls:
+                smtp = smtplib.SMTP_SSL(self.host, self.port, timeout=SMTP_TIMEOUT, context=self.ssl_context)
+            else:
+                smtp = smtplib.SMTP(self.host, self.port, timeout=SMTP_TIMEOUT)
+        except (OSError, smtplib.SMTPException) as exc:
+            raise MailerError(f"SMTP_URL : serveur {self.where} injoignable ({exc.__class__.__name__}: {exc})") from None
+        try:
+            smtp.ehlo()
+            if self.starttls:
+                smtp.starttls(context=self.ssl_context)
+                smtp.ehlo()
+            if self.user:
+                smtp.login(self.user, self.password or "")
+        except smtplib.SMTPAuthenticationError as exc:
+            _quit(smtp)
+            raise MailerError(f"SMTP_URL : identifiants refusés par {self.where} ({exc.smtp_code})") from None
+        except smtplib.SMTPNotSupportedError as exc:
+            _quit(smtp)
+            raise MailerError(f"SMTP_URL : {self.where} ne prend pas en charge {exc}") from None
+        except (OSError, smtplib.SMTPException) as exc:
+            _quit(smtp)
+            raise MailerError(f"SMTP_URL : échec de connexion à {self.where} ({exc.__class__.__name__}: {exc})") from None
+        return smtp
+
+    def send(self, msg: EmailMessage) -> None:
+        if self._smtp is None:
+            self._smtp = self.connect()
+        try:
+            self._smtp.send_message(msg)
+        except smtplib.SMTPServerDisconnected:
+            # The server closed an idle connection before taking the message: reconnect once.
+            self._smtp = self.connect()
+            self._smtp.send_message(msg)
+
+    def close(self) -> None:
+        if self._smtp is not None:
+            _quit(self._smtp)
+            self._smtp = None
+
+
+def _quit(smtp: smtplib.SMTP) -> None:
+    try:
+        smtp.quit()
+    except (OSError, smtplib.SMTPException):
+        smtp.close()
