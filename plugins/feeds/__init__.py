@@ -1,5 +1,335 @@
-"""Placeholder: filled in by its issue."""
+"""Every feed of the site, written with feedgen: whole site, each category, each tag.
+
+Paths (relative to the output folder; a category and a tag of the same slug never
+collide, and a feed's path depends only on its category or tag, never on a post):
+
+    /atom.xml, /rss.xml                          the whole blog
+    /categorie/{slug}/atom.xml, .../rss.xml      one category, beside its page
+    /etiquette/{slug}/atom.xml                   one tag, beside its page
+
+Entry ids never change when a post is edited, retitled or moved to another
+category (pelican #1933: feed-to-email services resend edited posts):
+
+    tag:{FEEDS_ID_AUTHORITY},{Date as YYYY-MM-DD in Paris}:{slug}
+
+A post's `Guid:` metadata, when present, is used as is instead; give one to a
+published post before changing its Date or Slug. RSS carries the same value as
+<guid isPermaLink="false">.
+
+Content is the full post, with every relative href, src, srcset, poster and cite
+made absolute against the post's own public URL (pelican #812, #1640). Output is
+deterministic: no build time anywhere, `updated` is the newest entry's, ties in
+order broken by slug, so the same content gives byte-identical feeds.
+
+Each feed carries `<?xml-stylesheet href=FEEDS_STYLESHEET?>`, so a browser shows a
+French page explaining the feed (theme/static/feeds/feed.xsl).
+
+Templates get `feeds_here()` (a Jinja global): the feeds for the page being
+rendered (site feeds, plus its category's or tag's), each with `mime`, `title`,
+`label`, `href` (root-relative) and `scope` ("site", "category", "tag").
+
+Settings:
+    FEEDS_MAX_ITEMS: entries per feed (default FEED_MAX_ITEMS, else 20).
+    FEEDS_ATOM_SAVE_AS, FEEDS_RSS_SAVE_AS: the site feeds ("" turns one off).
+    FEEDS_CATEGORY_ATOM_SAVE_AS, FEEDS_CATEGORY_RSS_SAVE_AS, FEEDS_TAG_ATOM_SAVE_AS:
+        patterns with {slug} ("" turns one off).
+    FEEDS_ID_AUTHORITY: the domain in entry ids (default: the host of PUBLIC_URL).
+        Pin it in production: changing it changes every id.
+    FEEDS_STYLESHEET: URL of the XSL stylesheet ("" for none).
+    FEEDS_CATEGORY_TITLE, FEEDS_TAG_TITLE: feed titles, with {site} and {name}.
+"""
+import html
+import logging
+import os
+import re
+from collections import namedtuple
+from datetime import datetime, timezone
+from urllib.parse import urljoin, urlsplit
+from zoneinfo import ZoneInfo
+
+from feedgen.feed import FeedGenerator
+from jinja2 import pass_context
+from lxml import etree
+from pelican import signals
+
+logger = logging.getLogger(__name__)
+
+DEFAULTS = {
+    "FEEDS_MAX_ITEMS": None,  # None: FEED_MAX_ITEMS, else 20
+    "FEEDS_ATOM_SAVE_AS": "atom.xml",
+    "FEEDS_RSS_SAVE_AS": "rss.xml",
+    "FEEDS_CATEGORY_ATOM_SAVE_AS": "categorie/{slug}/atom.xml",
+    "FEEDS_CATEGORY_RSS_SAVE_AS": "categorie/{slug}/rss.xml",
+    "FEEDS_TAG_ATOM_SAVE_AS": "etiquette/{slug}/atom.xml",
+    "FEEDS_ID_AUTHORITY": None,  # None: the host of PUBLIC_URL
+    "FEEDS_STYLESHEET": "/theme/feeds/feed.xsl",
+    "FEEDS_CATEGORY_TITLE": "{site} — {name}",
+    "FEEDS_TAG_TITLE": "{site} — étiquette « {name} »",
+}
+ATOM, RSS = "application/atom+xml", "application/rss+xml"
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+DNS_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$", re.I)
+URL_ATTR = re.compile(r"""(?P<lead>\s(?:href|src|poster|cite|action|longdesc)\s*=\s*)"""
+                      r"""(?:(?P<q>["'])(?P<quoted>.*?)(?P=q)|(?P<bare>[^\s"'>]+))""", re.I | re.S)
+SRCSET_ATTR = re.compile(r"""(?P<lead>\ssrcset\s*=\s*)(?P<q>["'])(?P<value>.*?)(?P=q)""", re.I | re.S)
+TAG = re.compile(r"<[^>]+>")
+
+Feed = namedtuple("Feed", "scope mime title label href")
+
+
+# Settings -----------------------------------------------------------------------
+
+def resolve_settings(settings: dict) -> dict:
+    """FEEDS_* merged over DEFAULTS; each bad value reported once (key and value), then the default used."""
+    merged = {**DEFAULTS, **{k: v for k, v in settings.items() if k in DEFAULTS}}
+    bad = []
+    if merged["FEEDS_MAX_ITEMS"] is None:
+        merged["FEEDS_MAX_ITEMS"] = settings.get("FEED_MAX_ITEMS") or 20
+    items = merged["FEEDS_MAX_ITEMS"]
+    if isinstance(items, bool) or not isinstance(items, int) or items < 1:
+        bad.append(("FEEDS_MAX_ITEMS", items, "a whole number of at least 1", 20))
+    for key in ("FEEDS_ATOM_SAVE_AS", "FEEDS_RSS_SAVE_AS", "FEEDS_CATEGORY_ATOM_SAVE_AS",
+                "FEEDS_CATEGORY_RSS_SAVE_AS", "FEEDS_TAG_ATOM_SAVE_AS"):
+        value = merged[key]
+        if value in (None, ""):
+            merged[key] = ""
+        elif (not isinstance(value, str) or value.startswith("/") or ".." in value.split("/")
+              or ("CATEGORY" in key or "TAG" in key) and "{slug}" not in value):
+            per_item = "CATEGORY" in key or "TAG" in key
+            need = "a path inside the output folder" + (" containing {slug}" if per_item else "")
+            bad.append((key, value, need, DEFAULTS[key]))
+    if merged["FEEDS_ID_AUTHORITY"] is None:
+        merged["FEEDS_ID_AUTHORITY"] = urlsplit(public_url(settings)).hostname or "localhost"
+    if not isinstance(merged["FEEDS_ID_AUTHORITY"], str) or not DNS_NAME.match(merged["FEEDS_ID_AUTHORITY"]):
+        bad.append(("FEEDS_ID_AUTHORITY", merged["FEEDS_ID_AUTHORITY"], "a domain name such as blog.example.fr",
+                    "localhost"))
+    if merged["FEEDS_STYLESHEET"] is None:
+        merged["FEEDS_STYLESHEET"] = ""
+    if not isinstance(merged["FEEDS_STYLESHEET"], str) or '"' in merged["FEEDS_STYLESHEET"]:
+        bad.append(("FEEDS_STYLESHEET", merged["FEEDS_STYLESHEET"], "a URL", DEFAULTS["FEEDS_STYLESHEET"]))
+    for key in ("FEEDS_CATEGORY_TITLE", "FEEDS_TAG_TITLE"):
+        try:
+            merged[key].format(site="", name="")
+        except (AttributeError, KeyError, IndexError, ValueError):
+            bad.append((key, merged[key], "a text with {site} and {name}", DEFAULTS[key]))
+    for key, value, need, default in bad:
+        logger.error("feeds: setting %s = %r is not %s; using %r", key, value, need, default)
+        merged[key] = default
+    return merged
+
+
+def public_url(settings: dict) -> str:
+    """The absolute base of the site, without a trailing slash."""
+    return (settings.get("PUBLIC_URL") or settings.get("SITEURL") or "http://localhost").rstrip("/")
+
+
+# What the templates and the writer share ------------------------------------------
+
+def site_feeds(settings: dict) -> list:
+    """The whole-blog feeds, Atom first."""
+    site, base = settings["SITENAME"], settings.get("SITEURL", "")
+    out = []
+    for key, mime, label in (("FEEDS_ATOM_SAVE_AS", ATOM, "Atom"), ("FEEDS_RSS_SAVE_AS", RSS, "RSS")):
+        if settings[key]:
+            out.append(Feed("site", mime, f"{site} — tous les billets ({label})", f"fil {label}",
+                            f"{base}/{settings[key]}"))
+    return out
+
+
+def taxonomy_feeds(settings: dict, scope: str, item) -> list:
+    """The feeds of one category or tag (an object with .name and .slug), Atom first."""
+    base = settings.get("SITEURL", "")
+    keys = ((("FEEDS_CATEGORY_ATOM_SAVE_AS", ATOM, "Atom"), ("FEEDS_CATEGORY_RSS_SAVE_AS", RSS, "RSS"))
+            if scope == "category" else (("FEEDS_TAG_ATOM_SAVE_AS", ATOM, "Atom"),))
+    title = feed_title(settings, scope, item)
+    return [Feed(scope, mime, f"{title} ({label})", f"fil {label}", f"{base}/{settings[key].format(slug=item.slug)}")
+            for key, mime, label in keys if settings[key]]
+
+
+def feed_title(settings: dict, scope: str, item=None) -> str:
+    """« égoBlog », « égoBlog — Humeurs Marketing », « égoBlog — étiquette « crm » »."""
+    site = settings["SITENAME"]
+    if scope == "site":
+        return site
+    pattern = settings["FEEDS_CATEGORY_TITLE"] if scope == "category" else settings["FEEDS_TAG_TITLE"]
+    return pattern.format(site=site, name=item.name).replace("« ", "«\u00a0").replace(" »", "\u00a0»")
+
+
+def make_feeds_here(settings: dict):
+    """The Jinja global: feeds for the page being rendered; local_only=True leaves out the site's."""
+    @pass_context
+    def feeds_here(context, local_only=False):
+        out = [] if local_only else site_feeds(settings)
+        tag, category = context.get("tag"), context.get("category")
+        if tag is not None and hasattr(tag, "slug"):
+            out += taxonomy_feeds(settings, "tag", tag)
+        elif category is not None and hasattr(category, "slug"):
+            out += taxonomy_feeds(settings, "category", category)
+        return out
+    return feeds_here
+
+
+# Entries --------------------------------------------------------------------------
+
+def paris(date: datetime, settings: dict) -> datetime:
+    """The date with the site's offset (a naive date is taken as site time), whole seconds."""
+    zone = ZoneInfo(settings.get("TIMEZONE") or "Europe/Paris")
+    date = date.replace(tzinfo=zone) if date.tzinfo is None else date.astimezone(zone)
+    return date.replace(microsecond=0)
+
+
+def entry_id(article, settings: dict) -> str:
+    """The stable id: Guid metadata, else tag:authority,date:slug."""
+    guid = str(article.metadata.get("guid") or "").strip()
+    if guid:
+        return guid
+    day = paris(article.date, settings).strftime("%Y-%m-%d")
+    return f"tag:{settings['FEEDS_ID_AUTHORITY']},{day}:{article.slug}"
+
+
+def absolute_urls(fragment: str, base: str) -> str:
+    """The HTML with every relative href/src/srcset/poster/cite resolved against base."""
+    def one(url: str) -> str:
+        raw = html.unescape(url.strip())
+        return html.escape(urljoin(base, raw), quote=True) if raw else html.escape(base)
+
+    def attr(match):
+        if match["bare"] is not None:
+            return f'{match["lead"]}"{one(match["bare"])}"'
+        return f'{match["lead"]}{match["q"]}{one(match["quoted"])}{match["q"]}'
+
+    def srcset(match):
+        candidates = []
+        for candidate in match["value"].split(","):
+            parts = candidate.strip().split(None, 1)
+            if parts:
+                candidates.append(" ".join([one(parts[0])] + parts[1:]))
+        return f'{match["lead"]}{match["q"]}{", ".join(candidates)}{match["q"]}'
+
+    return SRCSET_ATTR.sub(srcset, URL_ATTR.sub(attr, fragment))
+
+
+def plain_text(fragment: str) -> str:
+    """HTML as one line of text, for summaries."""
+    return " ".join(html.unescape(TAG.sub(" ", fragment or "")).split())
+
+
+def add_entry(fg: FeedGenerator, article, settings: dict) -> datetime:
+    """Append one post to the feed; return its updated date."""
+    base = public_url(settings)
+    permalink = f"{base}/{article.url}"
+    published = paris(article.date, settings)
+    updated = paris(getattr(article, "modified", None) or article.date, settings)
+    updated = max(updated, published)
+    authors = [a for a in getattr(article, "authors", []) if a.name] or []
+    fe = fg.add_entry(order="append")
+    fe.id(entry_id(article, settings))
+    fe.title(plain_text(article.title))
+    fe.link(href=permalink, rel="alternate", type="text/html")
+    fe.published(published)
+    fe.updated(updated)
+    if authors:
+        fe.author([{"name": a.name, "uri": f"{base}/{a.url}"} for a in authors])
+        fe.dc.dc_creator([a.name for a in authors])
+    cats = [{"term": article.category.slug, "label": article.category.name, "scheme": f"{base}/categorie/"}]
+    cats += [{"term": t.slug, "label": t.name, "scheme": f"{base}/etiquette/"}
+             for t in getattr(article, "tags", [])]
+    fe.category(cats)
+    summary = plain_text(getattr(article, "summary", ""))
+    if summary:
+        fe.summary(summary)
+    fe.content(absolute_urls(article.content, permalink), type="html")
+    return updated
+
+
+def newest_first(articles) -> list:
+    """Published date descending; slug breaks ties so the order never depends on file order."""
+    return sorted(articles, key=lambda a: (a.date.timestamp(), a.slug), reverse=True)
+
+
+# Writing -------------------------------------------------------------------------
+
+def render(settings: dict, scope: str, item, articles, mime: str, save_as: str, page_url: str) -> bytes:
+    """One feed as bytes: feedgen's XML with the stylesheet instruction in front."""
+    base = public_url(settings)
+    fg = FeedGenerator()
+    fg.load_extension("dc", atom=False, rss=True)
+    fg.id(f"{base}/{page_url}")
+    fg.title(feed_title(settings, scope, item))
+    if scope == "site":
+        fg.subtitle(settings.get("SITESUBTITLE") or settings["SITENAME"])
+    elif scope == "category":
+        fg.subtitle(f"Les billets de la rubrique «\u00a0{item.name}\u00a0» sur {settings['SITENAME']}")
+    else:
+        fg.subtitle(f"Les billets marqués «\u00a0{item.name}\u00a0» sur {settings['SITENAME']}")
+    fg.language(settings.get("DEFAULT_LANG") or "fr")
+    fg.author(name=settings.get("AUTHOR") or settings["SITENAME"])
+    fg.link(href=f"{base}/{save_as}", rel="self", type=mime)
+    fg.link(href=f"{base}/{page_url}", rel="alternate", type="text/html")  # last: RSS <link>
+    fg.generator("Pelican + python-feedgen")
+    newest = EPOCH
+    for article in newest_first(articles)[: settings["FEEDS_MAX_ITEMS"]]:
+        newest = max(newest, add_entry(fg, article, settings))
+    fg.updated(newest)
+    fg.lastBuildDate(newest)
+    root = etree.fromstring(fg.atom_str() if mime == ATOM else fg.rss_str())
+    if settings["FEEDS_STYLESHEET"]:
+        root.addprevious(etree.ProcessingInstruction(
+            "xml-stylesheet", f'type="text/xsl" href="{settings["FEEDS_STYLESHEET"]}"'))
+    return etree.tostring(root.getroottree(), xml_declaration=True, encoding="UTF-8", pretty_print=True)
+
+
+def planned_feeds(generator) -> list:
+    """(scope, item, articles, mime, save_as, page_url) for every feed of the site."""
+    s = generator.settings
+    plan = []
+    for key, mime in (("FEEDS_ATOM_SAVE_AS", ATOM), ("FEEDS_RSS_SAVE_AS", RSS)):
+        if s[key]:
+            plan.append(("site", None, generator.articles, mime, s[key], ""))
+    for category, articles in generator.categories:
+        for key, mime in (("FEEDS_CATEGORY_ATOM_SAVE_AS", ATOM), ("FEEDS_CATEGORY_RSS_SAVE_AS", RSS)):
+            if s[key]:
+                plan.append(("category", category, articles, mime, s[key].format(slug=category.slug), category.url))
+    for tag, articles in generator.tags.items():
+        if s["FEEDS_TAG_ATOM_SAVE_AS"]:
+            plan.append(("tag", tag, articles, ATOM, s["FEEDS_TAG_ATOM_SAVE_AS"].format(slug=tag.slug), tag.url))
+    return plan
+
+
+# Signal handlers ------------------------------------------------------------------
+
+def check_settings(pelican):
+    """Resolve FEEDS_* once, so a bad value is reported once; generators share this dict."""
+    pelican.settings.update(resolve_settings(pelican.settings))
+
+
+def add_template_global(generator):
+    """Expose feeds_here() to every template environment."""
+    if hasattr(generator, "env"):
+        generator.env.globals["feeds_here"] = make_feeds_here(generator.settings)
+
+
+def write_feeds(generator, writer):
+    """Write every feed once the articles' pages are written (the output folder is cleaned before)."""
+    written = {}
+    for scope, item, articles, mime, save_as, page_url in planned_feeds(generator):
+        path = os.path.join(generator.output_path, save_as)
+        if path in written:
+            logger.error("feeds: %s would be written twice (%s and %s); change the FEEDS_*_SAVE_AS settings",
+                         save_as, written[path], scope)
+            continue
+        written[path] = scope
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        with open(path, "wb") as out:
+            out.write(render(generator.settings, scope, item, articles, mime, save_as, page_url))
+    logger.info("feeds: wrote %d feeds", len(written))
 
 
 def register():
-    pass
+    # initialized: once per build, before any generator exists, so settings are checked once.
+    signals.initialized.connect(check_settings)
+    # generator_init: every generator that renders templates gets the Jinja global.
+    signals.generator_init.connect(add_template_global)
+    # article_writer_finalized: articles, categories and tags are final and the output
+    # folder has already been cleaned, so the feeds we write stay.
+    signals.article_writer_finalized.connect(write_feeds)
