@@ -84,3 +84,9 @@ def send(c, post):
 def preview(c, post):
     """Write the HTML and text mail of a post to open in a browser."""
     c.run(f'"{PY}" -m newsletter.preview "{post}"', pty=False)
+
+
+@task
+def bench(c, growth=False):
+    """Time our build against stock Pelican on 1,000 posts (--growth: also 100 and 5,000 posts)."""
+    c.run(f'"{PY}" bench/build_bench.py' + (" --growth" if growth else ""), pty=False)
