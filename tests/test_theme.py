@@ -4,9 +4,11 @@ Posts are read with Pelican's own reader, so the expectations follow content/pos
 """
 import json
 import re
+import shutil
 import textwrap
 from datetime import datetime
 from pathlib import Path
+from types import SimpleNamespace
 from urllib.parse import parse_qs, unquote, urlsplit
 from zoneinfo import ZoneInfo
 
@@ -17,7 +19,7 @@ from pelican.contents import Article
 from pelican.readers import Readers
 from pelican.settings import read_settings
 
-from plugins.theme_extras import fr_date, iso_date, reading_minutes
+from plugins.theme_extras import fr_date, iso_date, json_ld, reading_minutes
 from tests.conftest import ROOT, build
 
 PUBLIC_URL = "http://127.0.0.1:8000"
@@ -249,17 +251,29 @@ def test_404_page_in_french_leads_home_and_to_archives(site):
     assert doc.cssselect('meta[name=robots][content=noindex]')
 
 
-def test_pagination_in_french(tmp_path):
-    """Two posts a page: « Page 2 sur N », newer and older links that resolve."""
-    settings = tmp_path / "small_pages.py"
+@pytest.fixture(scope="module")
+def small_pages_site(tmp_path_factory):
+    """The project's content plus a page of the signup flow, built with two posts a page."""
+    root = tmp_path_factory.mktemp("small_pages")
+    content = root / "content"
+    shutil.copytree(ROOT / "content", content)
+    (content / "pages" / "newsletter-test.md").write_text(
+        "Title: Vérifiez votre boîte\nSlug: newsletter-test\nTemplate: newsletter\n\nUn e-mail arrive.\n",
+        encoding="utf-8")
+    settings = root / "small_pages.py"
     settings.write_text(textwrap.dedent(f"""\
         from pelicanconf import *
         THEME = {str(ROOT / "theme")!r}
         PLUGIN_PATHS = [{str(ROOT / "plugins")!r}]
         DEFAULT_PAGINATION = 2
     """), encoding="utf-8")
-    out = tmp_path / "output"
-    build(ROOT / "content", out, settings=str(settings))
+    build(content, root / "output", settings=str(settings))
+    return root / "output"
+
+
+def test_pagination_in_french(small_pages_site):
+    """« Page 2 sur N », newer and older links that resolve."""
+    out = small_pages_site
     pages = -(-len(POSTS) // 2)
     second = page(out, "/page/2/")
     pager = second.cssselect("nav.pager")[0]
@@ -268,6 +282,13 @@ def test_pagination_in_french(tmp_path):
     older = [a for a in pager.cssselect("a") if "Billets plus anciens" in text(a)][0]
     assert newer.get("href") == "/" and target(out, older.get("href")).is_file()
     assert listed(second) == ["/" + p.url for p in reversed(POSTS)][2:4]
+
+
+def test_signup_flow_page_template_is_not_indexed(small_pages_site):
+    doc = page(small_pages_site, "/newsletter-test/")
+    assert text(doc.cssselect("h1")[0]) == "Vérifiez votre boîte" and "Un e-mail arrive." in text(doc)
+    assert doc.cssselect("meta[name=robots][content=noindex]")
+    assert "newsletter-test" not in (small_pages_site / "sitemap.xml").read_text(encoding="utf-8")
 
 
 # --- On every page: signup form, privacy, canonical ----------------------------------------------
@@ -335,7 +356,7 @@ def test_internal_links_resolve(site):
         doc = lxml.html.fromstring(file.read_text(encoding="utf-8"))
         for link in doc.cssselect("a[href^='/']"):
             href = link.get("href")
-            if href.startswith("/newsletter"):
+            if href.startswith("/newsletter/"):
                 continue  # served by the newsletter service, not by the static site
             assert target(site, href).is_file(), (file, href)
 
@@ -384,3 +405,15 @@ def test_base_renders_with_the_service_variables_only(child, has_form):
     assert text(doc.cssselect("title")[0]) == "Inscription confirmée – égoBlog"
     assert bool(doc.cssselect("form.signup[action='/newsletter/inscription']")) is has_form
     assert doc.cssselect("main h1") and doc.cssselect("link[rel=stylesheet][href='/theme/css/site.css']")
+
+
+def test_json_ld_cannot_close_its_script_element():
+    author = SimpleNamespace(name="François", url="auteur/francois/")
+    post = SimpleNamespace(title="Fin &lt;/script&gt;<em>!</em>", summary="<p>Résumé</p>",
+                           date=datetime(2015, 10, 17, 8), modified=None, url="2015/10/x/", authors=[author],
+                           category=SimpleNamespace(name="Humeurs Marketing"), tags=[])
+    source = json_ld(post, {"PUBLIC_URL": PUBLIC_URL, "SITENAME": "égoBlog"})
+    assert "</" not in source
+    data = json.loads(source)
+    assert data["headline"] == "Fin </script>!" and data["datePublished"] == "2015-10-17T08:00:00+02:00"
+    assert data["description"] == "Résumé" and data["inLanguage"] == "fr-FR"
