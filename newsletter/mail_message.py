@@ -1,0 +1,303 @@
+"""The newsletter mail: one post (or a digest of several) as a MIME message.
+
+Everything shared by all readers is rendered and encoded once per send
+(`build_mail`): the HTML from theme/templates/email/post.html with its CSS
+inlined, and the plain text from the Markdown source. Per reader only the
+unsubscribe link and To differ: `Mail.message(email, …)` substitutes a
+placeholder in the one line that holds it and re-encodes that line only.
+No tracking pixel, no rewritten link, nothing else about the reader.
+"""
+from __future__ import annotations
+
+import binascii
+import difflib
+import hashlib
+import email.policy
+import html
+import json
+import re
+import textwrap
+import uuid
+from dataclasses import dataclass, replace
+from datetime import datetime
+from email.header import Header
+from email.message import EmailMessage, Message
+from email.utils import formataddr, formatdate, parseaddr
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import css_inline
+import jinja2
+import markupsafe
+
+from .config import ROOT, Config
+from .plaintext import WIDTH, fix_text, render_text
+
+TEMPLATES = ROOT / "theme" / "templates" / "email"
+DEFAULT_POSTS_PATH = "var/posts"
+PLACEHOLDER = "xUNSUBSCRIBEx9f2c7e1bx"  # letters only: survives HTML serialisation and quoted-printable
+MONTHS = ["janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre",
+          "novembre", "décembre"]
+PREHEADER_PADDING = "&#847;&zwnj;&nbsp;" * 60  # keeps clients from pulling body text into the preview line
+# compat32 with CRLF: headers are stored as given (pre-encoded below), which keeps
+# per-reader message assembly cheap; smtplib and the outbox serialise it as is.
+POLICY = email.policy.compat32.clone(linesep="\r\n")
+_IMG_NO_ALT = re.compile(r"<img(?![^>]*\balt\s*=)", re.IGNORECASE)
+_SLUG = re.compile(r"^[\w][\w.-]*$")
+
+
+class PostError(Exception):
+    """A post can't be mailed: unknown slug, not built, or changed since the build."""
+
+
+@dataclass(frozen=True)
+class Post:
+    slug: str
+    title: str
+    title_text: str
+    url: str
+    date: datetime
+    category: dict | None
+    tags: list
+    author: str | None
+    summary_html: str
+    summary_text: str
+    content_html: str
+    source_path: str
+    source_sha256: str
+
+    @classmethod
+    def from_record(cls, data: dict) -> "Post":
+        fields = {name: data.get(name) for name in cls.__dataclass_fields__}
+        fields["date"] = datetime.fromisoformat(data["date"])
+        fields["tags"] = data.get("tags") or []
+        return cls(**fields)
+
+
+# -- finding the built posts ---------------------------------------------------
+
+
+def posts_path(config: Config) -> Path:
+    """Where plugins/mail_posts wrote the records (MAIL_POSTS_PATH, relative to the project root)."""
+    path = Path(config.settings.get("MAIL_POSTS_PATH") or DEFAULT_POSTS_PATH)
+    return path if path.is_absolute() else ROOT / path
+
+
+def source_slugs(config: Config) -> dict[str, Path]:
+    """Slugs of the Markdown posts in the content folder (Slug: header, else the file name)."""
+    content = Path(config.settings.get("PATH") or "content")
+    content = content if content.is_absolute() else ROOT / content
+    found = {}
+    for path in sorted(content.rglob("*.md")):
+        if "pages" in path.relative_to(content).parts:
+            continue
+        slug = path.stem
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            if not line.strip():
+                break
+            key, _, value = line.partition(":")
+            if key.strip().lower() == "slug" and value.strip():
+                slug = value.strip()
+        found[slug] = path
+    return found
+
+
+def load_post(config: Config, slug: str) -> Post:
+    """The built record of one post, or a PostError that tells the author what to do."""
+    folder = posts_path(config)
+    record = folder / f"{slug}.json" if _SLUG.match(slug) else None
+    if record is None or not record.is_file():
+        if slug in source_slugs(config):
+            raise PostError(f"Post '{slug}' is not built yet: run make build first.")
+        known = sorted(p.stem for p in folder.glob("*.json")) or sorted(source_slugs(config))
+        close = difflib.get_close_matches(slug, known, n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        listing = ", ".join(known) if known else "none (run make build first)"
+        raise PostError(f"No post with slug '{slug}'.{hint} Known slugs: {listing}.")
+    post = Post.from_record(json.loads(record.read_text(encoding="utf-8")))
+    source = Path(post.source_path)
+    if not source.is_file():
+        raise PostError(f"Post '{slug}': its source {source} is gone; run make build first.")
+    if hashlib.sha256(source.read_bytes()).hexdigest() != post.source_sha256:
+        raise PostError(f"Post '{slug}': {source.name} changed since the last build; run make build first, "
+                        "so the mail is what the site shows.")
+    return post
+
+
+def load_posts(config: Config, slugs: list[str]) -> list[Post]:
+    return [load_post(config, slug) for slug in slugs]
+
+
+# -- rendering once per send ------------------------------------------------------
+
+
+def date_fr(value: datetime) -> str:
+    return f"{value.day}{'er' if value.day == 1 else ''} {MONTHS[value.month - 1]} {value.year}"
+
+
+def site_domain(config: Config) -> str:
+    """The site's domain for Message-ID and List-Id: PUBLIC_URL's host, or the sender's domain in development."""
+    host = urlsplit(config.public_url).hostname or ""
+    if not host or host == "localhost" or host.replace(".", "").isdigit() or ":" in host:
+        host = parseaddr(config.mail_from)[1].rpartition("@")[2] or "localhost"
+    return host.lower()
+
+
+def subject_of(config: Config, posts: list[Post]) -> str:
+    if len(posts) == 1:
+        return posts[0].title_text
+    return f"{config.site_name} : {len(posts)} nouveaux billets"
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
+                             keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
+    env.filters["date_fr"] = date_fr
+    return env
+
+
+def render_html(config: Config, posts: list[Post], unsubscribe_url: str = PLACEHOLDER) -> str:
+    """The HTML mail with its CSS inlined (the @media rules kept in <style>)."""
+    subject = subject_of(config, posts)
+    preheader = posts[0].summary_text if len(posts) == 1 else " · ".join(p.title_text for p in posts)
+    fixed = [_with_alt(post) for post in posts]
+    page = _environment().get_template("post.html").render(
+        subject=subject, preheader=preheader, preheader_padding=markupsafe.Markup(PREHEADER_PADDING),
+        posts=fixed, digest=len(posts) > 1, site_name=config.site_name, public_url=config.public_url,
+        unsubscribe_url=unsubscribe_url, css=(TEMPLATES / "email.css").read_text(encoding="utf-8"))
+    inliner = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False, minify_css=True)
+    return inliner.inline(page)
+
+
+def _with_alt(post: Post) -> Post:
+    """Every image gets an alt attribute (empty when the author gave none)."""
+    return replace(post, content_html=_IMG_NO_ALT.sub('<img alt=""', post.content_html),
+                   summary_html=_IMG_NO_ALT.sub('<img alt=""', post.summary_html))
+
+
+def render_plain(config: Config, posts: list[Post], unsubscribe_url: str = PLACEHOLDER) -> str:
+    """The text/plain alternative: the post from its Markdown, or the digest's summaries."""
+    markdown_settings = config.settings.get("MARKDOWN") or {}
+    parts = []
+    if len(posts) == 1:
+        post = posts[0]
+        head = [post.title_text, "=" * len(post.title_text), ""]
+        meta = date_fr(post.date) + (f" · {post.author}" if post.author else "")
+        if post.category:
+            meta = f"{post.category['name']} · {meta}"
+        head += [fix_text(meta), ""]
+        body = render_text(Path(post.source_path).read_text(encoding="utf-8"), post.url, markdown_settings,
+                           post.content_html)
+        parts.append("\n".join(head) + "\n" + body.rstrip("\n"))
+        parts.append(f"Lire sur le blog : {post.url}")
+    else:
+        subject = subject_of(config, posts)
+        parts.append(f"{subject}\n{'=' * len(subject)}")
+        for post in posts:
+            lines = [post.title_text, "-" * len(post.title_text)]
+            meta = date_fr(post.date) + (f" · {post.category['name']}" if post.category else "")
+            lines.append(fix_text(meta))
+            lines.append("")
+            lines += textwrap.wrap(fix_text(post.summary_text), WIDTH, break_long_words=False, break_on_hyphens=False)
+            lines += ["", f"Lire sur le blog : {post.url}"]
+            parts.append("\n".join(lines))
+    parts.append("-- \n"
+                 + fix_text(f"Vous recevez cette lettre parce que vous vous êtes inscrit sur {config.site_name}.")
+                 + "\n" + fix_text("Se désinscrire en un clic :") + f"\n{unsubscribe_url}")
+    return "\n\n".join(parts) + "\n"
+
+
+# -- the per-reader message -------------------------------------------------------
+
+
+def _qp(text: str) -> str:
+    return binascii.b2a_qp(text.encode("utf-8"), quotetabs=False, istext=True, header=False).decode("ascii")
+
+
+class _Body:
+    """A body encoded once in quoted-printable around the line that holds the placeholder."""
+
+    def __init__(self, text: str, escape):
+        text = text.replace("\r\n", "\n")
+        at = text.find(PLACEHOLDER)
+        if at < 0:
+            raise ValueError("the unsubscribe placeholder is missing from the template")
+        start = text.rfind("\n", 0, at) + 1
+        end = text.find("\n", at)
+        end = len(text) if end < 0 else end + 1
+        self.head, self.line, self.tail = _qp(text[:start]), text[start:end], _qp(text[end:])
+        self.escape = escape
+
+    def encoded(self, url: str) -> str:
+        return self.head + _qp(self.line.replace(PLACEHOLDER, self.escape(url))) + self.tail
+
+
+def _header(value: str) -> str:
+    """A header value, RFC 2047-encoded when it isn't ASCII."""
+    return value if value.isascii() else Header(value, "utf-8").encode()
+
+
+def _address(value: str) -> str:
+    name, addr = parseaddr(value)
+    return formataddr((name, addr), charset="utf-8") if name else addr
+
+
+@dataclass
+class Mail:
+    """A rendered send: subject, HTML and text with a placeholder for the unsubscribe link."""
+
+    subject: str
+    html: str
+    text: str
+    headers: list[tuple[str, str]]
+    domain: str
+
+    def __post_init__(self):
+        self._html = _Body(self.html, lambda url: html.escape(url, quote=True))
+        self._text = _Body(self.text, lambda url: url)
+
+    def message(self, to: str, unsubscribe_url: str, unsubscribe_mailto: str) -> EmailMessage:
+        """The message for one reader. Only To, Message-ID and the unsubscribe links are theirs."""
+        msg = EmailMessage(policy=POLICY)
+        for name, value in self.headers:
+            msg[name] = value
+        msg["To"] = to
+        msg["Date"] = formatdate(localtime=True)
+        msg["Message-ID"] = f"<{uuid.uuid4().hex}@{self.domain}>"
+        msg["List-Unsubscribe"] = f"<{unsubscribe_url}>, <{unsubscribe_mailto}>"
+        msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        msg["MIME-Version"] = "1.0"
+        msg["Content-Type"] = f'multipart/alternative; boundary="{uuid.uuid4().hex}"'
+        msg.set_payload([_part("plain", self._text.encoded(unsubscribe_url)),
+                         _part("html", self._html.encoded(unsubscribe_url))])
+        return msg
+
+    def sample(self, unsubscribe_url: str) -> tuple[str, str]:
+        """The HTML and text as one reader sees them (preview, dry run)."""
+        return (self.html.replace(PLACEHOLDER, html.escape(unsubscribe_url, quote=True)),
+                self.text.replace(PLACEHOLDER, unsubscribe_url))
+
+
+def _part(subtype: str, payload: str) -> Message:
+    part = Message(policy=POLICY)
+    part["Content-Type"] = f'text/{subtype}; charset="utf-8"'
+    part["Content-Transfer-Encoding"] = "quoted-printable"
+    part.set_payload(payload)
+    return part
+
+
+def build_mail(config: Config, posts: list[Post]) -> Mail:
+    """Render and encode the parts shared by every reader, once."""
+    if not posts:
+        raise ValueError("build_mail needs at least one post")
+    domain = site_domain(config)
+    subject = subject_of(config, posts)
+    headers = [
+        ("From", _address(config.mail_from)),
+        ("Subject", _header(subject)),
+        ("List-Id", f"{_header(config.site_name)} <egoblog.{domain}>"),
+    ]
+    if config.reply_to:
+        headers.insert(1, ("Reply-To", _address(config.reply_to)))
+    return Mail(subject=subject, html=render_html(config, posts), text=render_plain(config, posts),
+                headers=headers, domain=domain)
