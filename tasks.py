@@ -1,6 +1,7 @@
 """The author's commands (invoke). The Makefile's targets call these."""
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -12,13 +13,20 @@ OUTPUT = ROOT / "output"
 PY = sys.executable
 
 
-def build_site(c, settings, output=OUTPUT, content=ROOT / "content"):
+class BuildFailed(Exception):
+    """Pelican refused the content; output/ was left as it was."""
+
+
+def build_site(settings, output=OUTPUT, content=ROOT / "content"):
     """Build into a fresh folder and swap it in only on success: a failed build leaves output/ as it was."""
     output = Path(output)
     staging = Path(tempfile.mkdtemp(prefix=output.name + ".new-", dir=output.parent))
     try:
-        c.run(f'"{PY}" -m pelican "{content}" -s "{ROOT / settings}" -o "{staging}" --fatal errors',
-              echo=False, pty=False)
+        result = subprocess.run(
+            [PY, "-m", "pelican", str(content), "-s", str(ROOT / settings), "-o", str(staging), "--fatal", "errors"],
+            cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if result.returncode != 0:
+            raise BuildFailed(result.stdout)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -28,18 +36,27 @@ def build_site(c, settings, output=OUTPUT, content=ROOT / "content"):
         output.rename(previous)
     staging.rename(output)
     shutil.rmtree(previous, ignore_errors=True)
+    return result.stdout
+
+
+def build_or_exit(settings):
+    """Build for the author's commands: Pelican's report on success, its complaint and exit 1 on failure."""
+    try:
+        print(build_site(settings), end="")
+    except BuildFailed as failure:
+        sys.exit(f"{failure}\nBuild failed: output/ was left unchanged.")
 
 
 @task
 def build(c):
     """Build output/ with pelicanconf.py."""
-    build_site(c, "pelicanconf.py")
+    build_or_exit("pelicanconf.py")
 
 
 @task
 def publish(c):
     """Build output/ with publishconf.py (needs SITEURL and NEWSLETTER_SECRET)."""
-    build_site(c, "publishconf.py")
+    build_or_exit("publishconf.py")
 
 
 @task
