@@ -97,15 +97,21 @@ def add_filters(generator):
     })
 
 
+def check_settings(pelican):
+    """initialized: merge the defaults and report a bad value once, before any post is read."""
+    key = "THEME_EXTRAS_WORDS_PER_MINUTE"
+    value = pelican.settings.get(key, DEFAULTS[key])
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        logger.error("%s must be a positive integer, not %r; using %s", key, value, DEFAULTS[key])
+        value = DEFAULTS[key]
+    pelican.settings[key] = value
+
+
 def add_reading_time(content):
     """content_object_init: computed once per post, before any template loops over it."""
-    if not isinstance(content, Article):
-        return
-    per_minute = content.settings.get("THEME_EXTRAS_WORDS_PER_MINUTE", DEFAULTS["THEME_EXTRAS_WORDS_PER_MINUTE"])
-    if not isinstance(per_minute, int) or per_minute <= 0:
-        logger.error("THEME_EXTRAS_WORDS_PER_MINUTE must be a positive integer, not %r", per_minute)
-        per_minute = DEFAULTS["THEME_EXTRAS_WORDS_PER_MINUTE"]
-    content.reading_time = reading_minutes(content._content or "", per_minute)
+    if isinstance(content, Article):
+        per_minute = content.settings.get("THEME_EXTRAS_WORDS_PER_MINUTE", DEFAULTS["THEME_EXTRAS_WORDS_PER_MINUTE"])
+        content.reading_time = reading_minutes(content._content or "", per_minute)
 
 
 def link_neighbours(generator):
@@ -117,6 +123,7 @@ def link_neighbours(generator):
 
 
 def register():
+    signals.initialized.connect(check_settings)
     signals.generator_init.connect(add_filters)
     signals.content_object_init.connect(add_reading_time)
     signals.article_generator_finalized.connect(link_neighbours)
