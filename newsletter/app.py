@@ -1,0 +1,315 @@
+"""The signup service: subscribe (double opt-in), confirm, unsubscribe.
+
+Routes live under the path of NEWSLETTER_URL (/newsletter). GET shows a page,
+POST acts: a mail scanner that opens a link changes nothing. A form post gets a
+303 to a static page of the site, or a 4xx page in the theme that says what was
+wrong; `Accept: application/json` gets JSON (202 / 4xx {"erreur": …}).
+
+The signup answer never depends on whether the address is known: the store is not
+consulted, and the mail is sent by a worker (outgoing.py), off the request path.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from contextlib import asynccontextmanager
+from pathlib import Path
+from urllib.parse import parse_qs
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from .addresses import InvalidAddress, normalize_address
+from .config import Config
+from .outgoing import Outgoing
+from .pages import theme_environment
+from .ratelimit import Limits, RateLimiter
+from .signing import BadLink, ExpiredLink, Signer
+from .store import open_store
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY = 4096
+HONEYPOT = "site_web"
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+
+MESSAGES = {
+    "verifiez": "C’est presque fini : nous venons d’envoyer un e-mail de confirmation à l’adresse indiquée. "
+                "Ouvrez-le et confirmez dans les 48 heures. Rien n’est enregistré avant votre confirmation.",
+    "confirme": "Inscription confirmée : vous recevrez les prochains billets par e-mail.",
+    "desinscrit": "Vous êtes désinscrit : votre adresse a été effacée.",
+}
+HTTP_ERRORS = {
+    400: "La requête est mal formée.",
+    404: "Cette page n’existe pas.",
+    405: "Cette méthode n’est pas acceptée à cette adresse.",
+    413: f"Le formulaire envoyé est trop volumineux ({MAX_BODY} octets au plus).",
+    415: "Format non accepté : envoyez un formulaire (application/x-www-form-urlencoded, "
+         "multipart/form-data) ou du JSON.",
+    429: "Trop de demandes depuis votre connexion : patientez une minute avant de réessayer.",
+    500: "Une erreur interne est survenue. Réessayez un peu plus tard.",
+    503: "Le service est momentanément surchargé. Réessayez dans quelques minutes.",
+}
+TOO_MANY_FOR_ADDRESS = ("Plusieurs e-mails de confirmation ont déjà été demandés pour cette adresse "
+                        "dans l’heure : vérifiez votre boîte (et les courriers indésirables), "
+                        "ou réessayez dans une heure.")
+
+
+class Refused(Exception):
+    """A request refused with a status and a French message for the reader."""
+
+    def __init__(self, status: int, message: str, headers: dict | None = None):
+        self.status, self.message, self.headers = status, message, headers
+
+
+# -- helpers ---------------------------------------------------------------
+
+def wants_json(request: Request) -> bool:
+    return "application/json" in request.headers.get("accept", "")
+
+
+def client_key(request: Request) -> str:
+    return request.client.host if request.client else "?"
+
+
+def page_url(request: Request, name: str) -> str:
+    """The static page of the flow, e.g. /newsletter/verifiez/ (content/pages/newsletter-*.md)."""
+    return f"{request.state.config.newsletter_path}/{name}/"
+
+
+def render(request: Request, template: str, status: int = 200, **context) -> HTMLResponse:
+    html = request.state.templates.get_template(template).render(context)
+    return HTMLResponse(html, status_code=status)
+
+
+def refusal(request: Request, status: int, message: str, headers: dict | None = None,
+            title: str = "Inscription impossible") -> Response:
+    """A French error: JSON, or a page of the site with the form to try again."""
+    if wants_json(request):
+        response = JSONResponse({"erreur": message}, status_code=status)
+    else:
+        response = render(request, "service/error.html", status, page_title=title, message=message)
+    response.headers.update(headers or {})
+    return response
+
+
+def done(request: Request, name: str, status_json: int = 200) -> Response:
+    """Success: 303 to the static page, or JSON."""
+    if wants_json(request):
+        return JSONResponse({"message": MESSAGES[name]}, status_code=status_json)
+    return RedirectResponse(page_url(request, name), status_code=303)
+
+
+def limit(request: Request, limiter_name: str, key: str, message: str) -> None:
+    if not request.state.limiters[limiter_name].allow(key):
+        raise Refused(429, message, {"Retry-After": "60" if limiter_name != "per_address" else "3600"})
+
+
+async def read_body(request: Request) -> bytes:
+    """The body, refused with 413 beyond MAX_BODY bytes (announced or streamed)."""
+    length = request.headers.get("content-length")
+    if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
+        raise Refused(413, HTTP_ERRORS[413])
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY:
+            raise Refused(413, HTTP_ERRORS[413])
+    return bytes(body)
+
+
+async def read_fields(request: Request, body: bytes) -> dict[str, list[str]]:
+    """Form fields (urlencoded, multipart) or a JSON object, as {name: [values]}; 415 for anything else."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    try:
+        if ctype == "application/x-www-form-urlencoded":
+            return parse_qs(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False,
+                            max_num_fields=20)
+        if ctype == "multipart/form-data":
+            async def once():
+                yield body
+            form = await MultiPartParser(Headers(raw=request.headers.raw), once(), max_files=0,
+                                         max_fields=20, max_part_size=MAX_BODY).parse()
+            return {k: [v for v in form.getlist(k) if isinstance(v, str)] for k in form.keys()}
+        if ctype == "application/json":
+            data = json.loads(body.decode("utf-8"))
+            if not isinstance(data, dict):
+                raise ValueError("not an object")
+            return {k: v if isinstance(v, list) else [v] for k, v in data.items()}
+    except (UnicodeDecodeError, ValueError, MultiPartException):
+        raise Refused(400, "Le formulaire envoyé est illisible : renvoyez-le depuis la page.") from None
+    raise Refused(415, HTTP_ERRORS[415])
+
+
+# -- endpoints -------------------------------------------------------------
+
+async def subscribe(request: Request) -> Response:
+    """POST /inscription: validate, then queue one confirmation mail. Nothing is stored."""
+    try:
+        limit(request, "signup_per_client", client_key(request), HTTP_ERRORS[429])
+        body = await read_body(request)
+        fields = await read_fields(request, body)
+        if any(str(v).strip() for v in fields.get(HONEYPOT, [])):
+            return done(request, "verifiez", 202)  # a bot: the usual answer, and nothing sent
+        values = fields.get("email", [])
+        if len(values) > 1:
+            raise Refused(422, "Le champ « adresse e-mail » doit contenir une seule adresse.")
+        try:
+            email = normalize_address(values[0] if values else "")
+        except InvalidAddress as exc:
+            raise Refused(422, exc.message) from None
+        limit(request, "mail_per_address", email.lower(), TOO_MANY_FOR_ADDRESS)
+        if not request.state.outgoing.submit(email):
+            raise Refused(503, HTTP_ERRORS[503], {"Retry-After": "120"})
+    except Refused as exc:
+        return refusal(request, exc.status, exc.message, exc.headers)
+    return done(request, "verifiez", 202)
+
+
+def read_link(request: Request, kind: str) -> str:
+    """The address in the link's token; Refused with a French page if forged or expired."""
+    signer: Signer = request.state.signer
+    token = request.path_params["token"]
+    try:
+        if kind == "confirm":
+            return signer.read_confirm_token(token)
+        return signer.read_unsubscribe_token(token)
+    except ExpiredLink:
+        raise Refused(410, "Ce lien de confirmation a expiré : il n’est valable que 48 heures. "
+                           "Inscrivez-vous à nouveau avec le formulaire ci-dessous, "
+                           "vous recevrez un nouveau lien.") from None
+    except BadLink:
+        raise Refused(400, "Ce lien n’est pas valide : il a peut-être été coupé ou modifié. "
+                           "Copiez le lien complet depuis l’e-mail reçu, "
+                           "ou inscrivez-vous à nouveau avec le formulaire ci-dessous.") from None
+
+
+async def confirm(request: Request) -> Response:
+    """GET shows the « Confirmer » button; POST stores the address."""
+    try:
+        limit(request, "links_per_client", client_key(request), HTTP_ERRORS[429])
+        email = read_link(request, "confirm")
+        if request.method == "POST":
+            await read_body(request)
+            await run_in_threadpool(request.state.store.add, email)
+            return done(request, "confirme")
+    except Refused as exc:
+        return refusal(request, exc.status, exc.message, exc.headers, title="Lien de confirmation")
+    if wants_json(request):
+        return JSONResponse({"message": "Confirmez votre inscription par une requête POST sur cette adresse."})
+    return render(request, "service/confirm.html", page_title="Confirmer votre inscription", email=email)
+
+
+async def unsubscribe(request: Request) -> Response:
+    """GET shows « Me désinscrire »; POST erases the address at once (RFC 8058 one-click too)."""
+    try:
+        limit(request, "links_per_client", client_key(request), HTTP_ERRORS[429])
+        email = read_link(request, "unsubscribe")
+        if request.method == "POST":
+            body = await read_body(request)
+            try:
+                one_click = "One-Click" in (await read_fields(request, body)).get("List-Unsubscribe", [])
+            except Refused:
+                one_click = False  # any POST unsubscribes; only the answer differs
+            await run_in_threadpool(request.state.store.remove, email)
+            if one_click:
+                return PlainTextResponse("Vous êtes désinscrit : votre adresse a été effacée.\n")
+            return done(request, "desinscrit")
+    except Refused as exc:
+        return refusal(request, exc.status, exc.message, exc.headers, title="Lien de désinscription")
+    if wants_json(request):
+        return JSONResponse({"message": "Confirmez la désinscription par une requête POST sur cette adresse."})
+    return render(request, "service/unsubscribe.html", page_title="Se désinscrire", email=email)
+
+
+async def http_error(request: Request, exc: HTTPException) -> Response:
+    """404, 405 and friends, in French, JSON or HTML as asked."""
+    message = HTTP_ERRORS.get(exc.status_code, exc.detail)
+    return refusal(request, exc.status_code, message, dict(exc.headers or {}) or None, title="Erreur")
+
+
+async def server_error(request: Request, exc: Exception) -> Response:
+    # Sent by the outermost middleware, past SecurityHeaders: add them here.
+    logger.error("unhandled error: %s", type(exc).__name__)
+    if wants_json(request):
+        return JSONResponse({"erreur": HTTP_ERRORS[500]}, status_code=500, headers=SECURITY_HEADERS)
+    return PlainTextResponse(HTTP_ERRORS[500], status_code=500, headers=SECURITY_HEADERS)
+
+
+class SecurityHeaders:
+    """Adds SECURITY_HEADERS to every answer, and drops any Set-Cookie (no cookies, ever)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"set-cookie"]
+                present = {k.lower() for k, _ in headers}
+                headers += [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()
+                            if k.lower().encode() not in present]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+# -- the app -----------------------------------------------------------------
+
+def create_app(config: Config, *, limits: Limits = Limits(), static_dir: str | Path | None = None) -> Starlette:
+    """The service; with `static_dir`, also the built site at / (the dev server)."""
+    prefix = config.newsletter_path
+    routes = [
+        Route(f"{prefix}/inscription", subscribe, methods=["POST"]),
+        Route(f"{prefix}/confirmer/{{token}}", confirm, methods=["GET", "POST"]),
+        Route(f"{prefix}/desinscription/{{token}}", unsubscribe, methods=["GET", "POST"]),
+    ]
+    if static_dir is not None:
+        routes.append(Mount("/", app=StaticFiles(directory=static_dir, html=True)))
+
+    @asynccontextmanager
+    async def lifespan(app):
+        signer = Signer(config.secrets)
+        store = open_store(config.db)
+        outgoing = Outgoing(config, signer)
+        outgoing.start()
+        try:
+            yield {
+                "config": config,
+                "signer": signer,
+                "store": store,
+                "outgoing": outgoing,
+                "templates": theme_environment(config),
+                "limiters": {name: RateLimiter(getattr(limits, name))
+                             for name in ("signup_per_client", "mail_per_address", "links_per_client")},
+            }
+        finally:
+            await run_in_threadpool(outgoing.stop)
+            store.close()
+
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(SecurityHeaders)],
+        exception_handlers={HTTPException: http_error, 500: server_error},
+        lifespan=lifespan,
+    )

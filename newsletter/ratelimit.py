@@ -1,0 +1,60 @@
+"""In-memory sliding-window rate limits: per client and per address.
+
+Keys are hashed with a random per-process key before they are kept, so not even
+the process memory holds a client's IP or a reader's address in clear. Nothing
+is ever written to disk; a restart forgets everything.
+"""
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+MAX_KEYS = 100_000  # memory bound: the oldest keys are dropped first beyond this
+
+
+@dataclass(frozen=True)
+class Limits:
+    """(count, seconds) per window; None turns a limit off (the benchmark, tests of other things)."""
+
+    signup_per_client: tuple[int, float] | None = (10, 60)
+    mail_per_address: tuple[int, float] | None = (3, 3600)
+    links_per_client: tuple[int, float] | None = (60, 60)
+
+
+NO_LIMITS = Limits(None, None, None)
+
+
+class RateLimiter:
+    """At most `count` hits per `window` seconds for each key."""
+
+    def __init__(self, rule: tuple[int, float] | None, clock: Callable[[], float] = time.monotonic):
+        self.rule = rule
+        self.clock = clock
+        self._pepper = secrets.token_bytes(16)
+        self._hits: dict[bytes, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def allow(self, key: str) -> bool:
+        """Count one hit for `key`; False if it is over the limit (the refused hit is not counted)."""
+        if self.rule is None:
+            return True
+        count, window = self.rule
+        digest = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), key=self._pepper, digest_size=16).digest()
+        now = self.clock()
+        with self._lock:
+            hits = self._hits.pop(digest, None) or deque()
+            while hits and hits[0] <= now - window:
+                hits.popleft()
+            allowed = len(hits) < count
+            if allowed:
+                hits.append(now)
+            if hits:
+                self._hits[digest] = hits  # re-inserted last: dict order = least recently used first
+            while len(self._hits) > MAX_KEYS:
+                del self._hits[next(iter(self._hits))]
+        return allowed
