@@ -72,9 +72,16 @@ def is_residue(line: str) -> bool:
     return line in RESIDUE_LINES or any(r in line for r in COMMENT_FORM)
 
 
+# WordPress's texturizer turned two closing quotes before a period into an opening « : a scrape
+# artifact, not the author's words, so the posts close them with ».
+SCRAPE_ARTIFACT = re.compile(r"(à la papa|d’Air France)«\s*\.")
+
+
 def seed_paragraphs(seed: str) -> list[str]:
-    """The author's paragraphs, straight from the seed file."""
-    lines = (line.strip() for line in (SEEDS / seed).read_text(encoding="utf-8").splitlines())
+    """The author's paragraphs, straight from the seed file (scrape artifacts mended)."""
+    text = (SEEDS / seed).read_text(encoding="utf-8")
+    text = SCRAPE_ARTIFACT.sub(r"\1 ».", text)
+    lines = (line.strip() for line in text.splitlines())
     return [line for line in lines if line and not is_residue(line)]
 
 
