@@ -1,0 +1,195 @@
+"""`make send`: a real aiosmtpd server on 127.0.0.1, a real SQLite store of a few hundred readers."""
+import email
+import email.policy
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import pytest
+
+from newsletter.config import Config
+from newsletter.sender import send
+from newsletter.store import open_store
+from tests.conftest import ROOT, build
+from tests.fixtures.mail.support import CONTENT, Recorder, environ, refuse_everyone, start_server, write_settings
+
+READERS = [f"lecteur{n:03d}@example.org" for n in range(300)]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("sender-site")
+    write_settings(folder)
+    build(CONTENT, folder / "output", settings=str(folder / "settings.py"))
+    return folder
+
+
+@pytest.fixture
+def folder(built, tmp_path):
+    """A fresh store of READERS next to the built site's records."""
+    (tmp_path / "settings.py").write_text((built / "settings.py").read_text())
+    (tmp_path / "posts").symlink_to(built / "posts")
+    with open_store(tmp_path / "subscribers.sqlite3") as store:
+        for address in READERS:
+            store.add(address)
+    return tmp_path
+
+
+def run(folder, slugs, server=None, **env):
+    """The sender in-process; returns (exit status, stdout, stderr)."""
+    url = f"smtp://127.0.0.1:{server.port}" if server else None
+    config = Config.from_env(environ=environ(folder, url, **env))
+    out, err = io.StringIO(), io.StringIO()
+    status = send(slugs, config, out=out, err=err)
+    return status, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture
+def smtp():
+    handler = Recorder()
+    server = start_server(handler)
+    yield server
+    server.stop()
+
+
+def test_each_reader_gets_exactly_one_well_formed_message(folder, smtp):
+    status, out, _ = run(folder, ["lettre-test"], smtp)
+    assert status == 0, out
+    handler = smtp.handler
+    assert Counter(handler.recipients) == Counter(READERS)
+    for mail_from, rcpts, raw in handler.envelopes[:5] + handler.envelopes[-5:]:
+        msg = email.message_from_bytes(raw, policy=email.policy.default)
+        assert mail_from == "lettre@egoblog.example" and msg["To"] == rcpts[0]
+        assert [p.get_content_type() for p in msg.iter_parts()] == ["text/plain", "text/html"]
+        assert "😉" in msg.get_body(("plain",)).get_content()
+        assert "List-Unsubscribe=One-Click" == msg["List-Unsubscribe-Post"]
+        assert msg["Message-ID"] and msg["Date"] and msg["List-Id"] and msg["Reply-To"]
+    assert len({email.message_from_bytes(raw)["Message-ID"] for _, _, raw in handler.envelopes}) == len(READERS)
+
+
+def test_a_post_already_sent_is_not_sent_again(folder, smtp):
+    assert run(folder, ["lettre-test"], smtp)[0] == 0
+    before = len(smtp.handler.envelopes)
+    status, out, _ = run(folder, ["lettre-test"], smtp)
+    assert status == 0 and "already sent; nothing to do" in out
+    assert len(smtp.handler.envelopes) == before
+    with open_store(folder / "subscribers.sqlite3") as store:
+        assert store.is_sent("lettre-test")
+
+
+def test_an_unsubscribed_reader_gets_nothing(folder, smtp):
+    with open_store(folder / "subscribers.sqlite3") as store:
+        store.remove(READERS[7])
+    assert run(folder, ["lettre-test"], smtp)[0] == 0
+    assert READERS[7] not in smtp.handler.recipients
+    assert len(smtp.handler.recipients) == len(READERS) - 1
+
+
+def test_a_refused_recipient_is_reported_and_the_others_delivered(folder):
+    handler = Recorder(refuse={READERS[10]})
+    server = start_server(handler)
+    try:
+        status, out, err = run(folder, ["lettre-test"], server)
+    finally:
+        server.stop()
+    assert status == 1
+    assert Counter(handler.recipients) == Counter(r for r in READERS if r != READERS[10])
+    assert "1 address(es) refused" in err and READERS[10] in err and "550" in err
+    with open_store(folder / "subscribers.sqlite3") as store:
+        assert store.is_sent("lettre-test")  # a permanent refusal won't change by sending again
+
+
+def test_a_temporary_failure_is_retried(folder):
+    handler = Recorder(defer_once={READERS[3]})
+    server = start_server(handler)
+    try:
+        status, _, _ = run(folder, ["lettre-test"], server)
+    finally:
+        server.stop()
+    assert status == 0
+    assert handler.deferred == [READERS[3]]
+    assert Counter(handler.recipients) == Counter(READERS)
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_a_refused_login_stops_at_once(folder):
+    handler = Recorder()
+    server = start_server(handler, authenticator=refuse_everyone, auth_required=True, auth_require_tls=False)
+    try:
+        config = Config.from_env(environ=environ(folder, f"smtp://auteur:mauvais@127.0.0.1:{server.port}"))
+        err = io.StringIO()
+        status = send(["lettre-test"], config, out=io.StringIO(), err=err)
+    finally:
+        server.stop()
+    assert status == 3
+    assert "identifiants refusés" in err.getvalue() and "mauvais" not in err.getvalue()
+    assert handler.envelopes == []
+    with open_store(folder / "subscribers.sqlite3") as store:
+        assert not store.is_sent("lettre-test")
+
+
+def test_an_unreachable_server_stops_with_a_clear_message(folder):
+    config = Config.from_env(environ=environ(folder, "smtp://127.0.0.1:9"))
+    err = io.StringIO()
+    assert send(["lettre-test"], config, out=io.StringIO(), err=err) == 3
+    assert "injoignable" in err.getvalue() and "run the same command again" in err.getvalue()
+
+
+def test_dry_run_sends_and_records_nothing(folder, smtp):
+    env = {**os.environ, **environ(folder, f"smtp://127.0.0.1:{smtp.port}"), "DRY_RUN": "1"}
+    result = subprocess.run([sys.executable, "-m", "newsletter.sender", "lettre-test"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "Subject: La lettre" in result.stdout and "Recipients: 300" in result.stdout
+    assert "Chers lecteurs" in result.stdout
+    assert smtp.handler.envelopes == []
+    with open_store(folder / "subscribers.sqlite3") as store:
+        assert store.send_position("lettre-test") is None and not store.is_sent("lettre-test")
+
+
+def test_unknown_slug_is_a_clear_error(folder):
+    env = {**os.environ, **environ(folder)}
+    result = subprocess.run([sys.executable, "-m", "newsletter.sender", "lettre-tset"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "No post with slug 'lettre-tset'" in result.stderr and "lettre-test" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_digest_sends_one_mail_and_records_each_post(folder, smtp):
+    assert run(folder, ["lettre-test", "autre-billet"], smtp)[0] == 0
+    assert Counter(smtp.handler.recipients) == Counter(READERS)
+    status, out, _ = run(folder, ["autre-billet"], smtp)
+    assert status == 0 and "already sent" in out
+    assert len(smtp.handler.envelopes) == len(READERS)
+
+
+def test_kill_9_midway_then_resume_reaches_everyone_once(folder):
+    handler = Recorder(delay=0.005)
+    server = start_server(handler)
+    env = {**os.environ, **environ(folder, f"smtp://127.0.0.1:{server.port}")}
+    command = [sys.executable, "-m", "newsletter.sender", "lettre-test"]
+    try:
+        sender = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        while len(handler.envelopes) < 120 and time.monotonic() < deadline and sender.poll() is None:
+            time.sleep(0.002)
+        sender.send_signal(signal.SIGKILL)
+        sender.communicate(timeout=30)
+        assert sender.returncode == -signal.SIGKILL
+        first_run = len(handler.envelopes)
+        assert 0 < first_run < len(READERS)
+
+        again = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+        assert again.returncode == 0, again.stderr
+        assert "Resuming" in again.stdout
+    finally:
+        server.stop()
+    counts = Counter(handler.recipients)
+    assert set(counts) == set(READERS)
+    assert sum(counts.values()) - len(READERS) <= 1
+    assert all(n <= 2 for n in counts.values())
