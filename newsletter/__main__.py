@@ -1,0 +1,116 @@
+"""Author commands on the subscriber store (NEWSLETTER_DB):
+
+    python -m newsletter import FILE     add addresses that already consented (CSV with an
+                                         `email` column, or one address a line); all or nothing
+    python -m newsletter export          the addresses as CSV on stdout
+    python -m newsletter remove EMAIL    erase one address
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import os
+import sys
+from pathlib import Path
+
+from .addresses import InvalidAddress, normalize_address
+from .config import DEFAULT_DB, ROOT
+from .store import StoreError, open_store
+
+
+def store_path() -> str:
+    return os.environ.get("NEWSLETTER_DB") or str(ROOT / DEFAULT_DB)
+
+
+def read_addresses(text: str) -> list[tuple[int, str]]:
+    """(line number, raw address) from a CSV with an `email` column, or from one address a line."""
+    lines = text.splitlines()
+    first = next((line for line in lines if line.strip()), "")
+    header = [h.strip().lower() for h in next(csv.reader([first]), [])]
+    if "email" in header:
+        column = header.index("email")
+        rows = []
+        reader = csv.reader(io.StringIO(text))
+        for row in reader:
+            if row and [c.strip().lower() for c in row] == header:
+                continue
+            if not any(c.strip() for c in row):
+                continue
+            rows.append((reader.line_num, row[column] if column < len(row) else ""))
+        return rows
+    return [(n, line) for n, line in enumerate(lines, 1) if line.strip() and not line.lstrip().startswith("#")]
+
+
+def cmd_import(path: str) -> int:
+    if not path:
+        print("Indiquez le fichier : make import FILE=abonnes.csv", file=sys.stderr)
+        return 2
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"Impossible de lire {path} : {exc}", file=sys.stderr)
+        return 2
+    valid, invalid, seen = [], [], set()
+    for line, raw in read_addresses(text):
+        try:
+            email = normalize_address(raw)
+        except InvalidAddress as exc:
+            invalid.append((line, raw, exc.message))
+            continue
+        if email.lower() not in seen:
+            seen.add(email.lower())
+            valid.append(email)
+    if invalid:
+        for line, raw, message in invalid:
+            print(f"ligne {line} : {raw.strip()!r} refusée — {message}", file=sys.stderr)
+        print(f"{len(invalid)} adresse(s) invalide(s) : rien n’a été importé. Corrigez le fichier et relancez.",
+              file=sys.stderr)
+        return 1
+    with open_store(store_path()) as store:
+        added, present = store.add_many(valid)
+    print(f"{len(added)} adresse(s) ajoutée(s), {len(present)} déjà présente(s), 0 invalide.")
+    return 0
+
+
+def cmd_export() -> int:
+    with open_store(store_path()) as store:
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(["email"])
+        for email in store.emails():
+            writer.writerow([email])
+    return 0
+
+
+def cmd_remove(raw: str) -> int:
+    try:
+        email = normalize_address(raw)
+    except InvalidAddress:
+        email = raw.strip()  # remove what is there, even if it would not be accepted today
+    with open_store(store_path()) as store:
+        removed = store.remove(email)
+    print("Adresse effacée." if removed else "Cette adresse n’était pas inscrite.")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m newsletter", description="Abonnés de la lettre (NEWSLETTER_DB).")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("import", help="ajouter des adresses (CSV avec une colonne email, ou une adresse par ligne)") \
+        .add_argument("file")
+    sub.add_parser("export", help="les adresses en CSV sur la sortie standard")
+    sub.add_parser("remove", help="effacer une adresse").add_argument("email")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "import":
+            return cmd_import(args.file)
+        if args.command == "export":
+            return cmd_export()
+        return cmd_remove(args.email)
+    except StoreError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""`make serve`: the built site and the signup service on one port, rebuilt on change.
+
+    python -m newsletter.devserver --port 8000 [--output output] [--no-watch]
+
+Serves output/ (index.html for folders, 404.html for what is missing) and the
+service under NEWSLETTER_URL in one Starlette app on 127.0.0.1. Watches content/,
+theme/, plugins/ and pelicanconf.py, and rebuilds into a fresh folder swapped in
+on success, so a broken edit leaves the last good site online.
+Without SMTP_URL, each confirmation link is printed here (development only).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import uvicorn
+
+from .config import ROOT, Config
+
+logger = logging.getLogger(__name__)
+
+WATCHED = ("content", "theme", "plugins", "pelicanconf.py")
+
+
+async def rebuild(output: Path, settings: str) -> bool:
+    """Build into output.new-*, then swap it in; False (and output/ untouched) if Pelican fails."""
+    started = time.monotonic()
+    staging = Path(tempfile.mkdtemp(prefix=output.name + ".new-", dir=output.parent))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "pelican", str(ROOT / "content"), "-s", str(ROOT / settings), "-o", str(staging),
+        "--fatal", "errors", cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    out, _ = await proc.communicate()
+    if proc.returncode != 0:
+        shutil.rmtree(staging, ignore_errors=True)
+        logger.error("Échec de la reconstruction (build failed), le site précédent reste en ligne :\n%s",
+                     out.decode(errors="replace"))
+        return False
+    previous = output.with_name(output.name + ".old")
+    shutil.rmtree(previous, ignore_errors=True)
+    if output.exists():
+        output.rename(previous)
+    staging.rename(output)
+    shutil.rmtree(previous, ignore_errors=True)
+    logger.info("Site reconstruit en %.1f s (rebuilt)", time.monotonic() - started)
+    return True
+
+
+async def watch(output: Path, settings: str, stop: asyncio.Event) -> None:
+    from watchfiles import awatch
+
+    paths = [ROOT / p for p in WATCHED if (ROOT / p).exists()]
+    async for changes in awatch(*paths, stop_event=stop):
+        logger.info("%d fichier(s) modifié(s), reconstruction…", len(changes))
+        await rebuild(output, settings)
+
+
+async def main_async(port: int, output: Path, watching: bool) -> None:
+    from .app import create_app
+
+    config = Config.from_env()
+    if not (output / "index.html").exists():
+        await rebuild(output, os.environ.get("NEWSLETTER_SETTINGS", "pelicanconf.py"))
+    app = create_app(config, static_dir=output)
+    # No access log: it would write client IPs and signed addresses (in link paths) to the console.
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, access_log=False, log_level="info"))
+    logger.info("égoBlog : http://127.0.0.1:%d/ (site + lettre, Ctrl-C pour arrêter)", port)
+    if not config.smtp_url:
+        logger.info("Pas de SMTP_URL : les mails vont dans %s et les liens s’affichent ici.", config.outbox)
+    stop = asyncio.Event()
+    tasks = []
+    if watching:
+        tasks.append(asyncio.create_task(watch(output, os.environ.get("NEWSLETTER_SETTINGS", "pelicanconf.py"), stop)))
+    try:
+        await server.serve()
+    finally:
+        stop.set()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m newsletter.devserver", description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    parser.add_argument("--output", type=Path, default=ROOT / "output", help="the built site (default: output/)")
+    parser.add_argument("--no-watch", dest="watch", action="store_false", help="do not rebuild on change")
+    args = parser.parse_args(argv)
+    # pelicanconf.py reads PORT for PUBLIC_URL: the links in mails must point at this server.
+    os.environ["PORT"] = str(args.port)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    try:
+        asyncio.run(main_async(args.port, args.output.resolve(), args.watch))
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
