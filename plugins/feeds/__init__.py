@@ -44,7 +44,7 @@ import os
 import re
 from collections import namedtuple
 from datetime import datetime, timezone
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 from zoneinfo import ZoneInfo
 
 from feedgen.feed import FeedGenerator
@@ -73,6 +73,7 @@ URL_ATTR = re.compile(r"""(?P<lead>\s(?:href|src|poster|cite|action|longdesc)\s*
                       r"""(?:(?P<q>["'])(?P<quoted>.*?)(?P=q)|(?P<bare>[^\s"'>]+))""", re.I | re.S)
 SRCSET_ATTR = re.compile(r"""(?P<lead>\ssrcset\s*=\s*)(?P<q>["'])(?P<value>.*?)(?P=q)""", re.I | re.S)
 TAG = re.compile(r"<[^>]+>")
+TAG_SAFE = "-._~!$&'()*+,;=:@/"  # RFC 4151 specific part: pchar and "/"
 
 Feed = namedtuple("Feed", "scope mime title label href")
 
@@ -184,7 +185,7 @@ def entry_id(article, settings: dict) -> str:
     if guid:
         return guid
     day = paris(article.date, settings).strftime("%Y-%m-%d")
-    return f"tag:{settings['FEEDS_ID_AUTHORITY']},{day}:{article.slug}"
+    return f"tag:{settings['FEEDS_ID_AUTHORITY']},{day}:{quote(article.slug, safe=TAG_SAFE)}"
 
 
 def absolute_urls(fragment: str, base: str) -> str:
