@@ -1,8 +1,10 @@
 """Feeds (plugins/feeds): every feed of a real build parses, carries whole posts with
 absolute links, keeps its ids across edits, and is offered on the pages.
 
-The W3C Feed Validation Service is not reachable from here; test_validator_rules
-checks, with lxml, the rules of its documentation that feeds most often break.
+The W3C Feed Validation Service is not reachable from here. Instead every Atom feed is
+checked against RFC 4287's schema (fixtures/feeds/atom.rng, RELAX NG, with RFC 3339 dates
+and URI ids), and test_validator_rules checks with lxml the rules of the validator's
+documentation that feeds most often break (RSS dates, guid isPermaLink, self links...).
 """
 import re
 import shutil
@@ -270,6 +272,24 @@ def test_validator_rules(which, request):
             assert len(guids) == len(set(guids))
 
 
+ATOM_SCHEMA = etree.RelaxNG(etree.parse(str(FIXTURES / "atom.rng")))
+
+
+@pytest.mark.parametrize("which", ["seed_site", "fixture_site"])
+def test_atom_feeds_match_the_rfc_4287_schema(which, request):
+    for path in feeds_of(request.getfixturevalue(which)):
+        if path.name == "atom.xml":
+            assert ATOM_SCHEMA.validate(etree.parse(str(path))), (path, ATOM_SCHEMA.error_log.last_error)
+
+
+def test_the_schema_catches_what_the_validator_rejects(fixture_site):
+    for xpath, value in (("a:entry/a:updated", "2021-07-20 08:30"), ("a:entry/a:id", "billet-ete"),
+                         ("a:updated", "Wed, 14 Jul 2021 10:00:00 +0200")):
+        doc = etree.parse(str(fixture_site / "atom.xml"))
+        doc.getroot().find(xpath, NS).text = value
+        assert not ATOM_SCHEMA.validate(doc), xpath
+
+
 # Stability ---------------------------------------------------------------------------
 
 def test_ids_survive_an_edit_and_a_move(tmp_path):
@@ -413,6 +433,8 @@ def test_synthetic_corpus_of_200_posts(tmp_path):
         assert published == sorted(published, reverse=True), path
         ids = [e.id for e in parsed.entries]
         assert len(set(ids)) == len(ids)
+        if path.name == "atom.xml":
+            assert ATOM_SCHEMA.validate(etree.parse(str(path))), (path, ATOM_SCHEMA.error_log.last_error)
         if path.parent.parent.name == "categorie" and path.name == "atom.xml":
             assert all([t.term for t in e.tags if t.scheme.endswith("/categorie/")] == [path.parent.name]
                        for e in parsed.entries)
