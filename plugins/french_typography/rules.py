@@ -114,7 +114,7 @@ def _rules(space):
         _sub_gap(rf"(?P<pre>[^\s{TAG}«]){g}»", lambda m, tags: m["pre"] + tags + NNBSP + "»"),
         _sub_gap(
             rf"(?P<pre>[^\s{TAG}(\[{{«'\"‘“\-–—;:!?]){g}(?P<marks>[;:!?]+)"
-            rf"(?=[\s{TAG})\]}}»\"'’”.,…]|$)",
+            rf"(?=[\s{TAG})\]}}»\"'’”.,…]|$)(?!(?<=[;:])-?[()DPp](?!\w))",  # "Non:)" is not "Non :"
             lambda m, tags: m["pre"] + tags + NNBSP + m["marks"]),
         _sub_gap(rf"(?P<pre>[^\s{TAG}]){g1}(?={EMOTICON})", lambda m, tags: m["pre"] + tags + NBSP),
         _sub_gap(rf"(?P<pre>[\w»)\]{WORD}]){g1}(?=…)", lambda m, tags: m["pre"] + tags + NBSP),
