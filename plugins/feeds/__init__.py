@@ -22,10 +22,12 @@ deterministic: no build time anywhere, `updated` is the newest entry's, ties in
 order broken by slug, so the same content gives byte-identical feeds.
 
 Each feed carries `<?xml-stylesheet href=FEEDS_STYLESHEET?>`, so a browser shows a
-French page explaining the feed (theme/static/feeds/feed.xsl).
+French page explaining the feed (theme/static/feeds/feed.xsl; its signup form posts
+to /newsletter/inscription, the default NEWSLETTER_URL).
 
 Templates get `feeds_here()` (a Jinja global): the feeds for the page being
-rendered (site feeds, plus its category's or tag's), each with `mime`, `title`,
+rendered (site feeds first, then the category's on a category or post page, the
+tag's on a tag page), each with `mime`, `title`,
 `label`, `href` (root-relative) and `scope` ("site", "category", "tag").
 
 Settings:
