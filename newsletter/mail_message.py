@@ -78,8 +78,13 @@ class Post:
 
 
 def posts_path(config: Config) -> Path:
-    """Where plugins/mail_posts wrote the records (MAIL_POSTS_PATH, relative to the project root)."""
-    path = Path(config.settings.get("MAIL_POSTS_PATH") or DEFAULT_POSTS_PATH)
+    """Where plugins/mail_posts wrote the records: MAIL_POSTS_PATH (relative to the project
+    root), else var/posts beside the output folder, as the plugin does."""
+    value = config.settings.get("MAIL_POSTS_PATH")
+    if not value:
+        output = Path(config.settings.get("OUTPUT_PATH") or "output")
+        return (output if output.is_absolute() else ROOT / output).parent / DEFAULT_POSTS_PATH
+    path = Path(value)
     return path if path.is_absolute() else ROOT / path
 
 

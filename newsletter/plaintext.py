@@ -29,12 +29,20 @@ BLOCKS = {"p", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "li", "blockquote
 UNDERLINES = {"h1": "=", "h2": "-"}
 _STASH = re.compile("\x02wzxhzdk:(\\d+)\x03")
 _LEFTOVER = re.compile("\x02[^\x03]*\x03")  # other placeholders (the footnotes' non-breaking space)
-_PROTECTED = re.compile("\ue000(\\d+)\ue001")
+_PROTECTED = re.compile("qqprot(\\d+)qq")  # letters and digits only: fix_text leaves them alone
 _TAG = re.compile(r"<[^>]+>")
 _HREF = re.compile(r'<a\s[^>]*?href\s*=\s*"([^"]*)"', re.IGNORECASE)
 _SRC = re.compile(r'<img\s[^>]*?src\s*=\s*"([^"]*)"', re.IGNORECASE)
 HARD_BREAK = "\ue002"  # a <br>: the only line break kept inside a paragraph
 _META_LINE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*\s*:")
+
+
+_SPACES = re.compile(r"[ \t\n\r\f\v]+")
+
+
+def squash(text: str) -> str:
+    """Collapse ASCII white space only: the no-break spaces of French typography stay."""
+    return _SPACES.sub(" ", text).strip()
 
 
 class _Capture(Treeprocessor):
@@ -96,7 +104,7 @@ class _Renderer:
     def protect(self, text: str) -> str:
         """Keep a URL or code away from fix_text and from line breaking."""
         self.protected.append(text)
-        return f"\ue000{len(self.protected) - 1}\ue001"
+        return f"qqprot{len(self.protected) - 1}qq"
 
     def url(self, raw: str, mapped) -> str:
         following = next(mapped, None) if mapped is not None else None
@@ -156,8 +164,8 @@ class _Renderer:
 
     def wrap(self, text: str, first: str = "", rest: str = "", width: int = WIDTH) -> list[str]:
         lines = []
-        for n, hard in enumerate(self.prose(text).split(HARD_BREAK)):
-            words = " ".join(hard.split())
+        for n, hard in enumerate(self.prose(squash(text)).split(HARD_BREAK)):
+            words = squash(hard)
             lead = first if n == 0 else rest
             wrapped = textwrap.wrap(words, width=width, initial_indent=lead, subsequent_indent=rest,
                                     break_long_words=False, break_on_hyphens=False) or [lead.rstrip()]
@@ -195,7 +203,7 @@ class _Renderer:
             text = self.inline(el).strip()
             return [self.wrap(text, first, rest)] if text else []
         if tag in ("h1", "h2", "h3", "h4", "h5", "h6"):
-            title = self.restore(self.prose(" ".join(self.inline(el).split())))
+            title = self.restore(self.prose(squash(self.inline(el))))
             mark = UNDERLINES.get(tag, "~")
             return [[first + title, rest + mark * len(title)]]
         if tag in ("ul", "ol"):
@@ -235,7 +243,7 @@ class _Renderer:
         if tag == "table":
             lines = []
             for row in el.iter("tr"):
-                cells = [" ".join(self.inline(cell).split()) for cell in row if cell.tag in ("td", "th")]
+                cells = [squash(self.inline(cell)) for cell in row if cell.tag in ("td", "th")]
                 lines.extend(self.wrap(" | ".join(cells), rest, rest + "  "))
             return [lines] if lines else []
         if tag == "dt":

@@ -112,7 +112,9 @@ def test_only_the_unsubscribe_link_differs_between_readers(config):
 
 def test_plain_text_from_markdown(config):
     msg, signer = message_for(config, ["lettre-test"])
-    text = msg.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    raw = msg.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    assert "«\u202fguillemets\u202f»" in raw  # French typography applied to the prose
+    text = raw.replace("\u202f", " ").replace("\xa0", " ")
     assert "<" not in text.replace("<https", "")
     assert "un article du Monde [1]" in text.replace("\n", " ")
     assert "[1] https://www.lemonde.fr/economie/article/2015/10/17/une-etude.html" in text
@@ -133,7 +135,9 @@ def test_digest_is_one_mail_with_each_post(config):
     msg, _ = message_for(config, ["lettre-test", "autre-billet"])
     assert msg["Subject"] == "égoBlog : 2 nouveaux billets"
     html = msg.get_body(("html",)).get_content()
-    text = msg.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    raw = msg.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    assert "«\u202fguillemets\u202f»" in raw  # French typography applied to the prose
+    text = raw.replace("\u202f", " ").replace("\xa0", " ")
     for url in ("https://blog.example.fr/2018/03/lettre-test/", "https://blog.example.fr/2018/03/autre-billet/"):
         assert f'href="{url}"' in html and url in text
     assert html.count(">Lire sur le blog</a>") == 2

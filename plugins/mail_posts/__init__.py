@@ -21,10 +21,13 @@ from pelican import signals
 
 logger = logging.getLogger(__name__)
 
+# MAIL_POSTS_PATH: where the records go. Unset, they go to var/posts beside the
+# output folder (OUTPUT_PATH's parent): `make build` writes <project>/var/posts,
+# where `make send` reads, and a test build into a temporary folder keeps its
+# records there instead of overwriting the project's. A relative MAIL_POSTS_PATH
+# is taken from the project root (the folder holding plugins/ and pelicanconf.py).
 MAIL_POSTS_DEFAULTS = {
-    # Relative paths are resolved against the project root (the folder holding
-    # plugins/ and pelicanconf.py), never against the current directory.
-    "MAIL_POSTS_PATH": "var/posts",
+    "MAIL_POSTS_PATH": None,
 }
 
 # The project root: plugins/mail_posts/__init__.py -> the folder holding plugins/.
@@ -34,17 +37,20 @@ RECORD_VERSION = 1
 _URL_ATTR = re.compile(r'(?P<pre>\s(?:href|src)\s*=\s*)(?P<q>["\'])(?P<url>.*?)(?P=q)', re.IGNORECASE | re.DOTALL)
 _SRCSET_ATTR = re.compile(r'(?P<pre>\ssrcset\s*=\s*)(?P<q>["\'])(?P<val>.*?)(?P=q)', re.IGNORECASE | re.DOTALL)
 _TAG = re.compile(r"<[^>]+>")
+_SPACES = re.compile(r"[ \t\n\r\f\v]+")
 
 _collected: list[dict] = []
 
 
 def posts_path(settings) -> Path:
-    """Where the records go: MAIL_POSTS_PATH, relative paths taken from the project root."""
+    """Where the records go (see MAIL_POSTS_DEFAULTS)."""
     config = {**MAIL_POSTS_DEFAULTS, **{k: v for k, v in settings.items() if k.startswith("MAIL_POSTS_")}}
     value = config["MAIL_POSTS_PATH"]
+    if value is None:
+        return Path(settings["OUTPUT_PATH"]).resolve().parent / "var" / "posts"
     if not isinstance(value, (str, os.PathLike)) or not str(value):
         logger.error("mail_posts: MAIL_POSTS_PATH must be a folder path, got %r", value)
-        value = MAIL_POSTS_DEFAULTS["MAIL_POSTS_PATH"]
+        value = "var/posts"
     path = Path(value)
     return path if path.is_absolute() else PROJECT_ROOT / path
 
@@ -73,7 +79,8 @@ def absolutize(fragment: str, base: str) -> str:
 
 def html_to_line(fragment: str) -> str:
     """The text of a short HTML fragment (a summary) on one line."""
-    return " ".join(html.unescape(_TAG.sub(" ", fragment or "")).split())
+    # ASCII white space only: the no-break spaces of French typography stay.
+    return _SPACES.sub(" ", html.unescape(_TAG.sub(" ", fragment or ""))).strip()
 
 
 def record(article, public_url: str) -> dict:
