@@ -61,6 +61,9 @@ AUTHOR_FEED_RSS = None
 TRANSLATION_FEED_ATOM = None
 TRANSLATION_FEED_RSS = None
 FEED_MAX_ITEMS = 20
+# Authority of the feed entries' tag: ids. Never change it once the feeds are public, even with a new
+# domain: readers and feed-to-mail services would see every old post as new.
+FEEDS_ID_AUTHORITY = "egoblog.fr"
 
 PLUGIN_PATHS = ["plugins"]
 PLUGINS = [
