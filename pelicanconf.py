@@ -73,6 +73,7 @@ PLUGINS = [
     "sitemap",
     "feeds",
     "mail_posts",
+    "fast_build",
 ]
 
 MARKDOWN = {
@@ -89,7 +90,12 @@ NEWSLETTER_FROM = os.environ.get("NEWSLETTER_FROM", "égoBlog <lettre@egoblog.ex
 NEWSLETTER_REPLY_TO = os.environ.get("NEWSLETTER_REPLY_TO", "francois@egoblog.example")
 CONTACT_EMAIL = NEWSLETTER_REPLY_TO
 
-CACHE_CONTENT = False
-LOAD_CONTENT_CACHE = False
+# Content cache (plugins/fast_build keeps one folder per site and settings under cache/,
+# replaced atomically): a rebuild reads only the posts whose file changed.
+CACHE_CONTENT = True
+LOAD_CONTENT_CACHE = True
+CHECK_MODIFIED_METHOD = "mtime"
+CONTENT_CACHING_LAYER = "reader"
+CACHE_PATH = "cache"
 DELETE_OUTPUT_DIRECTORY = True
 OUTPUT_RETENTION = []

@@ -1,0 +1,430 @@
+"""Build on every core, and rebuild from a safe content cache.
+
+Pelican reads Markdown and renders pages one after the other, on one core. This
+plugin keeps Pelican's order of work and its output, byte for byte, but:
+
+- reads the Markdown files in forked worker processes, all at once, as soon as
+  a generator is about to read its first file; each result is handed to Pelican
+  through its own reader cache, so Pelican builds its content objects as usual;
+- supplies a writer that collects the pages a generator asks for and renders
+  them in forked workers (templates and context inherited, nothing pickled)
+  while the main process goes on with feeds, sitemap and the rest;
+- keeps Pelican's content cache (CACHE_CONTENT) in one folder per site and
+  settings under CACHE_PATH, replaced atomically at the end of a good build, so
+  two builds at once never read a half-written cache and a settings change never
+  reuses stale objects.
+
+Settings:
+    FAST_BUILD: False turns the whole plugin off (a plain sequential build).
+    FAST_BUILD_WORKERS: worker processes; 0 (default) means one per usable core,
+        1 means no worker at all.
+    FAST_BUILD_MIN_BATCH: fewer files than this are read or rendered in the main
+        process, where forking would cost more than it saves (default 16).
+"""
+import gc
+import hashlib
+import logging
+import multiprocessing
+import os
+import pickle
+import re
+import shutil
+import tempfile
+import time
+import traceback
+from io import BytesIO
+
+import markdown
+import pelican
+from pelican import signals
+from pelican.generators import ArticlesGenerator
+from pelican.paginator import Paginator
+from pelican.contents import Page, SkipStub
+from pelican.utils import file_suffix, get_relative_path, path_to_url, sanitised_join
+from pelican.writers import FileOverwriteFailedError, Writer
+
+logger = logging.getLogger(__name__)
+
+DEFAULTS = {"FAST_BUILD": True, "FAST_BUILD_WORKERS": 0, "FAST_BUILD_MIN_BATCH": 16}
+# Settings that change on every build without changing what is read.
+VOLATILE_SETTINGS = {"OUTPUT_PATH", "CACHE_PATH", "CACHE_CONTENT", "LOAD_CONTENT_CACHE", "PORT", "MAIL_POSTS_PATH"}
+STALE_TEMP_SECONDS = 3600
+
+# What forked workers inherit: set in the main process just before forking.
+_jobs = []
+# Writers of this process whose pages may still be rendering (Pelican keeps the instance to itself).
+_writers = []
+
+
+def config(settings) -> dict:
+    """FAST_BUILD_* merged over the defaults; a bad value is reported once and replaced by its default."""
+    merged = {**DEFAULTS, **{k: v for k, v in settings.items() if k.startswith("FAST_BUILD")}}
+    for key in ("FAST_BUILD_WORKERS", "FAST_BUILD_MIN_BATCH"):
+        if not isinstance(merged[key], int) or isinstance(merged[key], bool) or merged[key] < 0:
+            logger.error("fast_build: %s must be a whole number >= 0, not %r", key, merged[key])
+            merged[key] = DEFAULTS[key]
+    return merged
+
+
+def worker_count(settings) -> int:
+    """Workers to fork: 0 when the plugin is off or one process is all there is."""
+    conf = config(settings)
+    if not conf["FAST_BUILD"]:
+        return 0
+    workers = conf["FAST_BUILD_WORKERS"] or len(os.sched_getaffinity(0))
+    return workers if workers > 1 else 0
+
+
+def fork_pool(workers: int):
+    """A pool of forked workers; objects alive now are frozen so the workers' GC leaves them shared."""
+    gc.collect()
+    gc.freeze()
+    try:
+        return multiprocessing.get_context("fork").Pool(workers)
+    finally:
+        gc.unfreeze()
+
+
+# The settings and the shared context travel by reference: every content object holds both.
+class _Pickler(pickle.Pickler):
+    def persistent_id(self, obj):
+        if obj is _shared[0]:
+            return "settings"
+        if obj is _shared[1]:
+            return "context"
+        return None
+
+
+class _Unpickler(pickle.Unpickler):
+    def __init__(self, data, settings, context):
+        super().__init__(BytesIO(data))
+        self.shared = {"settings": settings, "context": context}
+
+    def persistent_load(self, pid):
+        return self.shared[pid]
+
+
+_shared = (None, None)
+
+
+# Reading ---------------------------------------------------------------------------
+
+def _read(index):
+    """In a worker: build one content object as Pelican would, return it pickled (None: let Pelican do it)."""
+    read_file, readers, base_path, name, kwargs = _jobs[index]
+    path = os.path.abspath(os.path.join(base_path, name))
+    try:
+        was_cached = readers.get_cached_data(path, (None, None))[0] is not None
+        content = read_file(base_path, name, **kwargs)
+        if isinstance(content, SkipStub) or not content.is_valid():
+            return index, None
+        cached = None if was_cached else readers._cache.get(path)
+        buffer = BytesIO()
+        _Pickler(buffer, pickle.HIGHEST_PROTOCOL).dump((content, cached))
+        return index, buffer.getvalue()
+    except Exception:  # Pelican reads it again in the main process and reports the problem its way
+        return index, None
+
+
+class PrefetchingReads:
+    """Stands in for a generator's `readers.read_file`: its first call reads all the generator's files at once.
+
+    Each file is read, turned into a content object and passed through
+    content_object_init in a forked worker, exactly as Readers.read_file does;
+    the object comes back pickled, with the settings and the shared context
+    restored by reference. No signal hands a read result back to Pelican, hence
+    this stand-in on the one generator's Readers instance. Handlers of
+    content_object_init and *_generator_preread/context must therefore only
+    change the object they are given (true of this project's plugins).
+    A file a worker could not build is read here, by Pelican, as usual.
+    """
+
+    def __init__(self, generator, paths_key, excludes_key):
+        self.generator = generator
+        self.readers = generator.readers
+        self.read_file = generator.readers.read_file
+        self.keys = (paths_key, excludes_key)
+        self.results = None
+
+    def __call__(self, base_path, path, content_class=Page, fmt=None, context=None, **kwargs):
+        if self.results is None:
+            self.results = {}
+            self.prefetch(base_path, dict(content_class=content_class, fmt=fmt, context=context, **kwargs))
+        found = self.results.pop(os.path.abspath(os.path.join(base_path, path)), None)
+        if found is not None:
+            return found
+        return self.read_file(base_path, path, content_class=content_class, fmt=fmt, context=context, **kwargs)
+
+    def prefetch(self, base_path, kwargs):
+        global _jobs, _shared
+        generator, settings = self.generator, self.generator.settings
+        workers = worker_count(settings)
+        names = [name for name in sorted(generator.get_files(settings[self.keys[0]], exclude=settings[self.keys[1]]))
+                 if generator.get_cached_data(name, None) is None]
+        if not workers or len(names) < config(settings)["FAST_BUILD_MIN_BATCH"]:
+            return
+        started = time.perf_counter()
+        _jobs = [(self.read_file, self.readers, base_path, name, kwargs) for name in names]
+        _shared = (settings, kwargs["context"])
+        pool = fork_pool(workers)
+        try:
+            for index, data in pool.imap_unordered(_read, range(len(names)), chunksize=8):
+                if data is None:
+                    continue
+                content, cached = _Unpickler(data, settings, kwargs["context"]).load()
+                path = os.path.abspath(os.path.join(base_path, names[index]))
+                if cached is not None:
+                    self.readers._cache[path] = cached  # what Readers.cache_data stored in the worker
+                self.results[path] = content
+        finally:
+            pool.close()
+            pool.join()
+            _jobs, _shared = [], (None, None)
+        logger.debug("fast_build: built %d of %d objects on %d workers in %.2f s", len(self.results), len(names),
+                     workers, time.perf_counter() - started)
+
+
+def read_in_parallel(generator):
+    """article_generator_init, page_generator_init: the generator exists and has not read anything yet."""
+    if not worker_count(generator.settings):
+        return
+    kind = "ARTICLE" if isinstance(generator, ArticlesGenerator) else "PAGE"
+    generator.readers.read_file = PrefetchingReads(generator, f"{kind}_PATHS", f"{kind}_EXCLUDES")
+
+
+# Writing ---------------------------------------------------------------------------
+
+def _render(indices):
+    """In a worker: render and write some pages; return the indices that failed, with their tracebacks."""
+    failed = []
+    for index in indices:
+        template, localcontext, context, path = _jobs[index]
+        try:
+            if localcontext["localsiteurl"]:
+                context["localsiteurl"] = localcontext["localsiteurl"]
+            output = template.render(localcontext)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "w", encoding="utf-8") as file:
+                file.write(output)
+            logger.info('Writing "%s"', path)
+        except Exception:
+            failed.append((index, traceback.format_exc()))
+    return failed
+
+
+class ParallelWriter(Writer):
+    """Pelican's Writer, except that write_file only queues a page; queued pages render in forked workers.
+
+    A batch starts when a generator has finished asking (article_writer_finalized,
+    page_writer_finalized) and is waited for at `finalized`, or at once when some
+    plugin listens to content_written (it may read the file). content_written is
+    sent for every page, in Pelican's order, once the page is on disk.
+    """
+
+    def __init__(self, output_path, settings=None):
+        super().__init__(output_path, settings=settings)
+        self.workers = worker_count(self.settings)
+        self.min_batch = config(self.settings)["FAST_BUILD_MIN_BATCH"]
+        self.queue = []      # (template, localcontext, context, path) not yet started
+        self.running = []    # (pool, async result, jobs)
+        self.unsignalled = []  # (path, localcontext) written or being written, content_written not yet sent
+        self.in_flight = set()
+        _writers.append(self)
+
+    def _claim(self, filename, override):
+        """Pelican's _open_w bookkeeping without opening the file: the path to write, or os.devnull."""
+        if filename in self.in_flight:
+            self.wait()  # the earlier write must land before this one replaces it
+        if filename in self._overridden_files:
+            if override:
+                raise FileOverwriteFailedError(
+                    f'Failed to overwrite "{filename}" a second time (was previously overwritten)')
+            logger.info('Skipping "%s", not overwriting', filename)
+            return os.devnull
+        if filename in self._written_files:
+            if override:
+                logger.info('Overwriting "%s"', filename)
+            else:
+                raise FileOverwriteFailedError(
+                    f'Failed to overwrite "{filename}" as Pelican has already written to it previously '
+                    "(set `override=True` if intended)")
+        if override:
+            self._overridden_files.add(filename)
+        self._written_files.add(filename)
+        return filename
+
+    def write_file(self, name, template, context, relative_urls=False, paginated=None, template_name=None,
+                   override_output=False, url=None, **kwargs):
+        """Same pages, names and local contexts as Writer.write_file (Pelican 4.12), queued instead of written."""
+        if not self.workers:
+            return super().write_file(name, template, context, relative_urls, paginated, template_name,
+                                      override_output, url, **kwargs)
+        if not name:
+            return
+        def queue(localcontext, save_as):
+            path = self._claim(sanitised_join(self.output_path, save_as), override_output)
+            self.queue.append((template, localcontext, context, path))
+            self.in_flight.add(path)
+
+        def local(save_as, extra):
+            localcontext = context.copy()
+            localcontext["localsiteurl"] = localcontext.get("localsiteurl", None)
+            if relative_urls:
+                relative_url = path_to_url(get_relative_path(save_as))
+                localcontext["SITEURL"] = relative_url
+                localcontext["localsiteurl"] = relative_url
+            localcontext["output_file"] = save_as
+            localcontext.update(extra)
+            return localcontext
+
+        if paginated is None:
+            paginated = {key: val for key, val in kwargs.items() if key in {"articles", "dates"}}
+        if paginated and template_name in self.settings["PAGINATED_TEMPLATES"]:
+            per_page = self.settings["PAGINATED_TEMPLATES"][template_name] or self.settings["DEFAULT_PAGINATION"]
+            paginators = {key: Paginator(name, url, val, self.settings, per_page) for key, val in paginated.items()}
+            for page_num in range(next(iter(paginators.values())).num_pages):
+                paginated_kwargs = kwargs.copy()
+                for key, paginator in paginators.items():
+                    previous_page = paginator.page(page_num) if page_num > 0 else None
+                    page = paginator.page(page_num + 1)
+                    next_page = paginator.page(page_num + 2) if page_num + 1 < paginator.num_pages else None
+                    paginated_kwargs.update({f"{key}_paginator": paginator, f"{key}_page": page,
+                                             f"{key}_previous_page": previous_page,
+                                             f"{key}_next_page": next_page})
+                queue(local(page.save_as, paginated_kwargs), page.save_as)
+        else:
+            queue(local(name, kwargs), name)
+
+    def start(self):
+        """Render what is queued: in forked workers when it is worth it, else here."""
+        global _jobs
+        jobs, self.queue = self.queue, []
+        if not jobs:
+            return
+        if len(jobs) < self.min_batch:
+            _jobs = jobs
+            self._finish(jobs, _render(range(len(jobs))))
+            _jobs = []
+            return
+        _jobs = jobs
+        pool = fork_pool(self.workers)
+        _jobs = []
+        chunks = [range(start, min(start + 8, len(jobs))) for start in range(0, len(jobs), 8)]
+        self.running.append((pool, pool.map_async(_render, chunks), jobs))
+        pool.close()
+        if signals.content_written.receivers:
+            self.wait()
+
+    def wait(self):
+        """Wait for every started batch, render again here what a worker failed, then signal."""
+        while self.running:
+            pool, result, jobs = self.running.pop(0)
+            failed = [item for chunk in result.get() for item in chunk]
+            pool.join()
+            self._finish(jobs, failed)
+
+    def _finish(self, jobs, failed):
+        global _jobs
+        for index, trace in failed:
+            logger.debug("fast_build: rendering %s again in the main process:\n%s", jobs[index][3], trace)
+            _jobs = jobs
+            try:
+                template, localcontext, context, path = jobs[index]
+                if localcontext["localsiteurl"]:
+                    context["localsiteurl"] = localcontext["localsiteurl"]
+                output = template.render(localcontext)  # raises here, with Pelican's handling, if it must
+                with open(path, "w", encoding="utf-8") as file:
+                    file.write(output)
+            finally:
+                _jobs = []
+        for _, localcontext, _, path in jobs:
+            self.in_flight.discard(path)
+            signals.content_written.send(path, context=localcontext)
+
+
+def get_writer(pelican_object):
+    """get_writer: Pelican asks plugins for a writer class before any generator writes."""
+    return ParallelWriter if worker_count(pelican_object.settings) else None
+
+
+def start_batch(generator, writer):
+    """article_writer_finalized, page_writer_finalized: the generator has queued all its pages."""
+    if isinstance(writer, ParallelWriter):
+        writer.start()
+
+
+def finish(pelican_object):
+    """finalized: every page on disk before Pelican reports the build done; then publish the cache."""
+    while _writers:
+        writer = _writers.pop()
+        writer.start()
+        writer.wait()
+    publish_cache(pelican_object)
+
+
+# Content cache ---------------------------------------------------------------------
+
+def stable(value) -> str:
+    """A repr that is the same in every process: sets sorted, object addresses dropped."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{stable(k)}: {stable(v)}" for k, v in sorted(value.items(), key=lambda i: str(i[0]))) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(stable(v) for v in value) + "]"
+    if isinstance(value, (set, frozenset)):
+        return "{" + ", ".join(sorted(stable(v) for v in value)) + "}"
+    return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(value))
+
+
+def site_cache_key(settings) -> str:
+    """What the cached reader output depends on: the content folder, the settings, Pelican and Markdown."""
+    relevant = {k: v for k, v in settings.items() if k not in VOLATILE_SETTINGS}
+    text = "\n".join([os.path.abspath(settings["PATH"]), pelican.__version__, markdown.__version__,
+                      stable(relevant)])
+    name = os.path.basename(os.path.abspath(settings["PATH"])) or "site"
+    return f"{name}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+
+
+def private_cache(pelican_object):
+    """initialized: read and write the cache in a private copy of this site's cache folder."""
+    settings = pelican_object.settings
+    if not (config(settings)["FAST_BUILD"] and settings.get("CACHE_CONTENT")):
+        return
+    shared = os.path.join(settings["CACHE_PATH"], site_cache_key(settings))
+    os.makedirs(shared, exist_ok=True)
+    for entry in os.scandir(shared):  # private copies left by builds that crashed
+        if entry.name.startswith(".build-") and entry.stat().st_mtime < time.time() - STALE_TEMP_SECONDS:
+            shutil.rmtree(entry.path, ignore_errors=True)
+    private = tempfile.mkdtemp(prefix=".build-", dir=shared)
+    if settings.get("LOAD_CONTENT_CACHE"):
+        for entry in os.scandir(shared):
+            if entry.is_file():
+                shutil.copy2(entry.path, private)
+    settings["CACHE_PATH"] = private
+    pelican_object._fast_build_cache = (private, shared)
+
+
+def publish_cache(pelican_object):
+    """The build went through: its cache files replace the shared ones, each in one atomic rename."""
+    private, shared = getattr(pelican_object, "_fast_build_cache", (None, None))
+    if private is None:
+        return
+    for entry in os.scandir(private):
+        if entry.is_file():
+            os.replace(entry.path, os.path.join(shared, entry.name))
+    shutil.rmtree(private, ignore_errors=True)
+    pelican_object.settings["CACHE_PATH"] = os.path.dirname(shared)
+
+
+def register():
+    # initialized: settings are final and no generator has loaded the cache yet.
+    signals.initialized.connect(private_cache)
+    # *_generator_init: the generator's Readers exist and no file has been read yet.
+    signals.article_generator_init.connect(read_in_parallel)
+    signals.page_generator_init.connect(read_in_parallel)
+    # get_writer: the supported way to replace Pelican's writer.
+    signals.get_writer.connect(get_writer)
+    # *_writer_finalized: a generator has asked for all its pages; render them while Pelican goes on.
+    signals.article_writer_finalized.connect(start_batch)
+    signals.page_writer_finalized.connect(start_batch)
+    # finalized: wait for the pages before Pelican reports the build done.
+    signals.finalized.connect(finish)
