@@ -116,6 +116,7 @@ HTML_CASES = [
     ("<style>a:hover { color : red; }</style>", "<style>a:hover { color : red; }</style>"),
     ("<!-- a : b --><p>fin !</p>", "<!-- a : b --><p>fin\u202f!</p>"),
     ("<p>https://example.org/a?b=c:d</p>", "<p>https://example.org/a?b=c:d</p>"),
+    ("<p>voir http://a.fr/?x=1&amp;y=2&amp; : ok</p>", "<p>voir http://a.fr/?x=1&amp;y=2&amp;\u202f: ok</p>"),
     ("", ""),
 ]
 

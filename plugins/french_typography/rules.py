@@ -56,8 +56,9 @@ PROTECTED = re.compile(
     r"""
     (?P<word>
         &(?:\#\d+|\#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]*);       # entity
-      | (?:(?:https?|ftp)://|www\.|mailto:)                          # URL...
-        [^\s<>"\ue000-\ue003]*[^\s<>".,;:!?)\]»’'\ue000-\ue003]      # ...minus final punctuation
+      | (?:(?:https?|ftp)://|www\.|mailto:)                          # URL, entities whole,
+        (?:&(?:\#\w+|[A-Za-z]\w*);|(?!&(?:\#\w+|[A-Za-z]\w*);)[^\s<>"\ue000-\ue003])*
+        (?:&(?:\#\w+|[A-Za-z]\w*);|[^\s<>"&.,;:!?)\]»’'\ue000-\ue003])  # minus final punctuation
       | [\w.+-]+@[\w-]+(?:\.[\w-]+)+                                 # e-mail address
       | (?<![\w@])@\w+(?:[.-]\w+)*                                   # @handle
       | (?<![\w&\#])\#\w+                                            # #hashtag
