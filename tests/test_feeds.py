@@ -201,8 +201,6 @@ def test_relative_links_become_absolute_against_the_post(fixture_site):
         assert "Dernier paragraphe du billet aux liens relatifs" in doc.text_content()
 
 
-@pytest.mark.xfail(reason="plugins/mail_posts reads article.content on article_generator_finalized, before "
-                          "the static files are known, so Pelican memoizes an unresolved {static} link", strict=False)
 def test_static_image_is_absolute(fixture_site):
     """{static} links resolve only if no plugin reads article.content before the static files are known."""
     text = entry_by_slug(fixture_site / "atom.xml", "liens-relatifs").findtext("a:content", namespaces=NS)

@@ -39,7 +39,7 @@ _SRCSET_ATTR = re.compile(r'(?P<pre>\ssrcset\s*=\s*)(?P<q>["\'])(?P<val>.*?)(?P=
 _TAG = re.compile(r"<[^>]+>")
 _SPACES = re.compile(r"[ \t\n\r\f\v]+")
 
-_collected: list[dict] = []
+_collected: list = []
 
 
 def posts_path(settings) -> Path:
@@ -111,21 +111,21 @@ def record(article, public_url: str) -> dict:
 def collect(generator):
     # article_generator_finalized: every article is read and typographed
     # (content_object_init has run), drafts and hidden posts are already apart.
-    _collected.clear()
-    public_url = str(generator.settings.get("PUBLIC_URL") or generator.settings.get("SITEURL") or "").rstrip("/")
-    if not public_url:
-        logger.warning("mail_posts: PUBLIC_URL is empty; mail links would not be absolute")
-    for article in generator.articles:
-        _collected.append(record(article, public_url))
+    # Only the articles are kept here: reading article.content now would cache it
+    # before the static generator knows the files that {static} links point to.
+    _collected[:] = generator.articles
 
 
 def write(pelican):
     # finalized: the build went through, so the records describe a site that exists.
     # A failed build stops before this signal and leaves the previous records.
+    public_url = str(pelican.settings.get("PUBLIC_URL") or pelican.settings.get("SITEURL") or "").rstrip("/")
+    if not public_url:
+        logger.warning("mail_posts: PUBLIC_URL is empty; mail links would not be absolute")
     folder = posts_path(pelican.settings)
     folder.mkdir(parents=True, exist_ok=True)
     written = set()
-    for item in _collected:
+    for item in (record(article, public_url) for article in _collected):
         name = f'{item["slug"]}.json'
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
         with os.fdopen(fd, "w", encoding="utf-8") as out:
