@@ -14,6 +14,8 @@ import gzip
 import json
 import re
 import statistics
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 import pytest
@@ -362,3 +364,41 @@ def test_screenshot_for_review(tab, name, width, scheme):
     path.parent.mkdir(parents=True, exist_ok=True)
     tab.screenshot(path=str(path), full_page=True)
     assert path.stat().st_size > 5000
+
+
+
+class _Tracker(BaseHTTPRequestHandler):
+    """What the site must never do: set a cookie and pull in a third-party pixel."""
+
+    def do_GET(self):
+        body = b'<!DOCTYPE html><title>sonde</title><img src="http://tiers.invalid/pixel.gif" alt="">'
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Set-Cookie", "suivi=1; Path=/")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_recorder_sees_another_host_and_a_cookie(browser):  # noqa: F811
+    """The privacy checks can fail: a third-party image and a Set-Cookie are caught (nothing leaves the machine)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Tracker)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base_url = f"http://127.0.0.1:{server.server_port}"
+    context = browser.new_context()
+    page = context.new_page()
+    recorded = record_requests(page)
+    page.route("http://tiers.invalid/**", lambda route: route.abort())
+    try:
+        page.goto(base_url + "/")
+        page.wait_for_load_state("networkidle")
+        assert recorded.foreign(base_url) == ["http://tiers.invalid/pixel.gif"]
+        assert recorded.cookies_set() == [f"{base_url}/: suivi=1; Path=/"]
+        assert [cookie["name"] for cookie in context.cookies()] == ["suivi"]
+    finally:
+        context.close()
+        server.shutdown()
+        server.server_close()
