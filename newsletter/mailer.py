@@ -6,6 +6,7 @@ one connection for every message sent inside the `with` block.
 """
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import smtplib
@@ -112,7 +113,7 @@ class SMTPMailer:
                 smtp.starttls(context=self.ssl_context)
                 smtp.ehlo()
             if self.user:
-                smtp.login(self.user, self.password or "")
+                _login(smtp, self.user, self.password or "")
         except smtplib.SMTPAuthenticationError as exc:
             _quit(smtp)
             raise MailerError(f"SMTP_URL : identifiants refusés par {self.where} ({exc.smtp_code})") from None
@@ -138,6 +139,20 @@ class SMTPMailer:
         if self._smtp is not None:
             _quit(self._smtp)
             self._smtp = None
+
+
+def _login(smtp: smtplib.SMTP, user: str, password: str) -> None:
+    """smtplib.login, except for non-ASCII credentials, which smtplib cannot encode:
+    those go as AUTH PLAIN in UTF-8 (RFC 4616)."""
+    if (user + password).isascii():
+        smtp.login(user, password)
+        return
+    if "plain" not in smtp.esmtp_features.get("auth", "").lower().split():
+        raise smtplib.SMTPNotSupportedError("AUTH PLAIN (needed for a non-ASCII login or password)")
+    blob = base64.b64encode(b"\0" + user.encode() + b"\0" + password.encode()).decode("ascii")
+    code, answer = smtp.docmd("AUTH", "PLAIN " + blob)
+    if code != 235:
+        raise smtplib.SMTPAuthenticationError(code, answer)
 
 
 def _quit(smtp: smtplib.SMTP) -> None:
