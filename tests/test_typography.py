@@ -65,6 +65,7 @@ TEXT_CASES = [
     ("des.... avec", "des…. avec"),
     ("Hé hé .. oui voilà", "Hé hé .. oui voilà"),
     ("A moins que …", "A moins que\u00a0…"),
+    ("« Menacer », « Gnagnater », … Lettres", "«\u202fMenacer\u202f», «\u202fGnagnater\u202f»,\u00a0… Lettres"),
     # dialogue dash
     ("– Bonjour Boss", "–\u00a0Bonjour Boss"),
     ("— Salut Mike\n– Euh … moi c'est Jo", "—\u00a0Salut Mike\n–\u00a0Euh\u00a0… moi c’est Jo"),

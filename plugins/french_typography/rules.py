@@ -31,7 +31,8 @@ The rules, in the order they run (why in brackets):
   So 10:30, 16:9, a:b, http://, ?b=c and ;-) are never touched.
 - An emoticon (;-) :-) :) ;) :( :-D :p) is left as written, and the space before
   it becomes U+00A0 so it never starts a line alone.
-- A spaced ellipsis (« A moins que … ») binds to the word before it with U+00A0.
+- A spaced ellipsis (« A moins que … », « Gnagnater, … ») binds to the word or
+  comma before it with U+00A0.
 
 Never touched: URLs (scheme:// and www.), e-mail addresses, @handles, #hashtags,
 HTML entities, `backtick code` in plain text, and in HTML the contents of code,
@@ -118,7 +119,7 @@ def _rules(space):
             rf"(?=[\s{TAG})\]}}»\"'’”.,…]|$)(?!(?<=[;:])-?[()DPp](?!\w))",  # "Non:)" is not "Non :"
             lambda m, tags: m["pre"] + tags + NNBSP + m["marks"]),
         _sub_gap(rf"(?P<pre>[^\s{TAG}]){g1}(?={EMOTICON})", lambda m, tags: m["pre"] + tags + NBSP),
-        _sub_gap(rf"(?P<pre>[\w»)\]{WORD}]){g1}(?=…)", lambda m, tags: m["pre"] + tags + NBSP),
+        _sub_gap(rf"(?P<pre>[\w»)\],{WORD}]){g1}(?=…)", lambda m, tags: m["pre"] + tags + NBSP),
     ]
 
 
