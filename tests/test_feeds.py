@@ -157,7 +157,7 @@ def test_entries_carry_the_whole_post(seed_site):
 def test_entry_fields_and_paris_dates(fixture_site):
     summer = entry_by_slug(fixture_site / "atom.xml", "billet-ete")
     assert summer.findtext("a:title", namespaces=NS) == "Un billet d’été"
-    assert summer.findtext("a:id", namespaces=NS) == "tag:127.0.0.1,2021-07-14:billet-ete"
+    assert summer.findtext("a:id", namespaces=NS) == "tag:egoblog.fr,2021-07-14:billet-ete"
     assert summer.findtext("a:published", namespaces=NS) == "2021-07-14T10:00:00+02:00"
     assert summer.findtext("a:updated", namespaces=NS) == "2021-07-20T08:30:00+02:00"
     assert summer.find("a:link", NS).get("href") == f"{PUBLIC}/2021/07/billet-ete/"
@@ -171,7 +171,7 @@ def test_entry_fields_and_paris_dates(fixture_site):
 
     item = next(i for i in parse(fixture_site / "rss.xml").iter("item") if i.findtext("link").endswith("/billet-ete/"))
     assert item.findtext("pubDate") == "Wed, 14 Jul 2021 10:00:00 +0200"
-    assert item.find("guid").text == "tag:127.0.0.1,2021-07-14:billet-ete"
+    assert item.find("guid").text == "tag:egoblog.fr,2021-07-14:billet-ete"
     assert item.find("guid").get("isPermaLink") == "false"
     assert item.findtext("dc:creator", namespaces=NS) == "François"
     assert [c.text for c in item.findall("category")] == ["Humeurs Marketing", "CRM"]
@@ -187,7 +187,7 @@ def test_relative_links_become_absolute_against_the_post(fixture_site):
     base = f"{PUBLIC}/2020/03/liens-relatifs/"
     for path in (fixture_site / "atom.xml", fixture_site / "rss.xml"):
         root = parse(path)
-        text = (root.findtext("a:entry[a:id='tag:127.0.0.1,2020-03-15:liens-relatifs']/a:content", namespaces=NS)
+        text = (root.findtext("a:entry[a:id='tag:egoblog.fr,2020-03-15:liens-relatifs']/a:content", namespaces=NS)
                 or next(i for i in root.iter("item") if i.findtext("link") == base)
                 .findtext("content:encoded", namespaces=NS))
         doc = html.fromstring(f"<div>{text}</div>")

@@ -75,6 +75,7 @@ URL_ATTR = re.compile(r"""(?P<lead>\s(?:href|src|poster|cite|action|longdesc)\s*
                       r"""(?:(?P<q>["'])(?P<quoted>.*?)(?P=q)|(?P<bare>[^\s"'>]+))""", re.I | re.S)
 SRCSET_ATTR = re.compile(r"""(?P<lead>\ssrcset\s*=\s*)(?P<q>["'])(?P<value>.*?)(?P=q)""", re.I | re.S)
 TAG = re.compile(r"<[^>]+>")
+ASCII_SPACES = re.compile(r"[ \t\n\r\f\v]+")  # not str.split(): it would drop French no-break spaces
 TAG_SAFE = "-._~!$&'()*+,;=:@/"  # RFC 4151 specific part: pchar and "/"
 
 Feed = namedtuple("Feed", "scope mime title label href")
@@ -214,7 +215,7 @@ def absolute_urls(fragment: str, base: str) -> str:
 
 def plain_text(fragment: str) -> str:
     """HTML as one line of text, for summaries."""
-    return " ".join(html.unescape(TAG.sub(" ", fragment or "")).split())
+    return ASCII_SPACES.sub(" ", html.unescape(TAG.sub(" ", fragment or ""))).strip()
 
 
 def add_entry(fg: FeedGenerator, article, settings: dict) -> datetime:
