@@ -27,7 +27,8 @@ The rules, in the order they run (why in brackets):
   adding one.
 - Before ; : ! ? : U+202F, replacing the space(s) there or adding one, once per
   cluster (« Non ?! », « courageux !!… »). The mark must end a word: followed by
-  a space, the end, a closing bracket or quote, a period, a comma or an ellipsis.
+  a space, the end, a closing bracket or quote, a period, a comma, an ellipsis or
+  a caller's placeholder (a BMP private-use character, such as the mail's <br>).
   So 10:30, 16:9, a:b, http://, ?b=c and ;-) are never touched.
 - An emoticon (;-) :-) :) ;) :( :-D :p) is left as written, and the space before
   it becomes U+00A0 so it never starts a line alone.
@@ -46,26 +47,28 @@ import re
 NNBSP = "\u202f"  # narrow no-break space: punctuation, guillemets, digit groups
 NBSP = "\u00a0"  # no-break space: units, abbreviations, dialogue dash, emoticons
 
-# Private-use characters stand for what the rules must see but never change.
-TAG = "\ue000"  # an inline tag or comment: transparent, the text flows across it
-WORD = "\ue001"  # a protected token (URL, address, handle, entity): an opaque word
-EMOTICON = "\ue002"  # a protected emoticon
-OPAQUE = "\ue003"  # an HTML element whose content is never touched (code, img…)
-RESERVED = re.compile("[\ue000-\ue003]")
+# Private-use characters stand for what the rules must see but never change. They come
+# from plane 15, so callers can keep the BMP private-use area for their own placeholders
+# (the mail's plain-text renderer marks <br> with U+E002).
+TAG = "\U000f0000"  # an inline tag or comment: transparent, the text flows across it
+WORD = "\U000f0001"  # a protected token (URL, address, handle, entity): an opaque word
+EMOTICON = "\U000f0002"  # a protected emoticon
+OPAQUE = "\U000f0003"  # an HTML element whose content is never touched (code, img…)
+RESERVED = re.compile("[\U000f0000-\U000f0003]")
 
 PROTECTED = re.compile(
     r"""
     (?P<word>
         &(?:\#\d+|\#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]*);       # entity
       | (?:(?:https?|ftp)://|www\.|mailto:)                          # URL, entities whole,
-        (?:&(?:\#\w+|[A-Za-z]\w*);|(?!&(?:\#\w+|[A-Za-z]\w*);)[^\s<>"\ue000-\ue003])*
-        (?:&(?:\#\w+|[A-Za-z]\w*);|[^\s<>"&.,;:!?)\]»’'\ue000-\ue003])  # minus final punctuation
+        (?:&(?:\#\w+|[A-Za-z]\w*);|(?!&(?:\#\w+|[A-Za-z]\w*);)[^\s<>"\U000f0000-\U000f0003])*
+        (?:&(?:\#\w+|[A-Za-z]\w*);|[^\s<>"&.,;:!?)\]»’'\U000f0000-\U000f0003])  # minus final punctuation
       | [\w.+-]+@[\w-]+(?:\.[\w-]+)+                                 # e-mail address
       | (?<![\w@])@\w+(?:[.-]\w+)*                                   # @handle
       | (?<![\w&\#])\#\w+                                            # #hashtag
       | `[^`\n]+`                                                    # `code` (plain text only)
     )
-    | (?P<emoticon>(?<![^\s(\[\ue000])[;:]-?[()DPp](?!\w))
+    | (?P<emoticon>(?<![^\s(\[\U000f0000])[;:]-?[()DPp](?!\w))
     """,
     re.VERBOSE,
 )
@@ -116,7 +119,7 @@ def _rules(space):
         _sub_gap(rf"(?P<pre>[^\s{TAG}«]){g}»", lambda m, tags: m["pre"] + tags + NNBSP + "»"),
         _sub_gap(
             rf"(?P<pre>[^\s{TAG}(\[{{«'\"‘“\-–—;:!?]){g}(?P<marks>[;:!?]+)"
-            rf"(?=[\s{TAG})\]}}»\"'’”.,…]|$)(?!(?<=[;:])-?[()DPp](?!\w))",  # "Non:)" is not "Non :"
+            rf"(?=[\s{TAG})\]}}»\"'’”.,…\ue000-\uf8ff]|$)(?!(?<=[;:])-?[()DPp](?!\w))",  # "Non:)" is not "Non :"
             lambda m, tags: m["pre"] + tags + NNBSP + m["marks"]),
         _sub_gap(rf"(?P<pre>[^\s{TAG}]){g1}(?={EMOTICON})", lambda m, tags: m["pre"] + tags + NBSP),
         _sub_gap(rf"(?P<pre>[\w»)\],{WORD}]){g1}(?=…)", lambda m, tags: m["pre"] + tags + NBSP),
