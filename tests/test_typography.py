@@ -352,3 +352,13 @@ def test_setting_off_and_post_opt_in(content_copy, tmp_path):
     paradise = (tmp_path / "out/2015/10/plan-paradise/index.html").read_text(encoding="utf-8")
     assert "<title>Le plan « Paradise » et la relation-client" in paradise
     assert "– Bonjour Boss" in paradise
+
+
+@pytest.mark.parametrize("post", sorted((ROOT / "content/posts").glob("*.md")), ids=lambda p: p.stem)
+def test_plain_text_mail_of_each_seed_post_is_typographed(post):
+    plaintext = pytest.importorskip("newsletter.plaintext")
+    from pelicanconf import MARKDOWN
+
+    text = plaintext.render_file(post, "https://example.org/", MARKDOWN)
+    assert badly_spaced(text) == []
+    assert "\u202f" in text
