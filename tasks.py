@@ -107,3 +107,9 @@ def preview(c, post):
 def bench(c, growth=False):
     """Time our build against stock Pelican on 1,000 posts (--growth: also 100 and 5,000 posts)."""
     c.run(f'"{PY}" bench/build_bench.py' + (" --growth" if growth else ""), pty=False)
+
+
+@task
+def audit(c):
+    """Lighthouse on the home page and a post, served as by make serve; fails if a score is under 95."""
+    c.run(f'"{PY}" bench/audit.py', pty=False)
