@@ -145,43 +145,97 @@ class PrefetchingReads:
         self.read_file = generator.readers.read_file
         self.keys = (paths_key, excludes_key)
         self.results = None
+        settings = generator.settings
+        self.caching = bool(settings.get("CACHE_CONTENT"))
+        self.cache_file = os.path.join(settings["CACHE_PATH"], f"FastBuild-{type(generator).__name__}")
+        self.cached = {}  # path: (file stamp, pickled object), from the previous build
+        self.fresh = {}   # the same for this build: what gets saved
+        if self.caching and settings.get("LOAD_CONTENT_CACHE"):
+            try:
+                with open(self.cache_file, "rb") as file:
+                    self.cached = pickle.load(file)
+            except (OSError, EOFError, pickle.PickleError, ValueError, TypeError):
+                self.cached = {}
 
     def __call__(self, base_path, path, content_class=Page, fmt=None, context=None, **kwargs):
         if self.results is None:
             self.results = {}
             self.prefetch(base_path, dict(content_class=content_class, fmt=fmt, context=context, **kwargs))
-        found = self.results.pop(os.path.abspath(os.path.join(base_path, path)), None)
+        full = os.path.abspath(os.path.join(base_path, path))
+        found = self.results.pop(full, None)
         if found is not None:
             return found
-        return self.read_file(base_path, path, content_class=content_class, fmt=fmt, context=context, **kwargs)
+        content = self.read_file(base_path, path, content_class=content_class, fmt=fmt, context=context, **kwargs)
+        if self.caching and not isinstance(content, SkipStub) and content.is_valid():
+            self.remember(full, content, context)
+        return content
+
+    def remember(self, path, content, context):
+        """Keep the pickled object of a file read here, for the next build."""
+        global _shared
+        _shared = (self.generator.settings, context)
+        try:
+            buffer = BytesIO()
+            _Pickler(buffer, pickle.HIGHEST_PROTOCOL).dump((content, None))
+            self.fresh[path] = (stamp(path), buffer.getvalue())
+        except (pickle.PicklingError, TypeError, AttributeError) as error:
+            logger.debug("fast_build: cannot cache %s: %s", path, error)
+        finally:
+            _shared = (None, None)
 
     def prefetch(self, base_path, kwargs):
+        """Take unchanged files' objects from the cache; build the others in forked workers."""
         global _jobs, _shared
-        generator, settings = self.generator, self.generator.settings
-        workers = worker_count(settings)
-        names = [name for name in sorted(generator.get_files(settings[self.keys[0]], exclude=settings[self.keys[1]]))
-                 if generator.get_cached_data(name, None) is None]
-        if not workers or len(names) < config(settings)["FAST_BUILD_MIN_BATCH"]:
-            return
+        generator, settings, context = self.generator, self.generator.settings, kwargs["context"]
         started = time.perf_counter()
-        _jobs = [(self.read_file, self.readers, base_path, name, kwargs) for name in names]
-        _shared = (settings, kwargs["context"])
-        pool = fork_pool(workers)
-        try:
-            for index, data in pool.imap_unordered(_read, range(len(names)), chunksize=8):
-                if data is None:
-                    continue
-                content, cached = _Unpickler(data, settings, kwargs["context"]).load()
-                path = os.path.abspath(os.path.join(base_path, names[index]))
-                if cached is not None:
-                    self.readers._cache[path] = cached  # what Readers.cache_data stored in the worker
-                self.results[path] = content
-        finally:
-            pool.close()
-            pool.join()
-            _jobs, _shared = [], (None, None)
-        logger.debug("fast_build: built %d of %d objects on %d workers in %.2f s", len(self.results), len(names),
-                     workers, time.perf_counter() - started)
+        names = []
+        for name in sorted(generator.get_files(settings[self.keys[0]], exclude=settings[self.keys[1]])):
+            if generator.get_cached_data(name, None) is not None:
+                continue  # Pelican's generator-level cache has it
+            path = os.path.abspath(os.path.join(base_path, name))
+            entry = self.cached.get(path)
+            if entry is not None and entry[0] == stamp(path):
+                self.results[path] = _Unpickler(entry[1], settings, context).load()[0]
+                self.fresh[path] = entry
+            else:
+                names.append(name)
+        hits = len(self.results)
+        workers = worker_count(settings)
+        if workers and len(names) >= config(settings)["FAST_BUILD_MIN_BATCH"]:
+            _jobs = [(self.read_file, self.readers, base_path, name, kwargs) for name in names]
+            _shared = (settings, context)
+            pool = fork_pool(workers)
+            try:
+                for index, data in pool.imap_unordered(_read, range(len(names)), chunksize=8):
+                    if data is None:
+                        continue
+                    content, cached = _Unpickler(data, settings, context).load()
+                    path = os.path.abspath(os.path.join(base_path, names[index]))
+                    if cached is not None:
+                        self.readers._cache[path] = cached  # what Readers.cache_data stored in the worker
+                    self.results[path] = content
+                    if self.caching:
+                        self.fresh[path] = (stamp(path), data)
+            finally:
+                pool.close()
+                pool.join()
+                _jobs, _shared = [], (None, None)
+        logger.debug("fast_build: %d objects from the cache, %d built on %d workers, in %.2f s", hits,
+                     len(self.results) - hits, workers, time.perf_counter() - started)
+
+    def save(self):
+        """Write this build's objects for the next one (into the private cache folder, published at the end)."""
+        if not self.caching or self.results is None:
+            return
+        os.makedirs(os.path.dirname(self.cache_file), exist_ok=True)
+        with open(self.cache_file, "wb") as file:
+            pickle.dump(self.fresh, file, pickle.HIGHEST_PROTOCOL)
+
+
+def stamp(path):
+    """What says a source file changed: its modification time in nanoseconds and its size."""
+    info = os.stat(path)
+    return info.st_mtime_ns, info.st_size
 
 
 def read_in_parallel(generator):
@@ -190,6 +244,13 @@ def read_in_parallel(generator):
         return
     kind = "ARTICLE" if isinstance(generator, ArticlesGenerator) else "PAGE"
     generator.readers.read_file = PrefetchingReads(generator, f"{kind}_PATHS", f"{kind}_EXCLUDES")
+
+
+def save_objects(generator):
+    """article_generator_finalized, page_generator_finalized: every file of the generator has been read."""
+    reads = getattr(generator, "readers", None) and vars(generator.readers).get("read_file")
+    if isinstance(reads, PrefetchingReads):
+        reads.save()
 
 
 # Writing ---------------------------------------------------------------------------
@@ -378,8 +439,15 @@ def stable(value) -> str:
 def site_cache_key(settings) -> str:
     """What the cached reader output depends on: the content folder, the settings, Pelican and Markdown."""
     relevant = {k: v for k, v in settings.items() if k not in VOLATILE_SETTINGS}
+    digest = hashlib.sha256()
+    for folder in settings.get("PLUGIN_PATHS", []):  # plugins change objects after reading (typography...)
+        for root, dirs, files in sorted(os.walk(folder)):
+            dirs.sort()
+            for name in sorted(f for f in files if f.endswith(".py")):
+                with open(os.path.join(root, name), "rb") as file:
+                    digest.update(name.encode() + b"\0" + file.read())
     text = "\n".join([os.path.abspath(settings["PATH"]), pelican.__version__, markdown.__version__,
-                      stable(relevant)])
+                      stable(relevant), digest.hexdigest()])
     name = os.path.basename(os.path.abspath(settings["PATH"])) or "site"
     return f"{name}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
 
@@ -421,6 +489,9 @@ def register():
     # *_generator_init: the generator's Readers exist and no file has been read yet.
     signals.article_generator_init.connect(read_in_parallel)
     signals.page_generator_init.connect(read_in_parallel)
+    # *_generator_finalized: the generator has read all its files; keep their objects for the next build.
+    signals.article_generator_finalized.connect(save_objects)
+    signals.page_generator_finalized.connect(save_objects)
     # get_writer: the supported way to replace Pelican's writer.
     signals.get_writer.connect(get_writer)
     # *_writer_finalized: a generator has asked for all its pages; render them while Pelican goes on.

@@ -1,0 +1,122 @@
+"""plugins/fast_build: a parallel or cached build writes exactly the bytes of a plain sequential build."""
+import os
+import random
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SEQUENTIAL = ["FAST_BUILD=false", "CACHE_CONTENT=false", "LOAD_CONTENT_CACHE=false"]
+PARALLEL = ["FAST_BUILD_WORKERS=2"]
+
+CATEGORIES = ["Humeurs Marketing", "Relation client", "Réseaux sociaux", "Fidélisation", "Données & vie privée"]
+TAGS = ["crm", "fidélité", "service client", "rgpd", "twitter", "sav", "confiance", "marques", "tgv", "humour"]
+SENTENCES = [
+    "Le client n'est pas roi : il est otage d'un centre d'appels qui « prend soin de lui » !",
+    "Pourquoi donc les marques s'obstinent-elles à nous écrire « Cher client » ?",
+    "Un programme de fidélité qui récompense l'ancienneté… par un bon de 5 % sur rien.",
+    "La *vraie* relation client tient en trois mots : écouter, répondre, tenir parole.",
+    "Voir [la CNIL](https://www.cnil.fr/) ; ou, à défaut, relire le RGPD (article 21).",
+    "Entre 9 h et 18 h, du lundi au vendredi ; le samedi, c'est « fermé pour inventaire ».",
+]
+
+
+def synthetic_posts(folder: Path, count: int = 150, seed: int = 6):
+    """Posts with the blog's shape: metadata, headings, a list, a quote, a link, French punctuation."""
+    rnd = random.Random(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        body = [rnd.choice(SENTENCES) for _ in range(6)]
+        summary = [f"Summary: {body[0]}"] if i % 3 else []  # the others get a truncated summary
+        header = [f"Title: Billet synthétique n° {i} : {rnd.choice(['Ah', 'Oh', 'Bah'])} !",
+                  f"Date: {2010 + i % 14}-{1 + i % 12:02d}-{1 + i % 28:02d} {8 + i % 12:02d}:{i % 60:02d}",
+                  f"Category: {rnd.choice(CATEGORIES)}",
+                  f"Tags: {', '.join(rnd.sample(TAGS, 3))}",
+                  f"Slug: synthese-{i}"] + summary
+        text = "\n\n".join([body[0], "## Le constat", body[1] + " " + body[2],
+                            f"- {body[3]}\n- {body[4]}\n- un dernier point", "## Et maintenant ?",
+                            "> " + body[5], " ".join(rnd.choice(SENTENCES) for _ in range(40))])
+        (folder / f"synthese-{i:03d}.md").write_text("\n".join(header) + "\n\n" + text + "\n", encoding="utf-8")
+
+
+def build(content: Path, output: Path, cache: Path, extra: list[str]):
+    """`make build`'s Pelican command, with a given cache folder and extra settings."""
+    command = [sys.executable, "-m", "pelican", str(content), "-s", str(ROOT / "pelicanconf.py"), "-o", str(output),
+               "--fatal", "errors", "--cache-path", str(cache),
+               "-e", f'MAIL_POSTS_PATH="{output.parent / (output.name + "-mail")}"', *extra]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, f"build failed:\n{result.stdout}\n{result.stderr}"
+    return output
+
+
+def files(folder: Path) -> dict:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def assert_same_site(expected: Path, actual: Path):
+    want, got = files(expected), files(actual)
+    assert sorted(got) == sorted(want), "not the same files"
+    different = [name for name in want if want[name] != got[name]]
+    assert not different, f"{len(different)} files differ, e.g. {different[:5]}"
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """The project's content plus 150 synthetic posts, and its plain sequential build."""
+    work = tmp_path_factory.mktemp("fast_build")
+    content = work / "content"
+    shutil.copytree(ROOT / "content", content)
+    synthetic_posts(content / "posts" / "synthese")
+    sequential = build(content, work / "sequential", work / "no-cache", SEQUENTIAL)
+    return work, content, sequential
+
+
+def test_parallel_build_is_byte_identical(site):
+    work, content, sequential = site
+    parallel = build(content, work / "parallel", work / "cache-parallel", PARALLEL)
+    assert len(files(parallel)) > 150
+    assert_same_site(sequential, parallel)
+
+
+def test_cached_rebuild_of_unchanged_content_is_byte_identical(site):
+    work, content, sequential = site
+    cache = work / "cache-unchanged"
+    build(content, work / "first", cache, PARALLEL)
+    assert any(cache.rglob("FastBuild-ArticlesGenerator")), "no content cache written"
+    assert_same_site(sequential, build(content, work / "rebuilt", cache, PARALLEL))
+
+
+def test_cached_rebuild_after_editing_one_post_matches_a_cold_build(site, tmp_path):
+    work, original, _ = site
+    content = tmp_path / "content"
+    shutil.copytree(original, content)
+    cache = tmp_path / "cache"
+    before = build(content, tmp_path / "before", cache, PARALLEL)
+    post = content / "posts" / "synthese" / "synthese-042.md"
+    post.write_text(post.read_text(encoding="utf-8").replace("## Le constat", "## Le constat, corrigé")
+                    + "\nUne précision ajoutée : « enfin » !\n", encoding="utf-8")
+    os.utime(post, ns=(post.stat().st_atime_ns, post.stat().st_mtime_ns + 1_000_000_000))
+    cold = build(content, tmp_path / "cold", tmp_path / "no-cache", SEQUENTIAL)
+    warm = build(content, tmp_path / "warm", cache, PARALLEL)
+    assert_same_site(cold, warm)
+    changed = [name for name, data in files(before).items() if files(cold).get(name) != data]
+    assert any("synthese-42" in name for name in changed), "the edit did not reach the post's page"
+
+
+def test_cache_lives_outside_output_in_one_folder_per_site(site):
+    work, content, _ = site
+    cache = work / "cache-layout"
+    output = build(content, work / "layout", cache, PARALLEL)
+    folders = [p for p in cache.iterdir() if p.is_dir()]
+    assert len(folders) == 1 and folders[0].name.startswith("content-")
+    assert not [p for p in folders[0].iterdir() if p.name.startswith(".build-")], "private cache left behind"
+    assert not list(output.rglob("*Readers*")) and not list(output.rglob("FastBuild-*"))
+
+
+def test_sequential_setting_forks_nothing_and_writes_the_same(site):
+    work, content, sequential = site
+    one = build(content, work / "one-worker", work / "cache-one", ["FAST_BUILD_WORKERS=1"])
+    assert_same_site(sequential, one)
