@@ -60,7 +60,8 @@ class OutboxMailer:
 
     def send(self, msg: EmailMessage) -> Path:
         name = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:12]}.eml"
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".eml", dir=self.outbox)
+        # Not *.eml until complete: readers globbing the outbox never see half a message.
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".part", dir=self.outbox)
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(msg.as_bytes())

@@ -1,0 +1,461 @@
+"""The signup service over real HTTP (uvicorn on loopback), with a real SQLite file
+and the outbox (or a real aiosmtpd server) for mail."""
+import email
+import re
+import socket
+import sqlite3
+import time
+from email.policy import default as default_policy
+from pathlib import Path
+
+import httpx
+import pytest
+from aiosmtpd.controller import Controller
+
+from newsletter.app import create_app
+from newsletter.config import Config
+from newsletter.ratelimit import NO_LIMITS, Limits
+from newsletter.serving import serve_in_thread
+from newsletter.signing import Signer
+
+SECRET = "secret-de-test-" + "x" * 24
+JSON = {"Accept": "application/json"}
+LINK = re.compile(r"https?://\S+/newsletter/confirmer/[\w.\-]+")
+
+
+def make_config(tmp_path: Path, smtp_url=None) -> Config:
+    return Config(public_url="http://127.0.0.1:8000", newsletter_url="http://127.0.0.1:8000/newsletter",
+                  mail_from="égoBlog <lettre@egoblog.example>", reply_to="francois@egoblog.example",
+                  site_name="égoBlog", db=str(tmp_path / "abonnes.sqlite3"), outbox=tmp_path / "outbox",
+                  smtp_url=smtp_url, secrets=[SECRET])
+
+
+class Service:
+    """A running app: its HTTP client, its database file and its outbox."""
+
+    def __init__(self, client: httpx.Client, config: Config):
+        self.http, self.config = client, config
+        self.db = Path(config.db)
+        self.outbox = Path(config.outbox)
+
+    def signup(self, address, json=False, **extra):
+        data = {"email": address, "site_web": "", **extra}
+        if json:
+            return self.http.post("/newsletter/inscription", json=data, headers=JSON)
+        return self.http.post("/newsletter/inscription", data=data)
+
+    def mails(self, count: int, timeout: float = 10) -> list[email.message.EmailMessage]:
+        """Wait until the outbox holds `count` mails, and return them (oldest first)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            files = sorted(self.outbox.glob("*.eml"), key=lambda p: p.stat().st_mtime_ns) \
+                if self.outbox.exists() else []
+            if len(files) >= count or time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
+        assert len(files) == count, f"expected {count} mail(s), found {len(files)}"
+        return [email.message_from_bytes(f.read_bytes(), policy=default_policy) for f in files]
+
+    def nothing_else_sent(self, already: int) -> None:
+        """The worker handles mails in order: once a probe's mail is out, anything queued before is too."""
+        assert self.signup("sonde@exemple.fr").status_code == 303
+        last = self.mails(already + 1)[-1]
+        assert last["To"] == "sonde@exemple.fr"
+
+    def rows(self) -> list[tuple]:
+        db = sqlite3.connect(self.db)
+        try:
+            return db.execute("SELECT * FROM subscribers").fetchall()
+        finally:
+            db.close()
+
+
+def link_in(msg) -> str:
+    return LINK.search(msg.get_body(("plain",)).get_content()).group(0)
+
+
+def path_of(url: str) -> str:
+    return "/" + url.split("/", 3)[3]
+
+
+@pytest.fixture
+def service(tmp_path):
+    config = make_config(tmp_path)
+    with serve_in_thread(create_app(config, limits=NO_LIMITS)) as url, \
+            httpx.Client(base_url=url, follow_redirects=False, timeout=20) as client:
+        yield Service(client, config)
+
+
+# -- signup -----------------------------------------------------------------
+
+def test_form_signup_redirects_and_mails_a_signed_link(service):
+    r = service.signup("Lecteur+lettre@Exemple.FR")
+    assert r.status_code == 303 and r.headers["location"] == "/newsletter/verifiez/"
+    (msg,) = service.mails(1)
+    assert msg["Subject"] == "Confirmez votre inscription à égoBlog"
+    assert msg["To"] == "Lecteur+lettre@exemple.fr"
+    assert msg["From"] == "égoBlog <lettre@egoblog.example>"
+    text = msg.get_body(("plain",)).get_content()
+    html = msg.get_body(("html",)).get_content()
+    link = link_in(msg)
+    assert "48 heures" in text and link in html and "Confirmer mon inscription" in html
+    assert Signer([SECRET]).read_confirm_token(link.rsplit("/", 1)[1]) == "Lecteur+lettre@exemple.fr"
+    assert "<img" not in html
+    assert service.rows() == []  # nothing stored before consent
+
+
+def test_json_signup(service):
+    r = service.signup("lecteur@exemple.fr", json=True)
+    assert r.status_code == 202
+    assert "e-mail de confirmation" in r.json()["message"]
+    assert service.mails(1)[0]["To"] == "lecteur@exemple.fr"
+
+
+def test_multipart_signup(service):
+    r = service.http.post("/newsletter/inscription", files={"email": (None, "multi@exemple.fr")})
+    assert r.status_code == 303
+    assert service.mails(1)[0]["To"] == "multi@exemple.fr"
+
+
+GOOD = [
+    ("prenom.nom@exemple.fr", "prenom.nom@exemple.fr"),
+    ("prenom+lettre@exemple.fr", "prenom+lettre@exemple.fr"),
+    ("Prenom@EXEMPLE.FR", "Prenom@exemple.fr"),
+    ("  espaces@exemple.fr  ", "espaces@exemple.fr"),
+    ("lecteur@exämple.fr", "lecteur@xn--exmple-cua.fr"),
+    ("lecteur@xn--exmple-cua.fr", "lecteur@xn--exmple-cua.fr"),
+    ("пример@пример.рф", "пример@xn--e1afmkfd.xn--p1ai"),
+    ("élève@école.fr", "élève@xn--cole-9oa.fr"),
+    ("a@sous.domaine.exemple.co.uk", "a@sous.domaine.exemple.co.uk"),
+    ("x_y-z'o@exemple.fr", "x_y-z'o@exemple.fr"),
+]
+
+
+@pytest.mark.parametrize("typed, stored", GOOD)
+def test_good_addresses_are_accepted_and_normalised(service, typed, stored):
+    assert service.signup(typed, json=True).status_code == 202
+    (msg,) = service.mails(1)
+    assert msg["To"] == stored
+    token = link_in(msg).rsplit("/", 1)[1]
+    assert Signer([SECRET]).read_confirm_token(token) == stored
+
+
+BAD = [
+    "",
+    "   ",
+    "sans-arobase.fr",
+    "@exemple.fr",
+    "lecteur@",
+    "deux@@exemple.fr",
+    "a@b@exemple.fr",
+    "lecteur@exemple",
+    "lecteur@localhost",
+    "lecteur@machine.local",
+    "lecteur@site.test",
+    "lecteur@site.example",
+    "lecteur@example.com",
+    "lecteur@site.invalid",
+    "lecteur@site.localhost",
+    "lecteur@service.internal",
+    "lecteur@abcdefghijklmnop.onion",
+    "lecteur@1.0.0.127.in-addr.arpa",
+    "lecteur@[127.0.0.1]",
+    "lecteur@[IPv6:::1]",
+    "lecteur@exemple.fr\r\nBcc: victime@exemple.fr",
+    "lecteur@exemple.fr\nBcc: victime@exemple.fr",
+    "lecteur@exemple.fr\rX: y",
+    "lecteur\x00@exemple.fr",
+    "lecteur@exemple.fr\x00",
+    "lecteur@exemple.fr,autre@exemple.fr",
+    "lecteur@exemple.fr; autre@exemple.fr",
+    "lecteur@exemple.fr autre@exemple.fr",
+    "Jean <lecteur@exemple.fr>",
+    '"jean dupont"@exemple.fr',
+    "jean..dupont@exemple.fr",
+    ".jean@exemple.fr",
+    "jean.@exemple.fr",
+    "jean@-exemple.fr",
+    "jean@exemple-.fr",
+    "jean@exemple..fr",
+    "jean@exe_mple.fr",
+    "j" * 65 + "@exemple.fr",
+    "jean@" + ("a" * 63 + ".") * 4 + "fr",
+    "x@" + "a" * 250 + ".fr",
+    "jean(commentaire)@exemple.fr",
+    "jean@exemple.fr\t\x0b",
+]
+
+
+@pytest.mark.parametrize("address", BAD)
+def test_bad_addresses_get_a_french_4xx(service, address):
+    r = service.signup(address, json=True)
+    assert r.status_code == 422
+    assert "adresse e-mail" in r.json()["erreur"]
+    page = service.signup(address)
+    assert page.status_code == 422 and page.headers["content-type"].startswith("text/html")
+    assert "adresse e-mail" in page.text and 'class="signup"' in page.text
+
+
+def test_bad_addresses_send_no_mail(service):
+    for address in BAD:
+        assert service.signup(address, json=True).status_code == 422
+    service.nothing_else_sent(0)
+
+
+def test_two_email_fields_are_refused(service):
+    r = service.http.post("/newsletter/inscription", content="email=a%40exemple.fr&email=b%40exemple.fr",
+                          headers={"Content-Type": "application/x-www-form-urlencoded", **JSON})
+    assert r.status_code == 422 and "une seule adresse" in r.json()["erreur"]
+
+
+def test_honeypot_gets_the_usual_answer_and_nothing_is_sent(service):
+    normal = service.signup("humain@exemple.fr")
+    bot = service.signup("robot@exemple.fr", site_web="http://spam.example")
+    assert (bot.status_code, bot.headers["location"]) == (normal.status_code, normal.headers["location"])
+    assert service.signup("robot@exemple.fr", json=True, site_web="x").json() == \
+        service.signup("humain2@exemple.fr", json=True).json()
+    service.nothing_else_sent(2)
+    assert [m["To"] for m in service.mails(3)][:2] == ["humain@exemple.fr", "humain2@exemple.fr"]
+
+
+def test_same_answer_for_new_pending_and_subscribed(service):
+    def answer(r):
+        return r.status_code, r.content, {k: v for k, v in r.headers.items() if k != "date"}
+
+    new = answer(service.signup("nouveau@exemple.fr", json=True))
+    confirm_link = link_in(service.mails(1)[0])
+    pending = answer(service.signup("nouveau@exemple.fr", json=True))
+    service.http.post(path_of(confirm_link))
+    assert service.rows() == [("nouveau@exemple.fr",)]
+    subscribed = answer(service.signup("nouveau@exemple.fr", json=True))
+    assert new == pending == subscribed
+    # No shortcut for known addresses: each request sent its mail.
+    assert len(service.mails(3)) == 3
+    assert service.rows() == [("nouveau@exemple.fr",)]
+
+
+# -- confirm ------------------------------------------------------------------
+
+def test_confirm_get_shows_a_button_and_stores_nothing(service):
+    service.signup("lecteur@exemple.fr")
+    path = path_of(link_in(service.mails(1)[0]))
+    page = service.http.get(path)
+    assert page.status_code == 200
+    assert '<meta name="robots" content="noindex">' in page.text
+    assert "Confirmer mon inscription" in page.text and 'method="post"' in page.text
+    assert service.http.head(path).status_code == 200
+    assert service.rows() == []
+
+
+def test_confirm_post_stores_exactly_the_address(service):
+    service.signup("Lecteur@Exämple.fr")
+    path = path_of(link_in(service.mails(1)[0]))
+    r = service.http.post(path)
+    assert r.status_code == 303 and r.headers["location"] == "/newsletter/confirme/"
+    assert service.http.post(path).status_code == 303  # twice: nothing more
+    db = sqlite3.connect(service.db)
+    tables = {r[0]: [c[1] for c in db.execute(f"PRAGMA table_info({r[0]})")]
+              for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert tables["subscribers"] == ["email"]
+    assert db.execute("SELECT * FROM subscribers").fetchall() == [("Lecteur@xn--exmple-cua.fr",)]
+    assert db.execute("SELECT count(*) FROM sends").fetchone() == (0,)
+    db.close()
+    json = service.http.post(path, headers=JSON)
+    assert json.status_code == 200 and "confirmée" in json.json()["message"]
+
+
+def test_expired_link_says_so_and_offers_the_form(service):
+    token = Signer([SECRET], clock=lambda: time.time() - 49 * 3600).confirm_token("tard@exemple.fr")
+    for method in ("GET", "POST"):
+        r = service.http.request(method, f"/newsletter/confirmer/{token}")
+        assert r.status_code == 410
+        assert "expiré" in r.text and 'class="signup"' in r.text
+    assert service.http.post(f"/newsletter/confirmer/{token}", headers=JSON).json()["erreur"].startswith("Ce lien")
+    assert service.rows() == []
+
+
+@pytest.mark.parametrize("token", [
+    "n-importe-quoi",
+    Signer(["un-autre-secret-" + "z" * 20]).confirm_token("pirate@exemple.fr"),
+    Signer([SECRET]).unsubscribe_token("pirate@exemple.fr"),
+])
+def test_bad_link(service, token):
+    for method in ("GET", "POST"):
+        r = service.http.request(method, f"/newsletter/confirmer/{token}")
+        assert r.status_code == 400 and "pas valide" in r.text
+    assert service.rows() == []
+
+
+# -- unsubscribe --------------------------------------------------------------
+
+def subscribe(service, address):
+    service.signup(address)
+    mails = service.mails(len(list(service.outbox.glob("*.eml"))) or 1)
+    link = next(link_in(m) for m in reversed(mails) if m["To"] == address)
+    assert service.http.post(path_of(link)).status_code == 303
+
+
+def test_unsubscribe_page_then_post_erases_every_byte(service):
+    others = [f"autre{n}@exemple.fr" for n in range(5)]
+    from newsletter.store import open_store
+    with open_store(service.db) as store:
+        for o in others:
+            store.add(o)
+    address = "marie.curie+lettre@radium-exemple.fr"
+    subscribe(service, address)
+    token = Signer([SECRET]).unsubscribe_token(address)
+    page = service.http.get(f"/newsletter/desinscription/{token}")
+    assert page.status_code == 200 and "Me désinscrire" in page.text and "noindex" in page.text
+    assert (address,) in service.rows()
+    r = service.http.post(f"/newsletter/desinscription/{token}")
+    assert r.status_code == 303 and r.headers["location"] == "/newsletter/desinscrit/"
+    assert sorted(service.rows()) == sorted((o,) for o in others)
+    files = [p for p in service.db.parent.iterdir() if p.name.startswith(service.db.name)]
+    assert files
+    for f in files:
+        data = f.read_bytes()
+        assert address.encode() not in data and b"radium-exemple" not in data, f.name
+    # Idempotent.
+    assert service.http.post(f"/newsletter/desinscription/{token}").status_code == 303
+
+
+def test_one_click_unsubscribe_rfc8058(service):
+    subscribe(service, "clic@exemple.fr")
+    token = Signer([SECRET]).unsubscribe_token("clic@exemple.fr")
+    r = service.http.post(f"/newsletter/desinscription/{token}", data={"List-Unsubscribe": "One-Click"})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    assert service.rows() == []
+    r = service.http.post(f"/newsletter/desinscription/{token}",
+                          files={"List-Unsubscribe": (None, "One-Click")})
+    assert r.status_code == 200
+
+
+def test_unsubscribe_accepts_links_signed_with_the_previous_secret(tmp_path):
+    old = "ancien-secret-" + "o" * 24
+    config = make_config(tmp_path)
+    config = Config(**{**config.__dict__, "secrets": [SECRET, old]})
+    from newsletter.store import open_store
+    with open_store(config.db) as store:
+        store.add("fidele@exemple.fr")
+    with serve_in_thread(create_app(config, limits=NO_LIMITS)) as url:
+        token = Signer([old]).unsubscribe_token("fidele@exemple.fr")
+        assert httpx.post(f"{url}/newsletter/desinscription/{token}").status_code == 303
+    with open_store(config.db) as store:
+        assert store.count() == 0
+
+
+def test_bad_unsubscribe_link(service):
+    r = service.http.post("/newsletter/desinscription/abc.def.ghi")
+    assert r.status_code == 400 and "pas valide" in r.text
+
+
+# -- HTTP errors, headers -----------------------------------------------------
+
+def test_body_too_large(service):
+    r = service.http.post("/newsletter/inscription", data={"email": "a@exemple.fr", "x": "y" * 5000}, headers=JSON)
+    assert r.status_code == 413 and "volumineux" in r.json()["erreur"]
+
+    def chunks():  # no Content-Length: the limit holds on the stream too
+        for _ in range(10):
+            yield b"x" * 1000
+
+    r = service.http.post("/newsletter/inscription", content=chunks(),
+                          headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 413 and "volumineux" in r.text
+
+
+@pytest.mark.parametrize("ctype", ["text/plain", "application/xml", ""])
+def test_other_content_types(service, ctype):
+    r = service.http.post("/newsletter/inscription", content=b"email=a%40exemple.fr",
+                          headers={"Content-Type": ctype, **JSON} if ctype else JSON)
+    assert r.status_code == 415 and "Format non accepté" in r.json()["erreur"]
+
+
+def test_malformed_json(service):
+    r = service.http.post("/newsletter/inscription", content=b"{not json",
+                          headers={"Content-Type": "application/json", **JSON})
+    assert r.status_code == 400 and "erreur" in r.json()
+
+
+def test_unknown_route_and_wrong_method(service):
+    r = service.http.get("/newsletter/nulle-part", headers=JSON)
+    assert r.status_code == 404 and r.json() == {"erreur": "Cette page n’existe pas."}
+    r = service.http.get("/newsletter/nulle-part")
+    assert r.status_code == 404 and "Cette page n’existe pas." in r.text
+    for method in ("GET", "PUT", "DELETE"):
+        r = service.http.request(method, "/newsletter/inscription", headers=JSON)
+        assert r.status_code == 405 and r.headers["allow"] == "POST" and "méthode" in r.json()["erreur"]
+    r = service.http.put("/newsletter/confirmer/abc")
+    assert r.status_code == 405 and "méthode" in r.text
+
+
+def test_security_headers_everywhere_and_no_cookie(service):
+    responses = [
+        service.signup("a@exemple.fr"),
+        service.signup("mauvaise", json=True),
+        service.http.get("/nulle-part"),
+        service.http.get("/newsletter/inscription"),
+        service.http.get("/newsletter/confirmer/abc"),
+        service.http.get("/newsletter/confirmer/" + Signer([SECRET]).confirm_token("a@exemple.fr")),
+    ]
+    for r in responses:
+        csp = r.headers["content-security-policy"]
+        for part in ("default-src 'self'", "frame-ancestors 'none'", "base-uri 'none'", "form-action 'self'"):
+            assert part in csp
+        assert r.headers["referrer-policy"] == "no-referrer"
+        assert r.headers["x-content-type-options"] == "nosniff"
+        assert "set-cookie" not in r.headers
+    assert not service.http.cookies
+
+
+# -- rate limits ----------------------------------------------------------------
+
+def test_rate_limits_per_client_and_per_address(tmp_path):
+    config = make_config(tmp_path)
+    limits = Limits(signup_per_client=(5, 60), mail_per_address=(2, 3600), links_per_client=None)
+    with serve_in_thread(create_app(config, limits=limits)) as url, httpx.Client(base_url=url) as http:
+        post = lambda a: http.post("/newsletter/inscription", json={"email": a}, headers=JSON)  # noqa: E731
+        assert [post("cible@exemple.fr").status_code for _ in range(3)] == [202, 202, 429]
+        r = post("CIBLE@exemple.fr")
+        assert r.status_code == 429 and "cette adresse" in r.json()["erreur"] and r.headers["retry-after"]
+        assert post("autre@exemple.fr").status_code == 202
+        r = post("encore@exemple.fr")
+        assert r.status_code == 429 and "votre connexion" in r.json()["erreur"]
+        html = http.post("/newsletter/inscription", data={"email": "x@exemple.fr"})
+        assert html.status_code == 429 and "Trop de demandes" in html.text
+    # Only the allowed requests produced mail.
+    assert len(list((tmp_path / "outbox").glob("*.eml"))) == 3
+
+
+# -- SMTP ---------------------------------------------------------------------
+
+class Sink:
+    def __init__(self):
+        self.envelopes = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.envelopes.append(envelope)
+        return "250 OK"
+
+
+def test_confirmation_goes_through_smtp_when_configured(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    sink = Sink()
+    controller = Controller(sink, hostname="127.0.0.1", port=port, enable_SMTPUTF8=True)
+    controller.start()
+    try:
+        config = make_config(tmp_path, smtp_url=f"smtp://127.0.0.1:{port}")
+        with serve_in_thread(create_app(config, limits=NO_LIMITS)) as url:
+            for a in ("smtp@exemple.fr", "élève@école.fr"):
+                assert httpx.post(f"{url}/newsletter/inscription", data={"email": a}).status_code == 303
+            deadline = time.monotonic() + 10
+            while len(sink.envelopes) < 2 and time.monotonic() < deadline:
+                time.sleep(0.02)
+    finally:
+        controller.stop()
+    assert [e.rcpt_tos for e in sink.envelopes] == [["smtp@exemple.fr"], ["élève@xn--cole-9oa.fr"]]
+    msg = email.message_from_bytes(sink.envelopes[0].content, policy=default_policy)
+    assert msg["Subject"] == "Confirmez votre inscription à égoBlog"
+    assert not (tmp_path / "outbox").exists()
