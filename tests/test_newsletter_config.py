@@ -1,0 +1,89 @@
+"""Config.from_env and the author commands (import, export, remove)."""
+import subprocess
+import sys
+
+import pytest
+
+from newsletter.config import ROOT, Config, ConfigError
+
+
+def test_dev_defaults_from_pelicanconf(tmp_path, monkeypatch):
+    monkeypatch.setenv("PORT", "8000")
+    env = {"NEWSLETTER_SECRET": "s" * 32}
+    c = Config.from_env(environ=env)
+    assert c.public_url == "http://127.0.0.1:8000"
+    assert c.newsletter_url == "http://127.0.0.1:8000/newsletter" and c.newsletter_path == "/newsletter"
+    assert c.site_name == "égoBlog" and "@" in c.mail_from and "@" in c.reply_to
+    assert c.db == str(ROOT / "var/subscribers.sqlite3") and c.outbox == ROOT / "var/outbox"
+    assert c.smtp_url is None and c.secrets == ["s" * 32]
+    assert "s" * 32 not in repr(c)
+
+
+def test_environment_values_and_rotation(tmp_path):
+    env = {"NEWSLETTER_DB": str(tmp_path / "x.db"), "NEWSLETTER_OUTBOX": str(tmp_path / "o"),
+           "SMTP_URL": "smtps://u:p@mail.exemple.fr", "NEWSLETTER_SECRET": "n" * 20,
+           "NEWSLETTER_SECRET_PREVIOUS": "o" * 20}
+    c = Config.from_env(environ=env)
+    assert c.db == str(tmp_path / "x.db") and c.outbox == tmp_path / "o"
+    assert c.smtp_url == "smtps://u:p@mail.exemple.fr" and c.secrets == ["n" * 20, "o" * 20]
+    assert "u:p" not in repr(c)
+
+
+@pytest.mark.parametrize("env, name", [
+    ({"SMTP_URL": "http://mail.exemple.fr", "NEWSLETTER_SECRET": "s" * 32}, "SMTP_URL"),
+    ({"SMTP_URL": "smtp://u:s3cr3t-pw@mail.exemple.fr:99999", "NEWSLETTER_SECRET": "s" * 32}, "SMTP_URL"),
+    ({"NEWSLETTER_SECRET": "court"}, "NEWSLETTER_SECRET"),
+    ({"NEWSLETTER_SECRET": "s" * 32, "NEWSLETTER_SECRET_PREVIOUS": "x"}, "NEWSLETTER_SECRET_PREVIOUS"),
+    ({"NEWSLETTER_SETTINGS": "absent.py"}, "NEWSLETTER_SETTINGS"),
+])
+def test_bad_values_name_their_variable(env, name):
+    with pytest.raises(ConfigError, match=name) as info:
+        Config.from_env(environ=env)
+    assert "s3cr3t-pw" not in str(info.value)
+
+
+def test_publishconf_needs_its_variables(monkeypatch):
+    monkeypatch.delenv("SITEURL", raising=False)
+    with pytest.raises(ConfigError, match="SITEURL"):
+        Config.from_env(environ={"NEWSLETTER_SETTINGS": "publishconf.py", "NEWSLETTER_SECRET": "s" * 32})
+    monkeypatch.setenv("SITEURL", "https://blog.exemple.fr")
+    monkeypatch.setenv("NEWSLETTER_SECRET", "s" * 32)
+    c = Config.from_env(environ={"NEWSLETTER_SETTINGS": "publishconf.py", "NEWSLETTER_SECRET": "s" * 32})
+    assert c.newsletter_url == "https://blog.exemple.fr/newsletter"
+
+
+def run(*args, env):
+    return subprocess.run([sys.executable, "-m", "newsletter", *args], capture_output=True, text=True,
+                          cwd=ROOT, env=env)
+
+
+@pytest.fixture
+def cli_env(tmp_path, monkeypatch):
+    import os
+    return {**os.environ, "NEWSLETTER_DB": str(tmp_path / "abonnes.sqlite3")}
+
+
+def test_import_export_remove(tmp_path, cli_env):
+    csv_file = tmp_path / "liste.csv"
+    csv_file.write_text("nom,email\nJean,Jean@Exämple.fr\nMarie,marie+lettre@exemple.fr\n", encoding="utf-8")
+    r = run("import", str(csv_file), env=cli_env)
+    assert r.returncode == 0 and "2 adresse(s) ajoutée(s), 0 déjà présente(s)" in r.stdout
+    lines = tmp_path / "lignes.txt"
+    lines.write_text("marie+lettre@exemple.fr\n\nnouveau@exemple.fr\n", encoding="utf-8")
+    r = run("import", str(lines), env=cli_env)
+    assert r.returncode == 0 and "1 adresse(s) ajoutée(s), 1 déjà présente(s)" in r.stdout
+    r = run("export", env=cli_env)
+    assert r.stdout == "email\nJean@xn--exmple-cua.fr\nmarie+lettre@exemple.fr\nnouveau@exemple.fr\n"
+    r = run("remove", "jean@exämple.fr", env=cli_env)
+    assert r.returncode == 0 and "effacée" in r.stdout
+    assert b"Jean@" not in b"".join(p.read_bytes() for p in tmp_path.glob("abonnes.sqlite3*"))
+    assert "pas inscrite" in run("remove", "jean@exämple.fr", env=cli_env).stdout
+
+
+def test_import_is_all_or_nothing_with_line_numbers(tmp_path, cli_env):
+    f = tmp_path / "liste.txt"
+    f.write_text("bon@exemple.fr\nmauvais@localhost\nautre@exemple.fr\npas-une-adresse\n", encoding="utf-8")
+    r = run("import", str(f), env=cli_env)
+    assert r.returncode == 1
+    assert "ligne 2" in r.stderr and "ligne 4" in r.stderr and "rien n’a été importé" in r.stderr
+    assert run("export", env=cli_env).stdout == "email\n"
