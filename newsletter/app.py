@@ -274,6 +274,25 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+PREVIEW_CSP = "default-src 'self'; style-src 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'"
+
+
+async def mail_preview(request: Request) -> Response:
+    """Dev server only: a post's newsletter as `make preview` writes it (?texte for the text part)."""
+    from .mail_message import PostError
+    from .preview import render_preview
+
+    try:
+        html, text = await run_in_threadpool(render_preview, request.state.config, request.path_params["slug"])
+    except PostError as error:  # the author's message, as `make preview` prints it
+        return PlainTextResponse(str(error), status_code=404)
+    # The mail's own CSS is inline by design (css_inline): allow it on this page only.
+    headers = {"Content-Security-Policy": PREVIEW_CSP, "X-Robots-Tag": "noindex"}
+    if "texte" in request.query_params:
+        return PlainTextResponse(text, headers=headers)
+    return HTMLResponse(html, headers=headers)
+
+
 # -- the app -----------------------------------------------------------------
 
 def create_app(config: Config, *, limits: Limits = Limits(), static_dir: str | Path | None = None) -> Starlette:
@@ -285,6 +304,7 @@ def create_app(config: Config, *, limits: Limits = Limits(), static_dir: str | P
         Route(f"{prefix}/desinscription/{{token}}", unsubscribe, methods=["GET", "POST"]),
     ]
     if static_dir is not None:
+        routes.append(Route(f"{prefix}/apercu/{{slug}}", mail_preview, methods=["GET"]))
         routes.append(Mount("/", app=StaticFiles(directory=static_dir, html=True)))
 
     @asynccontextmanager

@@ -1,5 +1,6 @@
 """The signup service over real HTTP (uvicorn on loopback), with a real SQLite file
 and the outbox (or a real aiosmtpd server) for mail."""
+import dataclasses
 import email
 import re
 import socket
@@ -459,3 +460,20 @@ def test_confirmation_goes_through_smtp_when_configured(tmp_path):
     msg = email.message_from_bytes(sink.envelopes[0].content, policy=default_policy)
     assert msg["Subject"] == "Confirmez votre inscription à égoBlog"
     assert not (tmp_path / "outbox").exists()
+
+
+# -- dev server ---------------------------------------------------------------
+
+def test_dev_server_previews_the_mail_of_a_post(tmp_path, site):
+    config = dataclasses.replace(make_config(tmp_path), settings={"MAIL_POSTS_PATH": str(site.parent / "var" / "posts")})
+    with serve_in_thread(create_app(config, limits=NO_LIMITS, static_dir=site)) as url, \
+            httpx.Client(base_url=url, timeout=20) as client:
+        page = client.get("/newsletter/apercu/le-cr-aime")
+        assert page.status_code == 200 and "Lire sur le blog" in page.text and "aime" in page.text
+        assert "style-src 'unsafe-inline'" in page.headers["content-security-policy"]
+        text = client.get("/newsletter/apercu/le-cr-aime?texte")
+        assert text.headers["content-type"].startswith("text/plain") and "Chers amis, lecteurs" in text.text
+        missing = client.get("/newsletter/apercu/le-cr-aim")
+        assert missing.status_code == 404 and "Did you mean 'le-cr-aime'?" in missing.text
+    with serve_in_thread(create_app(config, limits=NO_LIMITS)) as url, httpx.Client(base_url=url) as client:
+        assert client.get("/newsletter/apercu/le-cr-aime").status_code == 404  # never in production
