@@ -7,6 +7,10 @@ from pathlib import Path
 
 import pytest
 
+# Browser fixtures live here so one Chromium serves every browser test module (Playwright's
+# sync API allows one running instance per process).
+from tests.browser import browser, served_site  # noqa: F401,E402
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
