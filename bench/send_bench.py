@@ -14,7 +14,6 @@ Every step has a timeout, so the whole run is bounded.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import shutil
 import smtplib

@@ -8,16 +8,19 @@ the plain-text alternative. `make send` reads these records, so the mail is the
 post as it was built, never a second rendering that could drift from the site.
 """
 import hashlib
-import html
 import json
 import logging
 import os
-import re
 import tempfile
 from pathlib import Path
 from urllib.parse import urljoin
 
 from pelican import signals
+
+# The feeds plugin (listed before this one in PLUGINS; Pelican registers each plugin
+# module under its name) already resolves relative URLs and flattens summaries:
+# the mail must link exactly as the feeds do.
+from feeds import absolute_urls, plain_text
 
 logger = logging.getLogger(__name__)
 
@@ -33,11 +36,6 @@ MAIL_POSTS_DEFAULTS = {
 # The project root: plugins/mail_posts/__init__.py -> the folder holding plugins/.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
 RECORD_VERSION = 1
-
-_URL_ATTR = re.compile(r'(?P<pre>\s(?:href|src)\s*=\s*)(?P<q>["\'])(?P<url>.*?)(?P=q)', re.IGNORECASE | re.DOTALL)
-_SRCSET_ATTR = re.compile(r'(?P<pre>\ssrcset\s*=\s*)(?P<q>["\'])(?P<val>.*?)(?P=q)', re.IGNORECASE | re.DOTALL)
-_TAG = re.compile(r"<[^>]+>")
-_SPACES = re.compile(r"[ \t\n\r\f\v]+")
 
 _collected: list = []
 
@@ -55,45 +53,17 @@ def posts_path(settings) -> Path:
     return path if path.is_absolute() else PROJECT_ROOT / path
 
 
-def absolutize(fragment: str, base: str) -> str:
-    """Make every href, src and srcset URL of an HTML fragment absolute against `base`."""
-    def url(match):
-        value = html.unescape(match["url"]).strip()
-        if not value or value.startswith(("#", "mailto:", "tel:", "data:")):
-            absolute = urljoin(base, value) if value.startswith("#") else value
-        else:
-            absolute = urljoin(base, value)
-        return f'{match["pre"]}{match["q"]}{html.escape(absolute, quote=True)}{match["q"]}'
-
-    def srcset(match):
-        items = []
-        for item in html.unescape(match["val"]).split(","):
-            parts = item.strip().split(None, 1)
-            if parts:
-                parts[0] = urljoin(base, parts[0])
-                items.append(" ".join(parts))
-        return f'{match["pre"]}{match["q"]}{html.escape(", ".join(items), quote=True)}{match["q"]}'
-
-    return _SRCSET_ATTR.sub(srcset, _URL_ATTR.sub(url, fragment))
-
-
-def html_to_line(fragment: str) -> str:
-    """The text of a short HTML fragment (a summary) on one line."""
-    # ASCII white space only: the no-break spaces of French typography stay.
-    return _SPACES.sub(" ", html.unescape(_TAG.sub(" ", fragment or ""))).strip()
-
-
 def record(article, public_url: str) -> dict:
     """The JSON record of one article: what the site shows, with absolute URLs."""
     url = urljoin(public_url + "/", article.url)
     source = Path(article.source_path)
-    summary_html = absolutize(article.summary or "", url)
+    summary_html = absolute_urls(article.summary or "", url)
     category = getattr(article, "category", None)
     return {
         "version": RECORD_VERSION,
         "slug": article.slug,
         "title": article.title,
-        "title_text": html_to_line(article.title),
+        "title_text": plain_text(article.title),
         "url": url,
         "date": article.date.isoformat(),
         "lang": getattr(article, "lang", "fr"),
@@ -101,8 +71,8 @@ def record(article, public_url: str) -> dict:
         "tags": [{"name": tag.name, "url": urljoin(public_url + "/", tag.url)} for tag in getattr(article, "tags", [])],
         "author": getattr(getattr(article, "author", None), "name", None),
         "summary_html": summary_html,
-        "summary_text": html_to_line(summary_html),
-        "content_html": absolutize(article.content, url),
+        "summary_text": plain_text(summary_html),
+        "content_html": absolute_urls(article.content, url),
         "source_path": str(source),
         "source_sha256": hashlib.sha256(source.read_bytes()).hexdigest(),
     }
