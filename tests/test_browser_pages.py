@@ -302,7 +302,7 @@ def test_no_request_to_another_host_and_no_cookie(tab, name):
 def without_article_body(html: str) -> str:
     """The post's HTML minus its own text: the <div class="content"> of the article, emptied."""
     start = html.index('<div class="content">') + len('<div class="content">')
-    depth, position = 1, start
+    depth = 1
     for tag in re.finditer(r"<(/?)div\b[^>]*>", html[start:]):
         depth += -1 if tag.group(1) else 1
         if depth == 0:
