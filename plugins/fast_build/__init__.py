@@ -110,7 +110,10 @@ _shared = (None, None)
 # Reading ---------------------------------------------------------------------------
 
 def _read(index):
-    """In a worker: build one content object as Pelican would, return it pickled (None: let Pelican do it)."""
+    """In a worker: build one content object as Pelican would; return it and the reader cache entry, pickled.
+
+    None: let Pelican do it in the main process.
+    """
     read_file, readers, base_path, name, kwargs = _jobs[index]
     path = os.path.abspath(os.path.join(base_path, name))
     try:
@@ -119,9 +122,10 @@ def _read(index):
         if isinstance(content, SkipStub) or not content.is_valid():
             return index, None
         cached = None if was_cached else readers._cache.get(path)
-        buffer = BytesIO()
-        _Pickler(buffer, pickle.HIGHEST_PROTOCOL).dump((content, cached))
-        return index, buffer.getvalue()
+        buffers = BytesIO(), BytesIO()
+        _Pickler(buffers[0], pickle.HIGHEST_PROTOCOL).dump(content)
+        _Pickler(buffers[1], pickle.HIGHEST_PROTOCOL).dump(cached)
+        return index, (buffers[0].getvalue(), buffers[1].getvalue())
     except Exception:  # Pelican reads it again in the main process and reports the problem its way
         return index, None
 
@@ -176,7 +180,7 @@ class PrefetchingReads:
         _shared = (self.generator.settings, context)
         try:
             buffer = BytesIO()
-            _Pickler(buffer, pickle.HIGHEST_PROTOCOL).dump((content, None))
+            _Pickler(buffer, pickle.HIGHEST_PROTOCOL).dump(content)
             self.fresh[path] = (stamp(path), buffer.getvalue())
         except (pickle.PicklingError, TypeError, AttributeError) as error:
             logger.debug("fast_build: cannot cache %s: %s", path, error)
@@ -195,7 +199,7 @@ class PrefetchingReads:
             path = os.path.abspath(os.path.join(base_path, name))
             entry = self.cached.get(path)
             if entry is not None and entry[0] == stamp(path):
-                self.results[path] = _Unpickler(entry[1], settings, context).load()[0]
+                self.results[path] = _Unpickler(entry[1], settings, context).load()
                 self.fresh[path] = entry
             else:
                 names.append(name)
@@ -209,13 +213,14 @@ class PrefetchingReads:
                 for index, data in pool.imap_unordered(_read, range(len(names)), chunksize=8):
                     if data is None:
                         continue
-                    content, cached = _Unpickler(data, settings, context).load()
+                    content = _Unpickler(data[0], settings, context).load()
+                    cached = _Unpickler(data[1], settings, context).load()
                     path = os.path.abspath(os.path.join(base_path, names[index]))
                     if cached is not None:
                         self.readers._cache[path] = cached  # what Readers.cache_data stored in the worker
                     self.results[path] = content
                     if self.caching:
-                        self.fresh[path] = (stamp(path), data)
+                        self.fresh[path] = (stamp(path), data[0])
             finally:
                 pool.close()
                 pool.join()
