@@ -49,6 +49,7 @@ DEFAULTS = {"FAST_BUILD": True, "FAST_BUILD_WORKERS": 0, "FAST_BUILD_MIN_BATCH":
 # Settings that change on every build without changing what is read.
 VOLATILE_SETTINGS = {"OUTPUT_PATH", "CACHE_PATH", "CACHE_CONTENT", "LOAD_CONTENT_CACHE", "PORT", "MAIL_POSTS_PATH"}
 STALE_TEMP_SECONDS = 3600
+UNUSED_DAYS = 7
 
 # What forked workers inherit: set in the main process just before forking.
 _jobs = []
@@ -481,11 +482,31 @@ def publish_cache(pelican_object):
     private, shared = getattr(pelican_object, "_fast_build_cache", (None, None))
     if private is None:
         return
+    os.makedirs(shared, exist_ok=True)  # pruned meanwhile by another build: the cache is only an accelerator
     for entry in os.scandir(private):
         if entry.is_file():
             os.replace(entry.path, os.path.join(shared, entry.name))
     shutil.rmtree(private, ignore_errors=True)
+    source = os.path.abspath(pelican_object.settings["PATH"])
+    with open(os.path.join(shared, "SOURCE"), "w", encoding="utf-8") as file:
+        file.write(source)
     pelican_object.settings["CACHE_PATH"] = os.path.dirname(shared)
+    prune(os.path.dirname(shared))
+
+
+def prune(cache_root):
+    """Drop site caches whose content folder is gone (tests' copies) or unused for UNUSED_DAYS."""
+    for entry in os.scandir(cache_root):
+        if not entry.is_dir() or entry.name.startswith("."):
+            continue
+        try:
+            with open(os.path.join(entry.path, "SOURCE"), encoding="utf-8") as file:
+                gone = not os.path.isdir(file.read())
+            unused = time.time() - os.stat(os.path.join(entry.path, "SOURCE")).st_mtime > UNUSED_DAYS * 86400
+        except OSError:
+            continue  # not one of ours, or being written
+        if gone or unused:
+            shutil.rmtree(entry.path, ignore_errors=True)
 
 
 def register():
