@@ -242,7 +242,6 @@ def growth(work: Path, args) -> str:
         figures, output, cache = bench.ours()
         lines.append(f"{count:8d}{figures['wall']:10.2f}{1000 * figures['wall'] / count:9.1f}"
                      f"{html_count(output):8d}{figures['rss']:14.1f}")
-        print(lines[-1], flush=True)
         shutil.rmtree(folder, ignore_errors=True)
     return "\n".join(lines)
 
