@@ -20,6 +20,8 @@ THEME = "theme"
 TIMEZONE = "Europe/Paris"
 DEFAULT_LANG = "fr"
 DEFAULT_PAGINATION = 10
+# Only the home page is paginated; category, tag and author pages list every title on one page.
+PAGINATED_TEMPLATES = {"index": None}
 DEFAULT_CATEGORY = "Humeurs Marketing"
 DEFAULT_METADATA = {}
 SUMMARY_MAX_LENGTH = 50

@@ -183,7 +183,7 @@ def test_post_open_graph_and_json_ld(posts_html, post):
 # --- Listings ------------------------------------------------------------------------------------
 
 def listed(doc) -> list[str]:
-    return [a.get("href") for a in doc.cssselect("main h2 a")]
+    return [a.get("href") for a in doc.cssselect("main h2 a, main .archive a")]
 
 
 def test_home_lists_posts_newest_first(site):
