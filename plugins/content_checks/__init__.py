@@ -29,10 +29,20 @@ class ContentError(SystemExit):
     """A build-stopping problem in the content, with a message meant for the author."""
 
 
-def header_problems(path: Path, text: str, is_article: bool, allowed: set) -> list[str]:
+def read_header(path: Path) -> list[str]:
+    """The lines up to the first blank one: only the header is checked, so only it is read."""
+    lines = []
+    with path.open(encoding="utf-8") as source:
+        for line in source:
+            lines.append(line.rstrip("\r\n"))
+            if not line.strip():
+                break
+    return lines
+
+
+def header_problems(path: Path, lines: list[str], is_article: bool, allowed: set) -> list[str]:
     """Problems in one file's metadata header, each as 'path:line: message'."""
     problems, seen = [], {}
-    lines = text.splitlines()
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             break
@@ -80,11 +90,11 @@ def check_content(pelican):
         for folder in folders:
             for path in sorted((root / folder).rglob("*.md")):
                 try:
-                    text = path.read_text(encoding="utf-8")
+                    lines = read_header(path)
                 except UnicodeDecodeError as error:
                     problems.append(f"{os.path.relpath(path)}: not UTF-8 text ({error.reason} at byte {error.start})")
                     continue
-                problems += header_problems(Path(os.path.relpath(path)), text, kind == "article", allowed)
+                problems += header_problems(Path(os.path.relpath(path)), lines, kind == "article", allowed)
     if problems:
         raise ContentError("Build stopped, nothing was published:\n  " + "\n  ".join(problems))
 

@@ -99,7 +99,7 @@ def write(pelican):
         name = f'{item["slug"]}.json'
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
         with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(item, out, ensure_ascii=False, indent=1)
+            out.write(json.dumps(item, ensure_ascii=False))  # no indent: the C encoder, 10x faster
         os.replace(tmp, folder / name)
         written.add(name)
     for stale in folder.glob("*.json"):
