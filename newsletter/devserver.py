@@ -14,9 +14,6 @@ import argparse
 import asyncio
 import logging
 import os
-import shutil
-import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -30,24 +27,15 @@ WATCHED = ("content", "theme", "plugins", "pelicanconf.py")
 
 
 async def rebuild(output: Path, settings: str) -> bool:
-    """Build into output.new-*, then swap it in; False (and output/ untouched) if Pelican fails."""
+    """Rebuild as `make build` does (staging folder swapped in on success); False if Pelican fails."""
+    from tasks import BuildFailed, build_site
+
     started = time.monotonic()
-    staging = Path(tempfile.mkdtemp(prefix=output.name + ".new-", dir=output.parent))
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "pelican", str(ROOT / "content"), "-s", str(ROOT / settings), "-o", str(staging),
-        "--fatal", "errors", cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
-    out, _ = await proc.communicate()
-    if proc.returncode != 0:
-        shutil.rmtree(staging, ignore_errors=True)
-        logger.error("Échec de la reconstruction (build failed), le site précédent reste en ligne :\n%s",
-                     out.decode(errors="replace"))
+    try:
+        await asyncio.to_thread(build_site, settings, output)
+    except BuildFailed as failure:
+        logger.error("Échec de la reconstruction (build failed), le site précédent reste en ligne :\n%s", failure)
         return False
-    previous = output.with_name(output.name + ".old")
-    shutil.rmtree(previous, ignore_errors=True)
-    if output.exists():
-        output.rename(previous)
-    staging.rename(output)
-    shutil.rmtree(previous, ignore_errors=True)
     logger.info("Site reconstruit en %.1f s (rebuilt)", time.monotonic() - started)
     return True
 
