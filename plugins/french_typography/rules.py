@@ -40,9 +40,20 @@ HTML entities, `backtick code` in plain text, and in HTML the contents of code,
 pre, kbd, samp, var, tt, script, style, textarea, svg and math, and every
 attribute. In HTML, entities in text are decoded to their characters (the same
 text in a UTF-8 page) except &amp; &lt; &gt;, which stay as written.
+
+How it stays fast (a post body is a few kB and every build runs this on every post):
+all patterns are compiled once; a rule runs only when its text contains what the
+rule needs (a digit, a guillemet, a mark…); patterns start with a literal or a
+character class where they can, so the regex engine skips ahead instead of trying
+a look-behind at every character; and the rules that bind a gap of spaces to the
+sign after it (guillemet, ; : ! ?, emoticon, ellipsis) look for the sign first and
+walk back over the gap, instead of trying "any character followed by spaces" at
+every position.
 """
+import functools
 import html
 import re
+from typing import Callable, NamedTuple
 
 NNBSP = "\u202f"  # narrow no-break space: punctuation, guillemets, digit groups
 NBSP = "\u00a0"  # no-break space: units, abbreviations, dialogue dash, emoticons
@@ -55,23 +66,59 @@ WORD = "\U000f0001"  # a protected token (URL, address, handle, entity): an opaq
 EMOTICON = "\U000f0002"  # a protected emoticon
 OPAQUE = "\U000f0003"  # an HTML element whose content is never touched (code, img…)
 RESERVED = re.compile("[\U000f0000-\U000f0003]")
+PLACEHOLDER = re.compile(f"[{WORD}{EMOTICON}]")
 
-PROTECTED = re.compile(
-    r"""
-    (?P<word>
-        &(?:\#\d+|\#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]*);       # entity
-      | (?:(?:https?|ftp)://|www\.|mailto:)                          # URL, entities whole,
-        (?:&(?:\#\w+|[A-Za-z]\w*);|(?!&(?:\#\w+|[A-Za-z]\w*);)[^\s<>"\U000f0000-\U000f0003])*
-        (?:&(?:\#\w+|[A-Za-z]\w*);|[^\s<>"&.,;:!?)\]»’'\U000f0000-\U000f0003])  # minus final punctuation
-      | [\w.+-]+@[\w-]+(?:\.[\w-]+)+                                 # e-mail address
-      | (?<![\w@])@\w+(?:[.-]\w+)*                                   # @handle
-      | (?<![\w&\#])\#\w+                                            # #hashtag
-      | `[^`\n]+`                                                    # `code` (plain text only)
-    )
-    | (?P<emoticon>(?<![^\s(\[\U000f0000])[;:]-?[()DPp](?!\w))
-    """,
-    re.VERBOSE,
+# --- protected tokens ----------------------------------------------------------------
+# The alternatives of one pattern, in order, each with the strings it cannot match
+# without. A text runs through the alternatives whose hints it contains, joined as one
+# pattern: the same leftmost matches as the whole pattern, without trying the e-mail
+# alternative at every word of a text that has no "@".
+WORD_TOKENS = (
+    (("&",), r"&(?:\#\d+|\#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]*);"),  # entity
+    (("://", "www.", "mailto:"),  # URL, entities whole, minus its final punctuation
+     r"(?:(?:https?|ftp)://|www\.|mailto:)"
+     r"(?:&(?:\#\w+|[A-Za-z]\w*);|(?!&(?:\#\w+|[A-Za-z]\w*);)[^\s<>\"\U000f0000-\U000f0003])*"
+     r"(?:&(?:\#\w+|[A-Za-z]\w*);|[^\s<>\"&.,;:!?)\]»’'\U000f0000-\U000f0003])"),
+    (("@",), r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"),  # e-mail address
+    (("@",), r"(?<![\w@])@\w+(?:[.-]\w+)*"),  # @handle
+    (("#",), r"(?<![\w&\#])\#\w+"),  # #hashtag
+    (("`",), r"`[^`\n]+`"),  # `code` (plain text only)
 )
+# ;-) :-) :) ;) :( :-D :p at the start of a word (the look-behind after the first
+# character, so the engine jumps from one ; or : to the next).
+EMOTICON_TOKEN = ((";", ":"), r"[;:](?<![^\s(\[\U000f0000][;:])-?[()DPp](?!\w)")
+
+
+@functools.cache
+def _protector(present: tuple) -> re.Pattern | None:
+    """The protected-token pattern made of the alternatives flagged in `present`."""
+    words = [pattern for (_, pattern), wanted in zip(WORD_TOKENS, present) if wanted]
+    parts = [f"(?P<word>{'|'.join(words)})"] if words else []
+    if present[-1]:
+        parts.append(f"(?P<emoticon>{EMOTICON_TOKEN[1]})")
+    return re.compile("|".join(parts)) if parts else None
+
+
+def _protect(text: str, kept: list) -> str:
+    """Replace URLs, addresses, handles, entities… by WORD and emoticons by EMOTICON."""
+    present = tuple(any(hint in text for hint in hints) for hints, _ in WORD_TOKENS + (EMOTICON_TOKEN,))
+    pattern = _protector(present)
+    if pattern is None:
+        return text
+
+    def protect(match):
+        kept.append(match.group())
+        return EMOTICON if match.lastgroup == "emoticon" else WORD
+    return pattern.sub(protect, text)
+
+
+def _restore(text: str, kept: list) -> str:
+    """Put the protected tokens back, in order."""
+    parts = PLACEHOLDER.split(text)
+    return "".join(part + token for part, token in zip(parts, kept)) + parts[-1]
+
+
+# --- the rules -----------------------------------------------------------------------
 
 UNIT_SYMBOLS = r"%|‰|€|\$|£"
 UNIT_WORDS = (
@@ -79,70 +126,121 @@ UNIT_WORDS = (
     r"|km|m|cm|mm|kg|g|mg|l|cl|ml|ha|m²|km²|°C|°F|h|min|ms|ans|mois|jours?|heures?|minutes?"
     r"|secondes?|semaines?|Ko|Mo|Go|To|ko|px"
 )
-NUMBER = r"\d+(?:[.,\u202f]\d+)*"
+# A number not glued to a word, a period or a comma before it: the look-behind comes
+# after the first digit ((?<![\w.,])\d+ reads \d(?<![\w.,]\d)\d*), so the engine jumps
+# from digit to digit.
+NUMBER = r"\d(?<![\w.,]\d)\d*(?:[.,\u202f]\d+)*"
+DIGIT = re.compile(r"\d")
 
 
-def _sub_gap(pattern, build, flags=0):
+class Rule(NamedTuple):
+    name: str
+    needs: "tuple[str, ...] | re.Pattern"  # it cannot apply unless one of these occurs
+    apply: Callable[[str], str]
+
+    def wanted(self, text: str) -> bool:
+        if isinstance(self.needs, tuple):
+            return any(needed in text for needed in self.needs)
+        return self.needs.search(text) is not None
+
+
+def _sub(pattern, replacement, flags=0):
+    return functools.partial(re.compile(pattern, flags).sub, replacement)
+
+
+def _sub_gap(pattern, build):
     """A rule that rewrites a whitespace gap; inline tags inside the gap are kept, in order."""
-    regex = re.compile(pattern, flags)
+    regex = re.compile(pattern)
+    return lambda text: regex.sub(lambda m: build(m, TAG * m.group("gap").count(TAG)), text)
+
+
+def _bind_before(sign, pre, mark, is_gap, needs_space=False):
+    """pre + gap + sign → pre + the gap's tags + mark + sign, the gap being spaces and tags.
+
+    The same as re.sub(pre + gap + sign) (`sign` may be a look-ahead), found from the
+    sign: the gap is the run of spaces and tags just before it, `pre` the character
+    before that run, and a match never starts inside the previous one.
+    """
+    pre = re.compile(pre)
 
     def apply(text):
-        return regex.sub(lambda m: build(m, TAG * m.group("gap").count(TAG)), text)
+        out, copied, consumed = [], 0, 0
+        for match in sign.finditer(text):
+            start = end = match.start()
+            while start > 0 and is_gap(text[start - 1]):
+                start -= 1
+            if start <= consumed or not pre.match(text, start - 1):
+                continue  # no character before the gap, it belongs to the previous match, or the wrong one
+            tags = text.count(TAG, start, end)
+            if needs_space and tags == end - start:
+                continue
+            out += [text[copied:start], TAG * tags, mark]
+            copied, consumed = end, match.end()
+        return "".join(out) + text[copied:] if out else text
     return apply
 
 
-def _rules(space):
+def _rules(space, is_gap):
     """The rules in order; `space` is the whitespace they may rewrite (no line break in plain text)."""
     g = f"(?P<gap>(?:{space}|{TAG})*)"
-    g1 = f"(?P<gap>(?:{space}|{TAG})*{space}(?:{space}|{TAG})*)"  # at least one whitespace
     return [
         # "..." → "…", "...." → "…."
-        lambda t: re.sub(r"(?<!\.)\.\.\.(\.?)(?!\.)", "…\\1", t),
-        lambda t: re.sub(rf"(?<=\w)'(?=[{TAG}]*\w)", "’", t),
+        Rule("ellipsis", ("...",), _sub(r"(?<!\.)\.\.\.(\.?)(?!\.)", "…\\1")),
+        # l'ami → l’ami (the look-behind after the quote: (?<=\w)' reads '(?<=\w'))
+        Rule("apostrophe", ("'",), _sub(rf"'(?<=\w')(?=[{TAG}]*\w)", "’")),
         # digit groups: 4 815, 100 000
-        lambda t: re.sub(
-            r"(?<![\w.,\u202f\u00a0])\d{1,3}(?:[ \u00a0\u202f]\d{3})+(?!\d)",
-            lambda m: re.sub(r"[ \u00a0]", NNBSP, m.group()), t),
+        Rule("digit groups", DIGIT, _sub(
+            r"\d(?<![\w.,\u202f\u00a0]\d)\d{0,2}(?:[ \u00a0\u202f]\d{3})+(?!\d)",
+            lambda m: m.group().replace(" ", NNBSP).replace(NBSP, NNBSP))),
         # times: 10 h 30
-        lambda t: re.sub(r"(?<![\w.,])(\d{1,2})[ \u00a0\u202f]h[ \u00a0\u202f](\d\d)(?!\d)",
-                         f"\\1{NBSP}h{NBSP}\\2", t),
-        lambda t: re.sub(rf"(?<![\w.,])({NUMBER})[ \u00a0\u202f]?({UNIT_SYMBOLS})", f"\\1{NBSP}\\2", t),
-        lambda t: re.sub(rf"(?<![\w.,])({NUMBER})[ \u00a0\u202f]({UNIT_WORDS})(?!\w)", f"\\1{NBSP}\\2", t),
-        lambda t: re.sub(r"(?<![\w.])(M\.|MM\.|Mmes?|Mlles?|Dr|Pr|St|Ste)[ \u202f](?=[A-ZÀ-Ý])",
-                         f"\\1{NBSP}", t),
-        lambda t: re.sub(r"(?<![\w.])(p\.|pp\.|n°|N°|art\.|chap\.|vol\.|fig\.)[ \u202f](?=\d)",
-                         f"\\1{NBSP}", t),
-        lambda t: re.sub(r"(?<=\S)[ \u202f](?=etc\b)", NBSP, t),
+        Rule("times", DIGIT, _sub(r"(\d(?<![\w.,]\d)\d?)[ \u00a0\u202f]h[ \u00a0\u202f](\d\d)(?!\d)",
+                                  f"\\1{NBSP}h{NBSP}\\2")),
+        # 78 % and 78% → 78 %
+        Rule("unit symbols", ("%", "‰", "€", "$", "£"),
+             _sub(rf"({NUMBER})[ \u00a0\u202f]?({UNIT_SYMBOLS})", f"\\1{NBSP}\\2")),
+        # 5 millions, 20 °C
+        Rule("unit words", DIGIT, _sub(rf"({NUMBER})[ \u00a0\u202f]({UNIT_WORDS})(?!\w)", f"\\1{NBSP}\\2")),
+        # M. Dupont, Dr Knock: before a capital
+        Rule("titles", re.compile(r"(?:M\.|MM\.|Mmes?|Mlles?|Dr|Pr|St|Ste)[ \u202f][A-ZÀ-Ý]"),
+             _sub(r"(?<![\w.])(M\.|MM\.|Mmes?|Mlles?|Dr|Pr|St|Ste)[ \u202f](?=[A-ZÀ-Ý])", f"\\1{NBSP}")),
+        # p. 12, n° 5: before a digit
+        Rule("numbered", re.compile(r"(?:p\.|pp\.|n°|N°|art\.|chap\.|vol\.|fig\.)[ \u202f]\d"),
+             _sub(r"(?<![\w.])(p\.|pp\.|n°|N°|art\.|chap\.|vol\.|fig\.)[ \u202f](?=\d)", f"\\1{NBSP}")),
+        # 32, etc. ((?<=\S)[ ] reads [ ](?<=\S[ ]))
+        Rule("etc", ("etc",), _sub(r"[ \u202f](?<=\S[ \u202f])(?=etc\b)", NBSP)),
         # dialogue dash at the start of a paragraph or line
-        lambda t: re.sub(rf"^([\s{TAG}]*[–—])[ \u202f](?=\S)", f"\\1{NBSP}", t, flags=re.M),
-        _sub_gap(rf"«{g}(?=[^\s{TAG}.,;:!?»])", lambda m, tags: "«" + NNBSP + tags),
-        _sub_gap(rf"(?P<pre>[^\s{TAG}«]){g}»", lambda m, tags: m["pre"] + tags + NNBSP + "»"),
-        _sub_gap(
-            rf"(?P<pre>[^\s{TAG}(\[{{«'\"‘“\-–—;:!?]){g}(?P<marks>[;:!?]+)"
-            rf"(?=[\s{TAG})\]}}»\"'’”.,…\ue000-\uf8ff]|$)(?!(?<=[;:])-?[()DPp](?!\w))",  # "Non:)" is not "Non :"
-            lambda m, tags: m["pre"] + tags + NNBSP + m["marks"]),
-        _sub_gap(rf"(?P<pre>[^\s{TAG}]){g1}(?={EMOTICON})", lambda m, tags: m["pre"] + tags + NBSP),
-        _sub_gap(rf"(?P<pre>[\w»)\],{WORD}]){g1}(?=…)", lambda m, tags: m["pre"] + tags + NBSP),
+        Rule("dialogue", ("–", "—"), _sub(rf"^([\s{TAG}]*[–—])[ \u202f](?=\S)", f"\\1{NBSP}", re.M)),
+        # « amis »: a narrow space after « …
+        Rule("opening guillemet", ("«",),
+             _sub_gap(rf"«{g}(?=[^\s{TAG}.,;:!?»])", lambda m, tags: "«" + NNBSP + tags)),
+        # … and before »
+        Rule("closing guillemet", ("»",),
+             _bind_before(re.compile("»"), rf"[^\s{TAG}«]", NNBSP, is_gap)),
+        # Non ?  Vraiment ?!  A mark cluster that ends a word; "Non:)" is not "Non :"
+        Rule("punctuation", (";", ":", "!", "?"), _bind_before(
+            re.compile(r"[;:!?]+(?=[\s\U000f0000)\]}»\"'’”.,…\ue000-\uf8ff]|$)(?!(?<=[;:])-?[()DPp](?!\w))"),
+            rf"[^\s{TAG}(\[{{«'\"‘“\-–—;:!?]", NNBSP, is_gap)),
+        # Super :) : the space before an emoticon becomes no-break
+        Rule("emoticon", (EMOTICON,),
+             _bind_before(re.compile(f"(?={EMOTICON})"), rf"[^\s{TAG}]", NBSP, is_gap, needs_space=True)),
+        # A moins que … : the space before a spaced ellipsis becomes no-break
+        Rule("spaced ellipsis", ("…",),
+             _bind_before(re.compile("(?=…)"), rf"[\w»)\],{WORD}]", NBSP, is_gap, needs_space=True)),
     ]
 
 
-TEXT_RULES = _rules(r"[^\S\n]")
-HTML_RULES = _rules(r"\s")
+TEXT_RULES = _rules(r"[^\S\n]", lambda char: char == TAG or (char.isspace() and char != "\n"))
+HTML_RULES = _rules(r"\s", lambda char: char == TAG or char.isspace())
 
 
 def _apply(text: str, rules) -> str:
-    """Protect what must not change, run the rules, put the protected tokens back."""
+    """Protect what must not change, run the rules that can apply, put the protected tokens back."""
     kept = []
-
-    def protect(match):
-        kept.append(match.group())
-        return EMOTICON if match["emoticon"] else WORD
-
-    text = PROTECTED.sub(protect, text)
+    text = _protect(text, kept)
     for rule in rules:
-        text = rule(text)
-    tokens = iter(kept)
-    return re.sub(f"[{WORD}{EMOTICON}]", lambda m: next(tokens), text)
+        if rule.wanted(text):
+            text = rule.apply(text)
+    return _restore(text, kept) if kept else text
 
 
 def fix_text(text: str) -> str:
