@@ -27,6 +27,8 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from plugins.french_typography.rules import fix_html, fix_text
+
 from .addresses import InvalidAddress, normalize_address
 from .config import Config
 from .outgoing import Outgoing
@@ -95,14 +97,14 @@ def page_url(request: Request, name: str) -> str:
 
 def render(request: Request, template: str, status: int = 200, **context) -> HTMLResponse:
     html = request.state.templates.get_template(template).render(context)
-    return HTMLResponse(html, status_code=status)
+    return HTMLResponse(fix_html(html), status_code=status)
 
 
 def refusal(request: Request, status: int, message: str, headers: dict | None = None,
             title: str = "Inscription impossible") -> Response:
     """A French error: JSON, or a page of the site with the form to try again."""
     if wants_json(request):
-        response = JSONResponse({"erreur": message}, status_code=status)
+        response = JSONResponse({"erreur": fix_text(message)}, status_code=status)
     else:
         response = render(request, "service/error.html", status, page_title=title, message=message)
     response.headers.update(headers or {})
@@ -112,7 +114,7 @@ def refusal(request: Request, status: int, message: str, headers: dict | None = 
 def done(request: Request, name: str, status_json: int = 200) -> Response:
     """Success: 303 to the static page, or JSON."""
     if wants_json(request):
-        return JSONResponse({"message": MESSAGES[name]}, status_code=status_json)
+        return JSONResponse({"message": fix_text(MESSAGES[name])}, status_code=status_json)
     return RedirectResponse(page_url(request, name), status_code=303)
 
 
@@ -229,7 +231,7 @@ async def unsubscribe(request: Request) -> Response:
                 one_click = False  # any POST unsubscribes; only the answer differs
             await run_in_threadpool(request.state.store.remove, email)
             if one_click:
-                return PlainTextResponse("Vous êtes désinscrit : votre adresse a été effacée.\n")
+                return PlainTextResponse(fix_text(MESSAGES["desinscrit"]) + "\n")
             return done(request, "desinscrit")
     except Refused as exc:
         return refusal(request, exc.status, exc.message, exc.headers, title="Lien de désinscription")

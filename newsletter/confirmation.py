@@ -9,6 +9,8 @@ from email.utils import formatdate, make_msgid, parseaddr
 
 from jinja2 import Environment
 
+from plugins.french_typography.rules import fix_html, fix_text
+
 from .config import Config
 from .links import confirm_url
 from .signing import CONFIRM_MAX_AGE, Signer
@@ -34,6 +36,6 @@ def confirmation_message(config: Config, signer: Signer, env: Environment, email
     msg["Message-ID"] = make_msgid(domain=parseaddr(config.mail_from)[1].rpartition("@")[2] or None)
     msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies to this
     msg["Content-Language"] = "fr"
-    msg.set_content(env.get_template("service/mail_confirm.txt").render(context))
-    msg.add_alternative(env.get_template("service/mail_confirm.html").render(context), subtype="html")
+    msg.set_content(fix_text(env.get_template("service/mail_confirm.txt").render(context)))
+    msg.add_alternative(fix_html(env.get_template("service/mail_confirm.html").render(context)), subtype="html")
     return msg, link

@@ -31,6 +31,8 @@ import jinja2
 import markupsafe
 
 from .config import ROOT, Config
+from plugins.french_typography.rules import fix_html
+
 from .plaintext import WIDTH, fix_text, render_text
 
 TEMPLATES = ROOT / "theme" / "templates" / "email"
@@ -151,7 +153,7 @@ def site_domain(config: Config) -> str:
 def subject_of(config: Config, posts: list[Post]) -> str:
     if len(posts) == 1:
         return posts[0].title_text
-    return f"{config.site_name} : {len(posts)} nouveaux billets"
+    return fix_text(f"{config.site_name} : {len(posts)} nouveaux billets")
 
 
 def _environment() -> jinja2.Environment:
@@ -171,7 +173,7 @@ def render_html(config: Config, posts: list[Post], unsubscribe_url: str = PLACEH
         posts=fixed, digest=len(posts) > 1, site_name=config.site_name, public_url=config.public_url,
         unsubscribe_url=unsubscribe_url, css=(TEMPLATES / "email.css").read_text(encoding="utf-8"))
     inliner = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False, minify_css=True)
-    return inliner.inline(page)
+    return inliner.inline(fix_html(page))  # the template's own words get French spacing too
 
 
 def _with_alt(post: Post) -> Post:
@@ -194,7 +196,7 @@ def render_plain(config: Config, posts: list[Post], unsubscribe_url: str = PLACE
         body = render_text(Path(post.source_path).read_text(encoding="utf-8"), post.url, markdown_settings,
                            post.content_html)
         parts.append("\n".join(head) + "\n" + body.rstrip("\n"))
-        parts.append(f"Lire sur le blog : {post.url}")
+        parts.append(fix_text("Lire sur le blog :") + f" {post.url}")
     else:
         subject = subject_of(config, posts)
         parts.append(f"{subject}\n{'=' * len(subject)}")
@@ -204,7 +206,7 @@ def render_plain(config: Config, posts: list[Post], unsubscribe_url: str = PLACE
             lines.append(fix_text(meta))
             lines.append("")
             lines += textwrap.wrap(fix_text(post.summary_text), WIDTH, break_long_words=False, break_on_hyphens=False)
-            lines += ["", f"Lire sur le blog : {post.url}"]
+            lines += ["", fix_text("Lire sur le blog :") + f" {post.url}"]
             parts.append("\n".join(lines))
     parts.append("-- \n"
                  + fix_text(f"Vous recevez cette lettre parce que vous vous êtes inscrit sur {config.site_name}.")

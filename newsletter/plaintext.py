@@ -17,11 +17,7 @@ from xml.etree import ElementTree
 import markdown
 from markdown.treeprocessors import Treeprocessor
 
-try:
-    from plugins.french_typography.rules import fix_text
-except ImportError:  # typography not landed yet: leave the text as written
-    def fix_text(text):
-        return text
+from plugins.french_typography.rules import fix_text
 
 WIDTH = 72
 BLOCKS = {"p", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "li", "blockquote", "pre", "hr", "div",

@@ -133,7 +133,7 @@ def test_plain_text_from_markdown(config):
 
 def test_digest_is_one_mail_with_each_post(config):
     msg, _ = message_for(config, ["lettre-test", "autre-billet"])
-    assert msg["Subject"] == "égoBlog : 2 nouveaux billets"
+    assert msg["Subject"] == "égoBlog\u202f: 2 nouveaux billets"
     html = msg.get_body(("html",)).get_content()
     raw = msg.get_body(("plain",)).get_content().replace("\r\n", "\n")
     assert "«\u202fguillemets\u202f»" in raw  # French typography applied to the prose

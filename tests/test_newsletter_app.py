@@ -99,7 +99,7 @@ def test_form_signup_redirects_and_mails_a_signed_link(service):
     text = msg.get_body(("plain",)).get_content()
     html = msg.get_body(("html",)).get_content()
     link = link_in(msg)
-    assert "48 heures" in text and link in html and "Confirmer mon inscription" in html
+    assert "48\u00a0heures" in text and link in html and "Confirmer mon inscription" in html
     assert Signer([SECRET]).read_confirm_token(link.rsplit("/", 1)[1]) == "Lecteur+lettre@exemple.fr"
     assert "<img" not in html
     assert service.rows() == []  # nothing stored before consent
@@ -477,3 +477,19 @@ def test_dev_server_previews_the_mail_of_a_post(tmp_path, site):
         assert missing.status_code == 404 and "Did you mean 'le-cr-aime'?" in missing.text
     with serve_in_thread(create_app(config, limits=NO_LIMITS)) as url, httpx.Client(base_url=url) as client:
         assert client.get("/newsletter/apercu/le-cr-aime").status_code == 404  # never in production
+
+
+# -- French typography in what the service says -------------------------------------------
+
+def test_answers_pages_and_mail_use_french_spacing(service):
+    from tests.test_typography import badly_spaced
+
+    texts = [service.signup("lecteur@exemple.fr", json=True).json()["message"],
+             service.signup("pas-une-adresse", json=True).json()["erreur"],
+             re.sub(r"<[^>]+>", " ", service.signup("pas-une-adresse").text)]
+    (mail,) = service.mails(1)
+    texts += [part.get_content() for part in mail.walk() if part.get_content_maintype() == "text"]
+    token = Signer([SECRET]).unsubscribe_token("lecteur@exemple.fr")
+    texts.append(re.sub(r"<[^>]+>", " ", service.http.get(f"/newsletter/desinscription/{token}").text))
+    for text in texts:
+        assert not badly_spaced(text), badly_spaced(text)
