@@ -36,7 +36,7 @@
     }).then(function (response) {
       return response.json().catch(function () { return {}; }).then(function (data) {
         if (response.ok) {
-          show(box, data.message || "C’est noté : vérifiez votre boîte mail.", false);
+          show(box, data.message || "C’est noté\u202f: vérifiez votre boîte mail.", false);
           form.hidden = true;
           form.removeAttribute("aria-busy");
         } else {
