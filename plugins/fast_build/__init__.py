@@ -23,6 +23,7 @@ Settings:
 """
 import gc
 import hashlib
+import json
 import logging
 import multiprocessing
 import os
@@ -43,18 +44,26 @@ from pelican.contents import Page, SkipStub
 from pelican.utils import file_suffix, get_relative_path, path_to_url, sanitised_join
 from pelican.writers import FileOverwriteFailedError, Writer
 
+from .render_cache import Fingerprints, reuse_page, store_page, unlink_quietly
+
 logger = logging.getLogger(__name__)
 
 DEFAULTS = {"FAST_BUILD": True, "FAST_BUILD_WORKERS": 0, "FAST_BUILD_MIN_BATCH": 16}
 # Settings that change on every build without changing what is read.
 VOLATILE_SETTINGS = {"OUTPUT_PATH", "CACHE_PATH", "CACHE_CONTENT", "LOAD_CONTENT_CACHE", "PORT", "MAIL_POSTS_PATH"}
 STALE_TEMP_SECONDS = 3600
+STALE_PAGE_SECONDS = 60
 UNUSED_DAYS = 7
 
 # What forked workers inherit: set in the main process just before forking.
 _jobs = []
 # Writers of this process whose pages may still be rendering (Pelican keeps the instance to itself).
 _writers = []
+# id(settings): (private cache folder, shared site cache folder, site cache key) of the builds of this process.
+_site_caches = {}
+PAGES_MANIFEST = "FastBuild-pages"
+PAGES_STATS = "FastBuild-pages.json"  # what the last build rendered and kept, for tests and benchmarks
+PAGE_STORE = "pages"
 
 
 def config(settings) -> dict:
@@ -262,21 +271,30 @@ def save_objects(generator):
 # Writing ---------------------------------------------------------------------------
 
 def _render(indices):
-    """In a worker: render and write some pages; return the indices that failed, with their tracebacks."""
-    failed = []
+    """In a worker: render, write and keep some pages; return the failed indices (with tracebacks) and the kept."""
+    failed, kept = [], []
     for index in indices:
-        template, localcontext, context, path = _jobs[index]
+        template, localcontext, context, path, fingerprint = _jobs[index][:5]
         try:
             if localcontext["localsiteurl"]:
                 context["localsiteurl"] = localcontext["localsiteurl"]
             output = template.render(localcontext)
             os.makedirs(os.path.dirname(path), exist_ok=True)
+            unlink_quietly(path)
             with open(path, "w", encoding="utf-8") as file:
                 file.write(output)
             logger.info('Writing "%s"', path)
         except Exception:
             failed.append((index, traceback.format_exc()))
-    return failed
+            continue
+        if fingerprint and _store[0]:
+            info = store_page(_store[0], fingerprint, path)
+            if info:
+                kept.append((index, info))
+    return failed, kept
+
+
+_store = [None]  # the page store of the writer whose jobs are rendering, inherited by its workers
 
 
 class ParallelWriter(Writer):
@@ -286,22 +304,41 @@ class ParallelWriter(Writer):
     page_writer_finalized) and is waited for at `finalized`, or at once when some
     plugin listens to content_written (it may read the file). content_written is
     sent for every page, in Pelican's order, once the page is on disk.
+
+    With the content cache on, a page whose fingerprint (render_cache) is the one
+    it had in the previous build is not rendered: the previous build's file is
+    linked into place.
     """
 
     def __init__(self, output_path, settings=None):
         super().__init__(output_path, settings=settings)
         self.workers = worker_count(self.settings)
         self.min_batch = config(self.settings)["FAST_BUILD_MIN_BATCH"]
-        self.queue = []      # (template, localcontext, context, path) not yet started
+        self.queue = []      # (template, localcontext, context, path, fingerprint, kept) not yet started
         self.running = []    # (pool, async result, jobs)
-        self.unsignalled = []  # (path, localcontext) written or being written, content_written not yet sent
         self.in_flight = set()
+        self.fingerprints = self.store = None
+        self.manifest, self.fresh = {}, {}  # output path (relative): (fingerprint, size, mtime_ns)
+        self.counts = {"pages": 0, "reused": 0, "rendered": 0, "unknown": 0}
+        site = _site_caches.get(id(self.settings))
+        if site is not None:
+            private, shared, key = site
+            self.fingerprints = Fingerprints(key)
+            self.store = os.path.join(shared, PAGE_STORE)
+            os.makedirs(self.store, exist_ok=True)
+            if self.settings.get("LOAD_CONTENT_CACHE"):
+                try:
+                    with open(os.path.join(private, PAGES_MANIFEST), "rb") as file:
+                        self.manifest = pickle.load(file)
+                except (OSError, EOFError, pickle.PickleError, ValueError, TypeError, AttributeError):
+                    self.manifest = {}
         _writers.append(self)
 
     def _claim(self, filename, override):
         """Pelican's _open_w bookkeeping without opening the file: the path to write, or os.devnull."""
         if filename in self.in_flight:
-            self.wait()  # the earlier write must land before this one replaces it
+            self.start()  # the earlier write must land before this one replaces it
+            self.wait()
         if filename in self._overridden_files:
             if override:
                 raise FileOverwriteFailedError(
@@ -323,15 +360,29 @@ class ParallelWriter(Writer):
     def write_file(self, name, template, context, relative_urls=False, paginated=None, template_name=None,
                    override_output=False, url=None, **kwargs):
         """Same pages, names and local contexts as Writer.write_file (Pelican 4.12), queued instead of written."""
-        if not self.workers:
+        if not self.workers and self.fingerprints is None:
             return super().write_file(name, template, context, relative_urls, paginated, template_name,
                                       override_output, url, **kwargs)
         if not name:
             return
         def queue(localcontext, save_as):
             path = self._claim(sanitised_join(self.output_path, save_as), override_output)
-            self.queue.append((template, localcontext, context, path))
             self.in_flight.add(path)
+            self.counts["pages"] += 1
+            fingerprint = None
+            if self.fingerprints is not None and path != os.devnull:
+                fingerprint = self.fingerprints.page(template, localcontext, save_as, relative_urls)
+                if fingerprint is None:
+                    self.counts["unknown"] += 1
+                else:
+                    relative = os.path.relpath(path, self.output_path)
+                    entry = self.manifest.get(relative)
+                    if entry and entry[0] == fingerprint and reuse_page(self.store, entry, path):
+                        self.fresh[relative] = entry
+                        self.counts["reused"] += 1
+                        self.queue.append((template, localcontext, context, path, fingerprint, True))
+                        return
+            self.queue.append((template, localcontext, context, path, fingerprint, False))
 
         def local(save_as, extra):
             localcontext = context.copy()
@@ -363,20 +414,25 @@ class ParallelWriter(Writer):
             queue(local(name, kwargs), name)
 
     def start(self):
-        """Render what is queued: in forked workers when it is worth it, else here."""
+        """Render what is queued and not kept from the last build: in forked workers when it is worth it, else here."""
         global _jobs
         jobs, self.queue = self.queue, []
         if not jobs:
             return
-        if len(jobs) < self.min_batch:
+        todo = [index for index, job in enumerate(jobs) if not job[5]]
+        self.counts["rendered"] += len(todo)
+        _store[0] = self.store
+        if not self.workers or len(todo) < self.min_batch:
             _jobs = jobs
-            self._finish(jobs, _render(range(len(jobs))))
-            _jobs = []
+            try:
+                self._finish(jobs, *_render(todo))
+            finally:
+                _jobs = []
             return
         _jobs = jobs
         pool = fork_pool(self.workers)
         _jobs = []
-        chunks = [range(start, min(start + 8, len(jobs))) for start in range(0, len(jobs), 8)]
+        chunks = [todo[start:start + 8] for start in range(0, len(todo), 8)]
         self.running.append((pool, pool.map_async(_render, chunks), jobs))
         pool.close()
         if signals.content_written.receivers:
@@ -386,32 +442,62 @@ class ParallelWriter(Writer):
         """Wait for every started batch, render again here what a worker failed, then signal."""
         while self.running:
             pool, result, jobs = self.running.pop(0)
-            failed = [item for chunk in result.get() for item in chunk]
+            chunks = result.get()
             pool.join()
-            self._finish(jobs, failed)
+            self._finish(jobs, [item for chunk in chunks for item in chunk[0]],
+                         [item for chunk in chunks for item in chunk[1]])
 
-    def _finish(self, jobs, failed):
+    def _finish(self, jobs, failed, kept):
         global _jobs
         for index, trace in failed:
             logger.debug("fast_build: rendering %s again in the main process:\n%s", jobs[index][3], trace)
             _jobs = jobs
             try:
-                template, localcontext, context, path = jobs[index]
+                template, localcontext, context, path = jobs[index][:4]
                 if localcontext["localsiteurl"]:
                     context["localsiteurl"] = localcontext["localsiteurl"]
                 output = template.render(localcontext)  # raises here, with Pelican's handling, if it must
+                unlink_quietly(path)
                 with open(path, "w", encoding="utf-8") as file:
                     file.write(output)
+                if jobs[index][4] and self.store:
+                    info = store_page(self.store, jobs[index][4], path)
+                    if info:
+                        kept.append((index, info))
             finally:
                 _jobs = []
-        for _, localcontext, _, path in jobs:
+        for index, info in kept:
+            path, fingerprint = jobs[index][3], jobs[index][4]
+            self.fresh[os.path.relpath(path, self.output_path)] = (fingerprint, *info)
+        for _, localcontext, _, path, _, _ in jobs:
             self.in_flight.discard(path)
             signals.content_written.send(path, context=localcontext)
+
+    def save(self):
+        """Keep this build's manifest for the next one (in the private cache folder, published at the end)."""
+        if self.fingerprints is None:
+            return
+        site = _site_caches.get(id(self.settings))
+        if site is not None:
+            with open(os.path.join(site[0], PAGES_MANIFEST), "wb") as file:
+                pickle.dump(self.fresh, file, pickle.HIGHEST_PROTOCOL)
+            with open(os.path.join(site[0], PAGES_STATS), "w", encoding="utf-8") as file:
+                json.dump(self.counts, file)
+            site_pages = _kept_pages.setdefault(id(self.settings), set())
+            site_pages.update(entry[0] for entry in self.fresh.values())
+        counts = self.counts
+        logger.info("fast_build: rendered %d of %d pages (%d kept from the last build, %d not cacheable)",
+                    counts["rendered"], counts["pages"], counts["reused"], counts["unknown"])
+
+
+# id(settings): fingerprints of the pages the build's manifests refer to (the others are pruned)
+_kept_pages = {}
 
 
 def get_writer(pelican_object):
     """get_writer: Pelican asks plugins for a writer class before any generator writes."""
-    return ParallelWriter if worker_count(pelican_object.settings) else None
+    settings = pelican_object.settings
+    return ParallelWriter if worker_count(settings) or id(settings) in _site_caches else None
 
 
 def start_batch(generator, writer):
@@ -426,6 +512,7 @@ def finish(pelican_object):
         writer = _writers.pop()
         writer.start()
         writer.wait()
+        writer.save()
     publish_cache(pelican_object)
 
 
@@ -463,12 +550,14 @@ def private_cache(pelican_object):
     settings = pelican_object.settings
     if not (config(settings)["FAST_BUILD"] and settings.get("CACHE_CONTENT")):
         return
-    shared = os.path.join(settings["CACHE_PATH"], site_cache_key(settings))
+    key = site_cache_key(settings)
+    shared = os.path.join(settings["CACHE_PATH"], key)
     os.makedirs(shared, exist_ok=True)
     for entry in os.scandir(shared):  # private copies left by builds that crashed
         if entry.name.startswith(".build-") and entry.stat().st_mtime < time.time() - STALE_TEMP_SECONDS:
             shutil.rmtree(entry.path, ignore_errors=True)
     private = tempfile.mkdtemp(prefix=".build-", dir=shared)
+    _site_caches[id(settings)] = (private, shared, key)
     if settings.get("LOAD_CONTENT_CACHE"):
         for entry in os.scandir(shared):
             if entry.is_file():
@@ -491,7 +580,28 @@ def publish_cache(pelican_object):
     with open(os.path.join(shared, "SOURCE"), "w", encoding="utf-8") as file:
         file.write(source)
     pelican_object.settings["CACHE_PATH"] = os.path.dirname(shared)
+    _site_caches.pop(id(pelican_object.settings), None)
+    kept = _kept_pages.pop(id(pelican_object.settings), None)
+    if kept is not None:
+        prune_pages(os.path.join(shared, PAGE_STORE), kept)
     prune(os.path.dirname(shared))
+
+
+def prune_pages(store, kept):
+    """Drop kept pages no manifest of this build refers to (not those another build may have just written)."""
+    try:
+        entries = list(os.scandir(store))
+    except OSError:
+        return
+    limit = time.time() - STALE_PAGE_SECONDS
+    for entry in entries:
+        if entry.name in kept:
+            continue
+        try:
+            if entry.stat().st_ctime < limit:
+                os.unlink(entry.path)
+        except OSError:
+            pass
 
 
 def prune(cache_root):
