@@ -74,19 +74,19 @@ PLACEHOLDER = re.compile(f"[{WORD}{EMOTICON}]")
 # pattern: the same leftmost matches as the whole pattern, without trying the e-mail
 # alternative at every word of a text that has no "@".
 WORD_TOKENS = (
-    (("&",), r"&(?:\#\d+|\#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]*);"),  # entity
-    (("://", "www.", "mailto:"),  # URL, entities whole, minus its final punctuation
+    ({"&"}, r"&(?:\#\d+|\#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]*);"),  # entity
+    ({"://", "www.", "mailto:"},  # URL, entities whole, minus its final punctuation
      r"(?:(?:https?|ftp)://|www\.|mailto:)"
      r"(?:&(?:\#\w+|[A-Za-z]\w*);|(?!&(?:\#\w+|[A-Za-z]\w*);)[^\s<>\"\U000f0000-\U000f0003])*"
      r"(?:&(?:\#\w+|[A-Za-z]\w*);|[^\s<>\"&.,;:!?)\]»’'\U000f0000-\U000f0003])"),
-    (("@",), r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"),  # e-mail address
-    (("@",), r"(?<![\w@])@\w+(?:[.-]\w+)*"),  # @handle
-    (("#",), r"(?<![\w&\#])\#\w+"),  # #hashtag
-    (("`",), r"`[^`\n]+`"),  # `code` (plain text only)
+    ({"@"}, r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"),  # e-mail address
+    ({"@"}, r"(?<![\w@])@\w+(?:[.-]\w+)*"),  # @handle
+    ({"#"}, r"(?<![\w&\#])\#\w+"),  # #hashtag
+    ({"`"}, r"`[^`\n]+`"),  # `code` (plain text only)
 )
 # ;-) :-) :) ;) :( :-D :p at the start of a word (the look-behind after the first
 # character, so the engine jumps from one ; or : to the next).
-EMOTICON_TOKEN = ((";", ":"), r"[;:](?<![^\s(\[\U000f0000][;:])-?[()DPp](?!\w)")
+EMOTICON_TOKEN = ({";", ":"}, r"[;:](?<![^\s(\[\U000f0000][;:])-?[()DPp](?!\w)")
 
 
 @functools.cache
@@ -99,10 +99,9 @@ def _protector(present: tuple) -> re.Pattern | None:
     return re.compile("|".join(parts)) if parts else None
 
 
-def _protect(text: str, kept: list) -> str:
+def _protect(text: str, held: set, kept: list) -> str:
     """Replace URLs, addresses, handles, entities… by WORD and emoticons by EMOTICON."""
-    present = tuple(any(hint in text for hint in hints) for hints, _ in WORD_TOKENS + (EMOTICON_TOKEN,))
-    pattern = _protector(present)
+    pattern = _protector(tuple(not held.isdisjoint(hints) for hints, _ in WORD_TOKENS + (EMOTICON_TOKEN,)))
     if pattern is None:
         return text
 
@@ -130,18 +129,36 @@ UNIT_WORDS = (
 # after the first digit ((?<![\w.,])\d+ reads \d(?<![\w.,]\d)\d*), so the engine jumps
 # from digit to digit.
 NUMBER = r"\d(?<![\w.,]\d)\d*(?:[.,\u202f]\d+)*"
+
+# What a text holds, as the rules ask it: its characters, "0-9" if it has a decimal digit
+# (any, as \d matches), and each of LONGER it contains. The rules only ever add spaces,
+# ’ (for ') and … (for ...), so what a text holds before them, with … if it holds ...,
+# is all a later rule can find: a rule that cannot apply at the start never can.
+DIGITS = "0-9"
 DIGIT = re.compile(r"\d")
+LONGER = ("...", "etc", "://", "www.", "mailto:")
+
+
+def _holds(text: str) -> set:
+    held = set(text)
+    if DIGIT.search("".join(held)):
+        held.add(DIGITS)
+    held.update(word for word in LONGER if word in text)
+    if "..." in held:
+        held.add("…")
+    return held
 
 
 class Rule(NamedTuple):
     name: str
-    needs: "tuple[str, ...] | re.Pattern"  # it cannot apply unless one of these occurs
+    needs: frozenset  # what the text must hold at least one of for the rule to apply
     apply: Callable[[str], str]
 
-    def wanted(self, text: str) -> bool:
-        if isinstance(self.needs, tuple):
-            return any(needed in text for needed in self.needs)
-        return self.needs.search(text) is not None
+
+def _when(hint, apply):
+    """`apply`, run only on a text where the regex `hint` matches."""
+    hint = re.compile(hint)
+    return lambda text: apply(text) if hint.search(text) else text
 
 
 def _sub(pattern, replacement, flags=0):
@@ -183,50 +200,53 @@ def _bind_before(sign, pre, mark, is_gap, needs_space=False):
 def _rules(space, is_gap):
     """The rules in order; `space` is the whitespace they may rewrite (no line break in plain text)."""
     g = f"(?P<gap>(?:{space}|{TAG})*)"
-    return [
+    rules = [
         # "..." → "…", "...." → "…."
-        Rule("ellipsis", ("...",), _sub(r"(?<!\.)\.\.\.(\.?)(?!\.)", "…\\1")),
+        Rule("ellipsis", {"..."}, _sub(r"(?<!\.)\.\.\.(\.?)(?!\.)", "…\\1")),
         # l'ami → l’ami (the look-behind after the quote: (?<=\w)' reads '(?<=\w'))
-        Rule("apostrophe", ("'",), _sub(rf"'(?<=\w')(?=[{TAG}]*\w)", "’")),
+        Rule("apostrophe", {"'"}, _sub(rf"'(?<=\w')(?=[{TAG}]*\w)", "’")),
         # digit groups: 4 815, 100 000
-        Rule("digit groups", DIGIT, _sub(
+        Rule("digit groups", {DIGITS}, _sub(
             r"\d(?<![\w.,\u202f\u00a0]\d)\d{0,2}(?:[ \u00a0\u202f]\d{3})+(?!\d)",
             lambda m: m.group().replace(" ", NNBSP).replace(NBSP, NNBSP))),
         # times: 10 h 30
-        Rule("times", DIGIT, _sub(r"(\d(?<![\w.,]\d)\d?)[ \u00a0\u202f]h[ \u00a0\u202f](\d\d)(?!\d)",
+        Rule("times", {DIGITS}, _sub(r"(\d(?<![\w.,]\d)\d?)[ \u00a0\u202f]h[ \u00a0\u202f](\d\d)(?!\d)",
                                   f"\\1{NBSP}h{NBSP}\\2")),
         # 78 % and 78% → 78 %
-        Rule("unit symbols", ("%", "‰", "€", "$", "£"),
+        Rule("unit symbols", set("%‰€$£"),
              _sub(rf"({NUMBER})[ \u00a0\u202f]?({UNIT_SYMBOLS})", f"\\1{NBSP}\\2")),
         # 5 millions, 20 °C
-        Rule("unit words", DIGIT, _sub(rf"({NUMBER})[ \u00a0\u202f]({UNIT_WORDS})(?!\w)", f"\\1{NBSP}\\2")),
+        Rule("unit words", {DIGITS}, _sub(rf"({NUMBER})[ \u00a0\u202f]({UNIT_WORDS})(?!\w)", f"\\1{NBSP}\\2")),
         # M. Dupont, Dr Knock: before a capital
-        Rule("titles", re.compile(r"(?:M\.|MM\.|Mmes?|Mlles?|Dr|Pr|St|Ste)[ \u202f][A-ZÀ-Ý]"),
-             _sub(r"(?<![\w.])(M\.|MM\.|Mmes?|Mlles?|Dr|Pr|St|Ste)[ \u202f](?=[A-ZÀ-Ý])", f"\\1{NBSP}")),
+        Rule("titles", set("MDPS"), _when(
+            r"(?:M\.|MM\.|Mmes?|Mlles?|Dr|Pr|St|Ste)[ \u202f][A-ZÀ-Ý]",
+            _sub(r"(?<![\w.])(M\.|MM\.|Mmes?|Mlles?|Dr|Pr|St|Ste)[ \u202f](?=[A-ZÀ-Ý])", f"\\1{NBSP}"))),
         # p. 12, n° 5: before a digit
-        Rule("numbered", re.compile(r"(?:p\.|pp\.|n°|N°|art\.|chap\.|vol\.|fig\.)[ \u202f]\d"),
-             _sub(r"(?<![\w.])(p\.|pp\.|n°|N°|art\.|chap\.|vol\.|fig\.)[ \u202f](?=\d)", f"\\1{NBSP}")),
+        Rule("numbered", {DIGITS}, _when(
+            r"(?:p\.|pp\.|n°|N°|art\.|chap\.|vol\.|fig\.)[ \u202f]\d",
+            _sub(r"(?<![\w.])(p\.|pp\.|n°|N°|art\.|chap\.|vol\.|fig\.)[ \u202f](?=\d)", f"\\1{NBSP}"))),
         # 32, etc. ((?<=\S)[ ] reads [ ](?<=\S[ ]))
-        Rule("etc", ("etc",), _sub(r"[ \u202f](?<=\S[ \u202f])(?=etc\b)", NBSP)),
+        Rule("etc", {"etc"}, _sub(r"[ \u202f](?<=\S[ \u202f])(?=etc\b)", NBSP)),
         # dialogue dash at the start of a paragraph or line
-        Rule("dialogue", ("–", "—"), _sub(rf"^([\s{TAG}]*[–—])[ \u202f](?=\S)", f"\\1{NBSP}", re.M)),
+        Rule("dialogue", {"–", "—"}, _sub(rf"^([\s{TAG}]*[–—])[ \u202f](?=\S)", f"\\1{NBSP}", re.M)),
         # « amis »: a narrow space after « …
-        Rule("opening guillemet", ("«",),
+        Rule("opening guillemet", {"«"},
              _sub_gap(rf"«{g}(?=[^\s{TAG}.,;:!?»])", lambda m, tags: "«" + NNBSP + tags)),
         # … and before »
-        Rule("closing guillemet", ("»",),
+        Rule("closing guillemet", {"»"},
              _bind_before(re.compile("»"), rf"[^\s{TAG}«]", NNBSP, is_gap)),
         # Non ?  Vraiment ?!  A mark cluster that ends a word; "Non:)" is not "Non :"
-        Rule("punctuation", (";", ":", "!", "?"), _bind_before(
+        Rule("punctuation", set(";:!?"), _bind_before(
             re.compile(r"[;:!?]+(?=[\s\U000f0000)\]}»\"'’”.,…\ue000-\uf8ff]|$)(?!(?<=[;:])-?[()DPp](?!\w))"),
             rf"[^\s{TAG}(\[{{«'\"‘“\-–—;:!?]", NNBSP, is_gap)),
         # Super :) : the space before an emoticon becomes no-break
-        Rule("emoticon", (EMOTICON,),
+        Rule("emoticon", {EMOTICON},
              _bind_before(re.compile(f"(?={EMOTICON})"), rf"[^\s{TAG}]", NBSP, is_gap, needs_space=True)),
         # A moins que … : the space before a spaced ellipsis becomes no-break
-        Rule("spaced ellipsis", ("…",),
+        Rule("spaced ellipsis", {"…"},
              _bind_before(re.compile("(?=…)"), rf"[\w»)\],{WORD}]", NBSP, is_gap, needs_space=True)),
     ]
+    return [rule._replace(needs=frozenset(rule.needs)) for rule in rules]
 
 
 TEXT_RULES = _rules(r"[^\S\n]", lambda char: char == TAG or (char.isspace() and char != "\n"))
@@ -236,9 +256,12 @@ HTML_RULES = _rules(r"\s", lambda char: char == TAG or char.isspace())
 def _apply(text: str, rules) -> str:
     """Protect what must not change, run the rules that can apply, put the protected tokens back."""
     kept = []
-    text = _protect(text, kept)
+    held = _holds(text)
+    text = _protect(text, held, kept)
+    if kept:
+        held.update((WORD, EMOTICON))
     for rule in rules:
-        if rule.wanted(text):
+        if not rule.needs.isdisjoint(held):
             text = rule.apply(text)
     return _restore(text, kept) if kept else text
 
@@ -317,9 +340,9 @@ def _pieces(fragment: str):
 
 def _fix_flow(flow) -> str:
     """Run the rules over a run of text and inline tags, as one string, then split it back."""
-    if not any(kind == "text" for kind, _ in flow):
-        return "".join(raw for _, raw in flow)
-    texts = [_decode(raw) if kind == "text" else "" for kind, raw in flow]
+    if all(kind != "text" or raw.isspace() for kind, raw in flow):
+        return "".join(raw for _, raw in flow)  # no text, or only spaces: nothing to change
+    texts = [(_decode(raw) if "&" in raw else raw) if kind == "text" else "" for kind, raw in flow]
     if any(RESERVED.search(text) for text in texts):
         return "".join(raw for _, raw in flow)
     marker = {"tag": TAG, "opaque": OPAQUE}
