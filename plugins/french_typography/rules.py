@@ -283,6 +283,8 @@ TOKEN = re.compile(
     """,
     re.VERBOSE | re.DOTALL,
 )
+# TOKEN as its only group, for TOKEN_SPLIT.split: text, token, text, token, …, text.
+TOKEN_SPLIT = re.compile("(" + re.sub(r"\(\?P<\w+>", "(?:", TOKEN.pattern) + ")", re.VERBOSE | re.DOTALL)
 INLINE = {
     "a", "abbr", "acronym", "b", "bdi", "bdo", "big", "cite", "data", "del", "dfn", "em",
     "font", "i", "ins", "label", "mark", "q", "s", "small", "span", "strike", "strong", "sub",
@@ -291,6 +293,8 @@ INLINE = {
 SKIPPED = {"code", "pre", "kbd", "samp", "var", "tt", "script", "style", "textarea", "svg", "math"}
 VOID_OPAQUE = {"img", "input", "button", "select", "iframe", "object", "video", "audio", "canvas"}
 ENTITY = re.compile(r"&(?:#\d+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]*);")
+MARKERS = re.compile(f"[{TAG}{OPAQUE}]")
+MARKER = {"tag": TAG, "opaque": OPAQUE}
 
 
 def _decode(text: str) -> str:
@@ -301,11 +305,15 @@ def _decode(text: str) -> str:
     return ENTITY.sub(one, text)
 
 
+@functools.cache
+def _end_tag(name: str) -> re.Pattern:
+    return re.compile(rf"<(/?){name}\b(?:[^>\"']|\"[^\"]*\"|'[^']*')*>", re.I)
+
+
 def _end_of_skipped(fragment: str, name: str, start: int) -> int:
     """Index just after the element `name` opened before `start`, nesting included."""
-    pattern = re.compile(rf"<(/?){name}\b(?:[^>\"']|\"[^\"]*\"|'[^']*')*>", re.I)
     depth = 1
-    for match in pattern.finditer(fragment, start):
+    for match in _end_tag(name).finditer(fragment, start):
         if name in ("script", "style", "textarea") and not match.group(1):
             continue  # raw text: no nesting, only the end tag counts
         depth += -1 if match.group(1) else 1
@@ -314,28 +322,37 @@ def _end_of_skipped(fragment: str, name: str, start: int) -> int:
     return len(fragment)
 
 
+@functools.lru_cache(maxsize=4096)
+def _kind(token: str) -> tuple:
+    """('tag' inline or comment | 'skip' an element to pass over whole | 'opaque' | 'break', name)."""
+    match = TOKEN.match(token)  # the token alone: the same alternative as in its fragment
+    name = (match["name"] or "").lower()
+    if match["comment"] or name in INLINE:
+        return "tag", name
+    if name in SKIPPED and not token.startswith("</") and not token.endswith("/>"):
+        return "skip", name
+    return ("opaque" if name in VOID_OPAQUE or name in SKIPPED else "break"), name
+
+
 def _pieces(fragment: str):
     """Split HTML into ('text', str), ('tag', raw) inline, ('opaque', raw) and ('break', raw)."""
     position = 0
     while position < len(fragment):
-        match = TOKEN.search(fragment, position)
-        end = match.start() if match else len(fragment)
-        if end > position:
-            yield "text", fragment[position:end]
-        if not match:
-            return
-        raw, name = match.group(), (match["name"] or "").lower()
-        position = match.end()
-        closing = raw.startswith("</")
-        if match["comment"] or (name in INLINE):
-            yield "tag", raw
-        elif name in SKIPPED and not closing and not raw.endswith("/>"):
-            position = _end_of_skipped(fragment, name, position)
-            yield "opaque", fragment[match.start():position]
-        elif name in VOID_OPAQUE or name in SKIPPED:
-            yield "opaque", raw
+        for index, raw in enumerate(TOKEN_SPLIT.split(fragment[position:] if position else fragment)):
+            position += len(raw)
+            if index % 2 == 0:
+                if raw:
+                    yield "text", raw
+                continue
+            kind, name = _kind(raw)
+            if kind == "skip":  # its content may hold anything: find its end, split again after it
+                end = _end_of_skipped(fragment, name, position)
+                yield "opaque", fragment[position - len(raw):end]
+                position = end
+                break
+            yield kind, raw
         else:
-            yield "break", raw
+            return
 
 
 def _fix_flow(flow) -> str:
@@ -345,9 +362,8 @@ def _fix_flow(flow) -> str:
     texts = [(_decode(raw) if "&" in raw else raw) if kind == "text" else "" for kind, raw in flow]
     if any(RESERVED.search(text) for text in texts):
         return "".join(raw for _, raw in flow)
-    marker = {"tag": TAG, "opaque": OPAQUE}
-    joined = "".join(texts[i] if kind == "text" else marker[kind] for i, (kind, _) in enumerate(flow))
-    parts = iter(re.split(f"[{TAG}{OPAQUE}]", _apply(joined, HTML_RULES)))
+    joined = "".join(texts[i] if kind == "text" else MARKER[kind] for i, (kind, _) in enumerate(flow))
+    parts = iter(MARKERS.split(_apply(joined, HTML_RULES)))
     out, pending = [], next(parts)
     for kind, raw in flow:
         if kind == "text":
@@ -364,9 +380,12 @@ def fix_html(fragment: str) -> str:
     out, flow = [], []
     for kind, raw in _pieces(fragment):
         if kind == "break":
-            out += [_fix_flow(flow), raw]
-            flow = []
+            if flow:
+                out.append(_fix_flow(flow))
+                flow = []
+            out.append(raw)
         else:
             flow.append((kind, raw))
-    out.append(_fix_flow(flow))
+    if flow:
+        out.append(_fix_flow(flow))
     return "".join(out)
