@@ -35,6 +35,7 @@ import time
 import traceback
 from io import BytesIO
 
+import jinja2
 import markdown
 import pelican
 from pelican import signals
@@ -494,6 +495,16 @@ class ParallelWriter(Writer):
 _kept_pages = {}
 
 
+def compiled_templates(generator):
+    """generator_init: keep Jinja's compiled templates in the site cache (keyed by source checksum by Jinja)."""
+    site = _site_caches.get(id(generator.settings))
+    env = getattr(generator, "env", None)
+    if site is not None and env is not None and env.bytecode_cache is None:
+        folder = os.path.join(site[1], "jinja")
+        os.makedirs(folder, exist_ok=True)
+        env.bytecode_cache = jinja2.FileSystemBytecodeCache(folder)
+
+
 def get_writer(pelican_object):
     """get_writer: Pelican asks plugins for a writer class before any generator writes."""
     settings = pelican_object.settings
@@ -630,6 +641,8 @@ def register():
     signals.page_generator_finalized.connect(save_objects)
     # get_writer: the supported way to replace Pelican's writer.
     signals.get_writer.connect(get_writer)
+    # generator_init: the generator's Jinja environment exists and has compiled nothing yet.
+    signals.generator_init.connect(compiled_templates)
     # *_writer_finalized: a generator has asked for all its pages; render them while Pelican goes on.
     signals.article_writer_finalized.connect(start_batch)
     signals.page_writer_finalized.connect(start_batch)

@@ -39,7 +39,7 @@ from pelican.contents import Content
 from pelican.paginator import Page as PaginationPage, Paginator
 from pelican.urlwrappers import URLWrapper
 
-MISSING = b"\0missing"
+MISSING = "\0missing"
 # Content attributes that are not the object's own data: the whole settings and site context.
 SKIPPED_ATTRIBUTES = {"settings", "_context"}
 # Left out of what a page shows of a content object two steps away (a neighbour's neighbour): its body.
@@ -49,6 +49,8 @@ SAFE_PAGINATOR_ATTRIBUTES = {"num_pages", "count", "page_range", "per_page", "or
 # A context function using one of these may read any variable: its pages are never reused.
 OPEN_CONTEXT_READS = {"get_all", "items", "keys", "values", "parent", "vars", "exported_vars", "resolve_or_missing",
                       "__iter__", "__contains__"}
+# Types whose repr is exact and tells them apart (str quoted, floats exact, datetimes with their zone).
+REPR_EXACT = {str, int, float, bool, type(None), bytes, datetime, date, dtime, timedelta}
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
@@ -136,15 +138,15 @@ class Fingerprints:
                     source = env.loader.get_source(env, current)[0]
                 except TemplateNotFound:
                     continue  # an `ignore missing` include; the loader's listing is in the site digest
-                ast = env.parse(source)
-                names |= meta.find_undeclared_variables(ast)
-                for referenced in meta.find_referenced_templates(ast):
-                    if referenced is None:
-                        raise Unknown(f"{current}: a template chosen at render time")
-                    todo.append(referenced)
-                filters |= {("filter", node.name) for node in ast.find_all(nodes.Filter)}
-                filters |= {("test", node.name) for node in ast.find_all(nodes.Test)}
-                full = full or reaches_paginated_objects(ast)
+                parsed = _parsed.get((current, source))
+                if parsed is None:
+                    parsed = _parsed[(current, source)] = analyse(env.parse(source))
+                if parsed is None:
+                    raise Unknown(f"{current}: a template chosen at render time")
+                names |= parsed[0]
+                todo += parsed[1]
+                filters |= parsed[2]
+                full = full or parsed[3]
             result = (frozenset(names), frozenset(filters), full)
         except Unknown:
             result = None
@@ -191,40 +193,43 @@ class Fingerprints:
 
     # Values -------------------------------------------------------------------
 
-    def digest(self, value, full=False, top=False) -> bytes:
-        """A digest of what a template can read from the value (raises Unknown)."""
-        if value is None or isinstance(value, (bool, int, float, complex)):
-            return _h(type(value).__name__, repr(value))
-        if isinstance(value, str):
-            return _h(type(value).__name__, value)
-        if isinstance(value, bytes):
-            return _h("bytes", value)
-        if isinstance(value, (datetime, date, dtime, timedelta, tzinfo)):
-            return _h(type(value).__name__, repr(value))
+    def digest(self, value, full=False, top=False) -> str:
+        """An exact text of what a template can read from the value (raises Unknown); digests for content."""
+        kind = type(value)
+        if kind in REPR_EXACT:
+            return repr(value)
         if isinstance(value, Content):
             return self.content_full(value) if top else self.content_own(value)
-        if isinstance(value, URLWrapper):
-            return self.wrapper(value)
         if isinstance(value, (list, tuple)):
-            memo = len(value) > 32 and self.values.get(id(value))
-            if memo and memo[0] is value:
-                return memo[1]
-            result = _h(type(value).__name__, *(self.digest(item, full) for item in value))
-            if len(value) > 32:
+            big = len(value) > 32
+            if big:
+                memo = self.values.get(id(value))
+                if memo and memo[0] is value:
+                    return memo[1]
+            result = f"{kind.__name__}[{','.join([self.digest(item, full) for item in value])}]"
+            if big:
+                result = _h(result).hex()
                 self.values[id(value)] = (value, result)
             return result
+        if isinstance(value, URLWrapper):
+            return self.wrapper(value)
         if isinstance(value, dict):
-            return _h("dict", *sorted(self.digest(k, full) + self.digest(v, full) for k, v in value.items()))
+            return "{" + ",".join(sorted([f"{self.digest(k, full)}:{self.digest(v, full)}"
+                                          for k, v in value.items()])) + "}"
+        if isinstance(value, (str, bytes, bool, int, float, complex, datetime, date, dtime, timedelta, tzinfo)):
+            return f"{kind.__module__}.{kind.__qualname__}({value!r})"  # subclasses: Markup, ZoneInfo...
+        if value is None:
+            return "None"
         if isinstance(value, (set, frozenset)):
-            return _h("set", *sorted(self.digest(item, full) for item in value))
+            return "set{" + ",".join(sorted(self.digest(item, full) for item in value)) + "}"
         if isinstance(value, PaginationPage):
             return _h("page", value.full_name, value.base_url, value.number, value.url, value.save_as,
-                      self.paginator(value.paginator, full), self.digest(value.object_list, full))
+                      self.paginator(value.paginator, full), self.digest(value.object_list, full)).hex()
         if isinstance(value, Paginator):
             return self.paginator(value, full)
         if isinstance(value, (types.FunctionType, types.BuiltinFunctionType, types.MethodType)):
             # Code is in the site digest (plugins) or in a version; data it closes over is settings.
-            return _h("function", getattr(value, "__module__", ""), getattr(value, "__qualname__", ""))
+            return f"function:{getattr(value, '__module__', '')}.{getattr(value, '__qualname__', '')}"
         raise Unknown(type(value).__name__)
 
     def paginator(self, paginator, full):
@@ -232,10 +237,14 @@ class Fingerprints:
                  paginator.count, paginator.num_pages]
         if full:
             parts.append(self.digest(paginator.object_list))
-        return _h(*parts)
+        return _h(*parts).hex()
 
     def wrapper(self, value):
-        return _h(type(value).__name__, value.name, value.slug, value.url, value.save_as)
+        """A category, tag or author: its URLs follow from its name and slug and the settings."""
+        memo = self.values.get(id(value))
+        if memo is None or memo[0] is not value:
+            memo = self.values[id(value)] = (value, f"{type(value).__name__}({value.name!r},{value.slug!r})")
+        return memo[1]
 
     def _intrasite(self, content) -> bool:
         key = content.settings.get("INTRASITE_LINK_REGEX")
@@ -246,16 +255,17 @@ class Fingerprints:
 
     def _scalars(self, content):
         """Digest of a content object's attributes, content objects it refers to only by identity; and those."""
-        refs, parts = [], [type(content).__name__, content.url, content.save_as]
+        # No url or save_as: they follow from the attributes and the settings.
+        refs, parts = [], [type(content).__name__]
 
         def plain(value):
             if isinstance(value, Content):
                 refs.append(value)
-                return _h("ref", self.identity(value))
+                return "ref:" + self.identity(value)
             if isinstance(value, (list, tuple)) and any(isinstance(item, Content) for item in value):
-                return _h(type(value).__name__, *(plain(item) for item in value))
+                return f"{type(value).__name__}[{','.join(plain(item) for item in value)}]"
             if isinstance(value, dict) and any(isinstance(item, Content) for item in value.values()):
-                return _h("dict", *sorted(self.digest(k) + plain(v) for k, v in value.items()))
+                return "{" + ",".join(sorted(f"{self.digest(k)}:{plain(v)}" for k, v in value.items())) + "}"
             return self.digest(value)
 
         for key in sorted(vars(content)):
@@ -263,25 +273,25 @@ class Fingerprints:
                 parts += [key, plain(vars(content)[key])]
         if hasattr(content, "_get_content") or (hasattr(content, "_content") and self._intrasite(content)):
             parts += ["resolved", content.content]  # links to other content: their URLs are in the text
-        return _h(*parts), refs
+        return _h(*parts).hex(), refs
 
-    def content_own(self, content) -> bytes:
+    def content_own(self, content) -> str:
         memo = self.own.get(id(content))
         if memo is None or memo[0] is not content:
             own, refs = self._scalars(content)
             memo = self.own[id(content)] = (content, own, refs)
         return memo[1]
 
-    def content_full(self, content) -> bytes:
+    def content_full(self, content) -> str:
         own = self.content_own(content)
         refs = self.own[id(content)][2]
-        return _h("full", own, *(self.content_own(ref) for ref in refs))
+        return _h("full", own, *(self.content_own(ref) for ref in refs)).hex()
 
-    def identity(self, content) -> bytes:
+    def identity(self, content) -> str:
         """What a page shows of a content object it reaches through another: title, URL, date, summary..."""
         memo = self.ident.get(id(content))
         if memo is None or memo[0] is not content:
-            parts = [type(content).__name__, content.url, content.save_as]
+            parts = [type(content).__name__]
             for key in sorted(vars(content)):
                 value = vars(content)[key]
                 if key in SKIPPED_ATTRIBUTES or key in IDENTITY_SKIPPED or isinstance(value, Content):
@@ -290,8 +300,21 @@ class Fingerprints:
                     parts += [key, len(value)]
                     continue
                 parts += [key, self.digest(value)]
-            memo = self.ident[id(content)] = (content, _h(*parts))
+            memo = self.ident[id(content)] = (content, _h(*parts).hex())
         return memo[1]
+
+
+_parsed = {}  # (template name, source): analyse()
+
+
+def analyse(ast):
+    """(undeclared names, templates used, filters and tests, paginators read fully), None if one is dynamic."""
+    referenced = list(meta.find_referenced_templates(ast))
+    if None in referenced:
+        return None
+    filters = {("filter", node.name) for node in ast.find_all(nodes.Filter)}
+    filters |= {("test", node.name) for node in ast.find_all(nodes.Test)}
+    return meta.find_undeclared_variables(ast), referenced, filters, reaches_paginated_objects(ast)
 
 
 def reaches_paginated_objects(ast) -> bool:
