@@ -139,6 +139,49 @@ def test_fix_html_agrees_with_fix_text_on_plain_sentences(text, expected):
     assert fix_html(f"<p>{text}</p>") == f"<p>{expected}</p>"
 
 
+# Where the fast paths of rules.py (rules skipped by what a text holds, signs found first and
+# the gap walked back, HTML split in one pass) could part from a plain scan: outputs as the
+# first, plain implementation gave them.
+FAST_PATH_TEXT_CASES = [
+    ("www... oui", "www… oui"),  # "www." must not hide "..."
+    ("mailto://x ...", "mailto://x\u00a0…"),
+    ("a»» b", "a\u202f»» b"),  # a gap's character already taken by the previous match
+    ("Non ? ? Oui", "Non\u202f? ? Oui"),
+    ("x ;-) ;-) y", "x\u00a0;-)\u00a0;-) y"),
+    ("Super :-D@x.fr ?", "Super\u00a0:-D@x.fr\u202f?"),
+    ("( ?", "( ?"),
+    ("a\n? b", "a\n? b"),
+    ("Eh bien … … non", "Eh bien\u00a0… … non"),
+    ("n° 5 et M. Dupont ; MM. Durand", "n°\u00a05 et M.\u00a0Dupont\u202f; MM.\u00a0Durand"),
+    ("٣٤٥ ٦٧٨ km", "٣٤٥\u202f٦٧٨\u00a0km"),  # \d is any decimal digit
+    ("l'a' b", "l’a' b"),
+    ("10 h 30 %", "10\u00a0h\u00a030\u00a0%"),
+]
+FAST_PATH_HTML_CASES = [
+    ("<pre><!-- </pre> -->x ?", "<pre><!-- </pre> -->x\u202f?"),  # a skipped element ends inside a comment
+    ('<p><a title="<p>">lien</a> !</p>', '<p><a title="<p>">lien</a>\u202f!</p>'),
+    ("<p>«<em> amis </em>»</p>", "<p>«\u202f<em>amis</em>\u202f»</p>"),
+    ("<p>a <b> </b>?</p>", "<p>a<b></b>\u202f?</p>"),
+    ("<CODE>a ; b</CODE> c ; d", "<CODE>a ; b</CODE> c\u202f; d"),
+    ("<ul><li>un ?</li>\n<li>deux !</li></ul>", "<ul><li>un\u202f?</li>\n<li>deux\u202f!</li></ul>"),
+    ("<p>x <img src=a.png> ?</p>", "<p>x <img src=a.png>\u202f?</p>"),
+    ("<p>Non <!-- c --> ?</p>", "<p>Non<!-- c -->\u202f?</p>"),
+    ("<p>— Salut<br>— Toi ?</p>", "<p>—\u00a0Salut<br>—\u00a0Toi\u202f?</p>"),
+    ("<code><code>x ?</code> y ?</code> z ?", "<code><code>x ?</code> y ?</code> z\u202f?"),
+    ("<p>AT&amp;T ; &laquo;ok&raquo;&hellip;</p>", "<p>AT&amp;T\u202f; «\u202fok\u202f»…</p>"),
+]
+
+
+@pytest.mark.parametrize("text, expected", FAST_PATH_TEXT_CASES)
+def test_fix_text_fast_path_edges(text, expected):
+    assert fix_text(text) == expected
+
+
+@pytest.mark.parametrize("fragment, expected", FAST_PATH_HTML_CASES)
+def test_fix_html_fast_path_edges(fragment, expected):
+    assert fix_html(fragment) == expected
+
+
 def test_both_import_paths_share_the_rules(monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT / "plugins"))  # as Pelican imports it, via PLUGIN_PATHS
     import french_typography.rules

@@ -89,19 +89,22 @@ WORD_TOKENS = (
 EMOTICON_TOKEN = ({";", ":"}, r"[;:](?<![^\s(\[\U000f0000][;:])-?[()DPp](?!\w)")
 
 
+HINTS = frozenset().union(*(hints for hints, _ in WORD_TOKENS + (EMOTICON_TOKEN,)))
+
+
 @functools.cache
-def _protector(present: tuple) -> re.Pattern | None:
-    """The protected-token pattern made of the alternatives flagged in `present`."""
-    words = [pattern for (_, pattern), wanted in zip(WORD_TOKENS, present) if wanted]
+def _protector(hints: frozenset) -> re.Pattern | None:
+    """The protected-token pattern made of the alternatives whose hints are in `hints`."""
+    words = [pattern for needs, pattern in WORD_TOKENS if not hints.isdisjoint(needs)]
     parts = [f"(?P<word>{'|'.join(words)})"] if words else []
-    if present[-1]:
+    if not hints.isdisjoint(EMOTICON_TOKEN[0]):
         parts.append(f"(?P<emoticon>{EMOTICON_TOKEN[1]})")
     return re.compile("|".join(parts)) if parts else None
 
 
 def _protect(text: str, held: set, kept: list) -> str:
     """Replace URLs, addresses, handles, entities… by WORD and emoticons by EMOTICON."""
-    pattern = _protector(tuple(not held.isdisjoint(hints) for hints, _ in WORD_TOKENS + (EMOTICON_TOKEN,)))
+    pattern = _protector(HINTS.intersection(held))
     if pattern is None:
         return text
 
@@ -260,9 +263,9 @@ def _apply(text: str, rules) -> str:
     text = _protect(text, held, kept)
     if kept:
         held.update((WORD, EMOTICON))
-    for rule in rules:
-        if not rule.needs.isdisjoint(held):
-            text = rule.apply(text)
+    for _, needs, apply in rules:
+        if not needs.isdisjoint(held):
+            text = apply(text)
     return _restore(text, kept) if kept else text
 
 
