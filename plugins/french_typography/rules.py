@@ -87,8 +87,6 @@ WORD_TOKENS = (
 # ;-) :-) :) ;) :( :-D :p at the start of a word (the look-behind after the first
 # character, so the engine jumps from one ; or : to the next).
 EMOTICON_TOKEN = ({";", ":"}, r"[;:](?<![^\s(\[\U000f0000][;:])-?[()DPp](?!\w)")
-
-
 HINTS = frozenset().union(*(hints for hints, _ in WORD_TOKENS + (EMOTICON_TOKEN,)))
 
 
@@ -143,6 +141,7 @@ LONGER = ("...", "etc", "://", "www.", "mailto:")
 
 
 def _holds(text: str) -> set:
+    """What `text` holds, for the rules' `needs` and the protected tokens' hints."""
     held = set(text)
     if DIGIT.search("".join(held)):
         held.add(DIGITS)
@@ -240,7 +239,7 @@ def _rules(space, is_gap):
              _bind_before(re.compile("»"), rf"[^\s{TAG}«]", NNBSP, is_gap)),
         # Non ?  Vraiment ?!  A mark cluster that ends a word; "Non:)" is not "Non :"
         Rule("punctuation", set(";:!?"), _bind_before(
-            re.compile(r"[;:!?]+(?=[\s\U000f0000)\]}»\"'’”.,…\ue000-\uf8ff]|$)(?!(?<=[;:])-?[()DPp](?!\w))"),
+            re.compile(rf"[;:!?]+(?=[\s{TAG})\]}}»\"'’”.,…\ue000-\uf8ff]|$)(?!(?<=[;:])-?[()DPp](?!\w))"),
             rf"[^\s{TAG}(\[{{«'\"‘“\-–—;:!?]", NNBSP, is_gap)),
         # Super :) : the space before an emoticon becomes no-break
         Rule("emoticon", {EMOTICON},
