@@ -116,7 +116,7 @@ def load_post(config: Config, slug: str) -> Post:
     if record is None or not record.is_file():
         if slug in source_slugs(config):
             raise PostError(f"Post '{slug}' is not built yet: run make build first.")
-        known = sorted(p.stem for p in folder.glob("*.json")) or sorted(source_slugs(config))
+        known = sorted(p.stem for p in folder.glob("*.json") if not p.name.startswith(".")) or sorted(source_slugs(config))
         close = difflib.get_close_matches(slug, known, n=1)
         hint = f" Did you mean '{close[0]}'?" if close else ""
         listing = ", ".join(known) if known else "none (run make build first)"

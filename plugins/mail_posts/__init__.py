@@ -78,6 +78,29 @@ def record(article, public_url: str) -> dict:
     }
 
 
+# This plugin's and the feeds plugin's code: a change to either rewrites every record.
+CODE_DIGEST = hashlib.sha256(b"".join(
+    (Path(__file__).parent.parent / name / "__init__.py").read_bytes() for name in ("mail_posts", "feeds"))).hexdigest()
+STAMPS = ".stamps.json"
+
+
+def stamp(article, public_url: str) -> str:
+    """What a record is made of, hashed: an unchanged stamp means the record on disk is still right.
+    Cheap: Pelican has already rendered the content; only the URL rewriting and JSON are skipped."""
+    source = os.stat(article.source_path)
+    parts = [CODE_DIGEST, public_url, article.slug, article.url, article.title, article.content, article.summary or "",
+             article.date.isoformat(), str(getattr(article, "category", "")), repr(getattr(article, "tags", [])),
+             str(getattr(article, "author", "")), article.source_path, f"{source.st_mtime_ns}:{source.st_size}"]
+    return hashlib.sha256("\0".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def write_atomically(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text)
+    os.replace(tmp, path)
+
+
 def collect(generator):
     # article_generator_finalized: every article is read and typographed
     # (content_object_init has run), drafts and hidden posts are already apart.
@@ -94,18 +117,23 @@ def write(pelican):
         logger.warning("mail_posts: PUBLIC_URL is empty; mail links would not be absolute")
     folder = posts_path(pelican.settings)
     folder.mkdir(parents=True, exist_ok=True)
-    written = set()
-    for item in (record(article, public_url) for article in _collected):
-        name = f'{item["slug"]}.json'
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(json.dumps(item, ensure_ascii=False))  # no indent: the C encoder, 10x faster
-        os.replace(tmp, folder / name)
-        written.add(name)
+    try:
+        previous = json.loads((folder / STAMPS).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        previous = {}
+    stamps, rewritten = {}, 0
+    for article in _collected:
+        name = f"{article.slug}.json"
+        stamps[name] = stamp(article, public_url)
+        if previous.get(name) == stamps[name] and (folder / name).is_file():
+            continue  # a warm rebuild: this post's record has not changed
+        write_atomically(folder / name, json.dumps(record(article, public_url), ensure_ascii=False))
+        rewritten += 1
     for stale in folder.glob("*.json"):
-        if stale.name not in written:
+        if stale.name not in stamps and stale.name != STAMPS:
             stale.unlink()
-    logger.info("mail_posts: %d post records in %s", len(written), folder)
+    write_atomically(folder / STAMPS, json.dumps(stamps))
+    logger.info("mail_posts: %d post records in %s (%d rewritten)", len(stamps), folder, rewritten)
     _collected.clear()
 
 
