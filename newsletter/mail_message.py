@@ -37,6 +37,7 @@ from .plaintext import WIDTH, fix_text, render_text
 
 TEMPLATES = ROOT / "theme" / "templates" / "email"
 DEFAULT_POSTS_PATH = "var/posts"
+RECORDS = "records.json"  # written by plugins/mail_posts: {slug: record}
 PLACEHOLDER = "xUNSUBSCRIBEx9f2c7e1bx"  # letters only: survives HTML serialisation and quoted-printable
 MONTHS = ["janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre",
           "novembre", "décembre"]
@@ -45,7 +46,6 @@ PREHEADER_PADDING = "&#847;&zwnj;&nbsp;" * 60  # keeps clients from pulling body
 # per-reader message assembly cheap; smtplib and the outbox serialise it as is.
 POLICY = email.policy.compat32.clone(linesep="\r\n")
 _IMG_NO_ALT = re.compile(r"<img(?![^>]*\balt\s*=)", re.IGNORECASE)
-_SLUG = re.compile(r"^[\w][\w.-]*$")
 
 
 class PostError(Exception):
@@ -111,17 +111,19 @@ def source_slugs(config: Config) -> dict[str, Path]:
 
 def load_post(config: Config, slug: str) -> Post:
     """The built record of one post, or a PostError that tells the author what to do."""
-    folder = posts_path(config)
-    record = folder / f"{slug}.json" if _SLUG.match(slug) else None
-    if record is None or not record.is_file():
+    try:
+        records = json.loads((posts_path(config) / RECORDS).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        records = {}
+    if slug not in records:
         if slug in source_slugs(config):
             raise PostError(f"Post '{slug}' is not built yet: run make build first.")
-        known = sorted(p.stem for p in folder.glob("*.json") if not p.name.startswith(".")) or sorted(source_slugs(config))
+        known = sorted(records) or sorted(source_slugs(config))
         close = difflib.get_close_matches(slug, known, n=1)
         hint = f" Did you mean '{close[0]}'?" if close else ""
         listing = ", ".join(known) if known else "none (run make build first)"
         raise PostError(f"No post with slug '{slug}'.{hint} Known slugs: {listing}.")
-    post = Post.from_record(json.loads(record.read_text(encoding="utf-8")))
+    post = Post.from_record(records[slug])
     source = Path(post.source_path)
     if not source.is_file():
         raise PostError(f"Post '{slug}': its source {source} is gone; run make build first.")

@@ -14,11 +14,11 @@ from tests.browser import browser, served_site  # noqa: F401,E402
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def build(content: Path, output: Path, settings: str = "pelicanconf.py", env=None, check=True):
+def build(content: Path, output: Path, settings: str = "pelicanconf.py", env=None, check=True, args=()):
     """Run Pelican as `make build` does, in a subprocess (plugins register signals once per process)."""
     result = subprocess.run(
         [sys.executable, "-m", "pelican", str(content), "-s", str(ROOT / settings), "-o", str(output),
-         "--fatal", "errors"],
+         "--fatal", "errors", *args],
         cwd=ROOT, capture_output=True, text=True, env={**os.environ, **(env or {})},
     )
     if check and result.returncode != 0:

@@ -38,10 +38,10 @@ def message_for(config, slugs, reader=READER):
 
 
 def test_records_are_written_outside_the_site(built):
-    records = sorted(p.name for p in (built / "posts").glob("*.json"))
-    assert records == ["autre-billet.json", "lettre-test.json"]  # the draft is not there
+    records = json.loads((built / "posts" / "records.json").read_text())
+    assert sorted(records) == ["autre-billet", "lettre-test"]  # the draft is not there
     assert not list((built / "output").rglob("*.json"))
-    record = json.loads((built / "posts" / "lettre-test.json").read_text())
+    record = records["lettre-test"]
     assert record["url"] == "https://blog.example.fr/2018/03/lettre-test/"
     assert record["date"] == "2018-03-04T09:30:00+01:00"
     assert record["category"]["url"] == "https://blog.example.fr/categorie/humeurs-marketing/"
@@ -81,7 +81,7 @@ def test_headers(config):
 def test_html_is_the_post_untracked(config, built):
     msg, signer = message_for(config, ["lettre-test"])
     html = msg.get_body(("html",)).get_content()
-    record = json.loads((built / "posts" / "lettre-test.json").read_text())
+    record = json.loads((built / "posts" / "records.json").read_text())["lettre-test"]
     # Only the post's own images, each with an alt text.
     images = re.findall(r"<img\b[^>]*>", html)
     assert [re.search(r'src="([^"]+)"', i)[1] for i in images] == re.findall(r'<img[^>]*src="([^"]+)"', record["content_html"])

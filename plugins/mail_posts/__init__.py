@@ -81,7 +81,7 @@ def record(article, public_url: str) -> dict:
 # This plugin's and the feeds plugin's code: a change to either rewrites every record.
 CODE_DIGEST = hashlib.sha256(b"".join(
     (Path(__file__).parent.parent / name / "__init__.py").read_bytes() for name in ("mail_posts", "feeds"))).hexdigest()
-STAMPS = ".stamps.json"
+RECORDS = "records.json"  # one file for all posts: creating a file costs more here than writing 5 MB
 
 
 def stamp(article, public_url: str) -> str:
@@ -118,22 +118,19 @@ def write(pelican):
     folder = posts_path(pelican.settings)
     folder.mkdir(parents=True, exist_ok=True)
     try:
-        previous = json.loads((folder / STAMPS).read_text(encoding="utf-8"))
+        previous = json.loads((folder / RECORDS).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         previous = {}
-    stamps, rewritten = {}, 0
+    records, remade = {}, 0
     for article in _collected:
-        name = f"{article.slug}.json"
-        stamps[name] = stamp(article, public_url)
-        if previous.get(name) == stamps[name] and (folder / name).is_file():
-            continue  # a warm rebuild: this post's record has not changed
-        write_atomically(folder / name, json.dumps(record(article, public_url), ensure_ascii=False))
-        rewritten += 1
-    for stale in folder.glob("*.json"):
-        if stale.name not in stamps and stale.name != STAMPS:
-            stale.unlink()
-    write_atomically(folder / STAMPS, json.dumps(stamps))
-    logger.info("mail_posts: %d post records in %s (%d rewritten)", len(stamps), folder, rewritten)
+        key = stamp(article, public_url)
+        kept = previous.get(article.slug)
+        if kept is None or kept.get("stamp") != key:  # a warm rebuild reuses the unchanged posts' records
+            kept = {**record(article, public_url), "stamp": key}
+            remade += 1
+        records[article.slug] = kept
+    write_atomically(folder / RECORDS, json.dumps(records, ensure_ascii=False))
+    logger.info("mail_posts: %d post records in %s (%d remade)", len(records), folder / RECORDS, remade)
     _collected.clear()
 
 
