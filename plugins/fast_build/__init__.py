@@ -42,9 +42,10 @@ from pelican import signals
 from pelican.generators import ArticlesGenerator
 from pelican.paginator import Paginator
 from pelican.contents import Page, SkipStub
-from pelican.utils import file_suffix, get_relative_path, path_to_url, sanitised_join
+from pelican.utils import get_relative_path, path_to_url, sanitised_join
 from pelican.writers import FileOverwriteFailedError, Writer
 
+from .frozen_urls import freeze_urls
 from .render_cache import Fingerprints, reuse_page, store_page, unlink_quietly
 
 logger = logging.getLogger(__name__)
@@ -630,6 +631,11 @@ def prune(cache_root):
             shutil.rmtree(entry.path, ignore_errors=True)
 
 
+def freeze_urls_when_on(generators):
+    if generators and config(generators[0].settings)["FAST_BUILD"]:
+        freeze_urls(generators)
+
+
 def register():
     # initialized: settings are final and no generator has loaded the cache yet.
     signals.initialized.connect(private_cache)
@@ -646,5 +652,7 @@ def register():
     # *_writer_finalized: a generator has asked for all its pages; render them while Pelican goes on.
     signals.article_writer_finalized.connect(start_batch)
     signals.page_writer_finalized.connect(start_batch)
+    # all_generators_finalized: content is final; URLs need computing only once from here on.
+    signals.all_generators_finalized.connect(freeze_urls_when_on)
     # finalized: wait for the pages before Pelican reports the build done.
     signals.finalized.connect(finish)
