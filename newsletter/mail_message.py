@@ -16,6 +16,7 @@ import email.policy
 import html
 import json
 import re
+import sqlite3
 import textwrap
 import uuid
 from dataclasses import dataclass, replace
@@ -37,7 +38,7 @@ from .plaintext import WIDTH, fix_text, render_text
 
 TEMPLATES = ROOT / "theme" / "templates" / "email"
 DEFAULT_POSTS_PATH = "var/posts"
-RECORDS = "records.json"  # written by plugins/mail_posts: {slug: record}
+RECORDS = "records.sqlite3"  # written by plugins/mail_posts: table posts(slug, stamp, record JSON)
 PLACEHOLDER = "xUNSUBSCRIBEx9f2c7e1bx"  # letters only: survives HTML serialisation and quoted-printable
 MONTHS = ["janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre",
           "novembre", "décembre"]
@@ -109,21 +110,30 @@ def source_slugs(config: Config) -> dict[str, Path]:
     return found
 
 
+def built_record(path: Path, slug: str) -> tuple[str | None, list[str]]:
+    """The record JSON of one post as the last good build left it (None if absent), and every built slug."""
+    if not path.is_file():
+        return None, []
+    db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+    try:
+        found = db.execute("SELECT record FROM posts WHERE slug = ?", (slug,)).fetchone()
+        return (found[0] if found else None), [row[0] for row in db.execute("SELECT slug FROM posts ORDER BY slug")]
+    finally:
+        db.close()
+
+
 def load_post(config: Config, slug: str) -> Post:
     """The built record of one post, or a PostError that tells the author what to do."""
-    try:
-        records = json.loads((posts_path(config) / RECORDS).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        records = {}
-    if slug not in records:
+    found, built = built_record(posts_path(config) / RECORDS, slug)
+    if found is None:
         if slug in source_slugs(config):
             raise PostError(f"Post '{slug}' is not built yet: run make build first.")
-        known = sorted(records) or sorted(source_slugs(config))
+        known = built or sorted(source_slugs(config))
         close = difflib.get_close_matches(slug, known, n=1)
         hint = f" Did you mean '{close[0]}'?" if close else ""
         listing = ", ".join(known) if known else "none (run make build first)"
         raise PostError(f"No post with slug '{slug}'.{hint} Known slugs: {listing}.")
-    post = Post.from_record(records[slug])
+    post = Post.from_record(json.loads(found))
     source = Path(post.source_path)
     if not source.is_file():
         raise PostError(f"Post '{slug}': its source {source} is gone; run make build first.")

@@ -1,12 +1,17 @@
 """The records `make send` reads are remade only for posts that changed, and always match a fresh build."""
 import json
 import shutil
+import sqlite3
 
 from tests.conftest import build
 
 
 def records(output):
-    return json.loads((output.parent / "var" / "posts" / "records.json").read_text(encoding="utf-8"))
+    db = sqlite3.connect(output.parent / "var" / "posts" / "records.sqlite3")
+    try:
+        return {slug: {**json.loads(record), "stamp": stamp} for slug, stamp, record in db.execute("SELECT * FROM posts")}
+    finally:
+        db.close()
 
 
 def remade(content, output) -> str:
@@ -37,3 +42,7 @@ def test_records_follow_edits_and_reuse_the_rest(content_copy, tmp_path):
     fresh = records(tmp_path / "fresh" / "output")
     strip = lambda rs: {slug: {**r, "source_path": "", "stamp": ""} for slug, r in rs.items()}  # noqa: E731
     assert strip(fresh) == strip(edited)
+
+    (content_copy / "posts" / "2009-08-infamie-du-fail.md").unlink()
+    assert remade(content_copy, output) == "0"
+    assert sorted(records(output)) == sorted(set(edited) - {"infamie-du-fail"})

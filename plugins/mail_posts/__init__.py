@@ -11,7 +11,7 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
+import sqlite3
 from pathlib import Path
 from urllib.parse import urljoin
 
@@ -81,7 +81,7 @@ def record(article, public_url: str) -> dict:
 # This plugin's and the feeds plugin's code: a change to either rewrites every record.
 CODE_DIGEST = hashlib.sha256(b"".join(
     (Path(__file__).parent.parent / name / "__init__.py").read_bytes() for name in ("mail_posts", "feeds"))).hexdigest()
-RECORDS = "records.json"  # one file for all posts: creating a file costs more here than writing 5 MB
+RECORDS = "records.sqlite3"  # one file, one row a post: rows are rewritten only when their post changed
 
 
 def stamp(article, public_url: str) -> str:
@@ -92,13 +92,6 @@ def stamp(article, public_url: str) -> str:
              article.date.isoformat(), str(getattr(article, "category", "")), repr(getattr(article, "tags", [])),
              str(getattr(article, "author", "")), article.source_path, f"{source.st_mtime_ns}:{source.st_size}"]
     return hashlib.sha256("\0".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def write_atomically(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        out.write(text)
-    os.replace(tmp, path)
 
 
 def collect(generator):
@@ -117,20 +110,22 @@ def write(pelican):
         logger.warning("mail_posts: PUBLIC_URL is empty; mail links would not be absolute")
     folder = posts_path(pelican.settings)
     folder.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(folder / RECORDS)
     try:
-        previous = json.loads((folder / RECORDS).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        previous = {}
-    records, remade = {}, 0
-    for article in _collected:
-        key = stamp(article, public_url)
-        kept = previous.get(article.slug)
-        if kept is None or kept.get("stamp") != key:  # a warm rebuild reuses the unchanged posts' records
-            kept = {**record(article, public_url), "stamp": key}
-            remade += 1
-        records[article.slug] = kept
-    write_atomically(folder / RECORDS, json.dumps(records, ensure_ascii=False))
-    logger.info("mail_posts: %d post records in %s (%d remade)", len(records), folder / RECORDS, remade)
+        with db:  # one transaction: the sender sees the previous records or these, never a mix
+            db.execute("CREATE TABLE IF NOT EXISTS posts (slug TEXT PRIMARY KEY, stamp TEXT NOT NULL, record TEXT NOT NULL)")
+            previous = dict(db.execute("SELECT slug, stamp FROM posts"))
+            remade = 0
+            for article in _collected:
+                key = stamp(article, public_url)
+                if previous.pop(article.slug, None) != key:  # a warm rebuild keeps the unchanged posts' rows
+                    db.execute("INSERT OR REPLACE INTO posts VALUES (?, ?, ?)",
+                               (article.slug, key, json.dumps(record(article, public_url), ensure_ascii=False)))
+                    remade += 1
+            db.executemany("DELETE FROM posts WHERE slug = ?", [(slug,) for slug in previous])  # posts gone
+    finally:
+        db.close()
+    logger.info("mail_posts: %d post records in %s (%d remade)", len(_collected), folder / RECORDS, remade)
     _collected.clear()
 
 
