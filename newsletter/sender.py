@@ -205,7 +205,7 @@ def send(slugs: list[str], config: Config, *, dry_run: bool = False, rate: float
         interval = 1.0 / rate if rate else 0.0
         next_at = time.monotonic()
         try:
-            with open_mailer(config) as mailer:
+            with open_mailer(config) as mailer, store.fast_checkpoints():
                 while True:
                     batch = store.subscribers_after(position, BATCH)
                     if not batch:
@@ -219,7 +219,7 @@ def send(slugs: list[str], config: Config, *, dry_run: bool = False, rate: float
                         msg = mail.message(address, unsubscribe_url(config, signer, address),
                                            unsubscribe_mailto(config, signer, address))
                         refused = deliver(mailer, msg)
-                        # Durable before the next message: a crash now re-sends this one at most.
+                        # Committed before the next message: a killed sender re-sends this one at most.
                         store.save_send_position(post_id, position)
                         if refused:
                             report.refused.append((position, address, refused))
