@@ -6,6 +6,7 @@ checked against RFC 4287's schema (fixtures/feeds/atom.rng, RELAX NG, with RFC 3
 and URI ids), and test_validator_rules checks with lxml the rules of the validator's
 documentation that feeds most often break (RSS dates, guid isPermaLink, self links...).
 """
+import os
 import re
 import shutil
 import subprocess
@@ -328,6 +329,44 @@ def test_same_content_gives_byte_identical_feeds(fixture_site, tmp_path):
     first = {p.relative_to(fixture_site): p.read_bytes() for p in feeds_of(fixture_site)}
     second = {p.relative_to(tmp_path / "again"): p.read_bytes() for p in feeds_of(tmp_path / "again")}
     assert first == second
+
+
+def test_warm_rebuild_keeps_untouched_feeds_and_remakes_the_edited_ones(tmp_path):
+    """With the content cache, unchanged feeds come from the cache; every feed equals a cold build's."""
+    content = tmp_path / "content"
+    shutil.copytree(FIXTURES, content)
+    cache = tmp_path / "cache"
+
+    def feeds(out: Path) -> dict:
+        return {str(p.relative_to(out)): p.read_bytes() for p in feeds_of(out)}
+
+    build(content, tmp_path / "before", env=ENV, args=("--cache-path", str(cache)))
+    before = feeds(tmp_path / "before")
+    post = content / "posts" / "hiver.md"  # Humeurs Marketing, no tag
+    stamp = post.stat().st_mtime_ns + 2_000_000_000
+    post.write_text(post.read_text(encoding="utf-8").replace("Dernier paragraphe", "Paragraphe corrigé, dernier"),
+                    encoding="utf-8")
+    os.utime(post, ns=(stamp, stamp))
+    warm_run = build(content, tmp_path / "warm", env=ENV, args=("--cache-path", str(cache), "-v"))
+    cold = feeds(build_cold(content, tmp_path))
+    warm = feeds(tmp_path / "warm")
+    assert warm == cold
+    untouched = "categorie/relation-client/atom.xml"
+    assert warm[untouched] == before[untouched]
+    edited = "categorie/humeurs-marketing/atom.xml"
+    assert warm[edited] != before[edited] and "Paragraphe corrigé" in warm[edited].decode("utf-8")
+    log = warm_run.stdout + warm_run.stderr
+    reused = re.search(r"feeds: wrote (\d+) feeds \((\d+) unchanged", log)
+    assert reused, log[-2000:]
+    total, unchanged = int(reused[1]), int(reused[2])
+    assert 0 < unchanged < total, (total, unchanged)
+    assert list(cache.rglob("FeedsCache")), "no feed cache kept"
+
+
+def build_cold(content: Path, tmp_path: Path) -> Path:
+    out = tmp_path / "cold"
+    build(content, out, env=ENV, args=("--cache-path", str(tmp_path / "no-cache")))
+    return out
 
 
 # Settings ----------------------------------------------------------------------------

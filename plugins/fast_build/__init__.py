@@ -273,10 +273,14 @@ def save_objects(generator):
 # Writing ---------------------------------------------------------------------------
 
 def _render(indices):
-    """In a worker: render, write and keep some pages; return the failed indices (with tracebacks) and the kept."""
-    failed, kept = [], []
+    """In a worker: render, write and keep some pages; return the failed indices (with tracebacks), the kept
+    (index, fingerprint, (size, mtime_ns)) and how many deferred pages could not be fingerprinted."""
+    failed, kept, unknown = [], [], 0
     for index in indices:
-        template, localcontext, context, path, fingerprint = _jobs[index][:5]
+        template, localcontext, context, path, fingerprint, _, save_as, relative_urls = _jobs[index]
+        if fingerprint == DEFERRED:  # before rendering: the state the page is rendered from
+            fingerprint = deferred_fingerprint(template, localcontext, save_as, relative_urls)
+            unknown += fingerprint is None
         try:
             if localcontext["localsiteurl"]:
                 context["localsiteurl"] = localcontext["localsiteurl"]
@@ -292,11 +296,20 @@ def _render(indices):
         if fingerprint and _store[0]:
             info = store_page(_store[0], fingerprint, path)
             if info:
-                kept.append((index, info))
-    return failed, kept
+                kept.append((index, fingerprint, info))
+    return failed, kept, unknown
 
 
-_store = [None]  # the page store of the writer whose jobs are rendering, inherited by its workers
+def deferred_fingerprint(template, localcontext, save_as, relative_urls):
+    """The fingerprint of a page queued without one (nothing to reuse), computed where it is rendered."""
+    fingerprints = _store[1]
+    return None if fingerprints is None else fingerprints.page(template, localcontext, save_as, relative_urls)
+
+
+# A job whose fingerprint is computed by the process that renders it (in a forked worker, off the main process).
+DEFERRED = "\0deferred"
+# The page store and fingerprints of the writer whose jobs are rendering, inherited by its workers.
+_store = [None, None]
 
 
 class ParallelWriter(Writer):
@@ -316,7 +329,7 @@ class ParallelWriter(Writer):
         super().__init__(output_path, settings=settings)
         self.workers = worker_count(self.settings)
         self.min_batch = config(self.settings)["FAST_BUILD_MIN_BATCH"]
-        self.queue = []      # (template, localcontext, context, path, fingerprint, kept) not yet started
+        self.queue = []      # (template, localcontext, context, path, fingerprint, kept, save_as, relative_urls)
         self.running = []    # (pool, async result, jobs)
         self.in_flight = set()
         self.fingerprints = self.store = None
@@ -373,18 +386,21 @@ class ParallelWriter(Writer):
             self.counts["pages"] += 1
             fingerprint = None
             if self.fingerprints is not None and path != os.devnull:
-                fingerprint = self.fingerprints.page(template, localcontext, save_as, relative_urls)
-                if fingerprint is None:
-                    self.counts["unknown"] += 1
+                relative = os.path.relpath(path, self.output_path)
+                entry = self.manifest.get(relative)
+                if entry is None:  # nothing to reuse: the process that renders the page fingerprints it
+                    fingerprint = DEFERRED
                 else:
-                    relative = os.path.relpath(path, self.output_path)
-                    entry = self.manifest.get(relative)
-                    if entry and entry[0] == fingerprint and reuse_page(self.store, entry, path):
+                    fingerprint = self.fingerprints.page(template, localcontext, save_as, relative_urls)
+                    if fingerprint is None:
+                        self.counts["unknown"] += 1
+                    elif entry[0] == fingerprint and reuse_page(self.store, entry, path):
                         self.fresh[relative] = entry
                         self.counts["reused"] += 1
-                        self.queue.append((template, localcontext, context, path, fingerprint, True))
+                        self.queue.append((template, localcontext, context, path, fingerprint, True,
+                                           save_as, relative_urls))
                         return
-            self.queue.append((template, localcontext, context, path, fingerprint, False))
+            self.queue.append((template, localcontext, context, path, fingerprint, False, save_as, relative_urls))
 
         def local(save_as, extra):
             localcontext = context.copy()
@@ -423,7 +439,7 @@ class ParallelWriter(Writer):
             return
         todo = [index for index, job in enumerate(jobs) if not job[5]]
         self.counts["rendered"] += len(todo)
-        _store[0] = self.store
+        _store[0], _store[1] = self.store, self.fingerprints
         if not self.workers or len(todo) < self.min_batch:
             _jobs = jobs
             try:
@@ -447,33 +463,36 @@ class ParallelWriter(Writer):
             chunks = result.get()
             pool.join()
             self._finish(jobs, [item for chunk in chunks for item in chunk[0]],
-                         [item for chunk in chunks for item in chunk[1]])
+                         [item for chunk in chunks for item in chunk[1]], sum(chunk[2] for chunk in chunks))
 
-    def _finish(self, jobs, failed, kept):
+    def _finish(self, jobs, failed, kept, unknown=0):
         global _jobs
+        self.counts["unknown"] += unknown
         for index, trace in failed:
             logger.debug("fast_build: rendering %s again in the main process:\n%s", jobs[index][3], trace)
             _jobs = jobs
             try:
-                template, localcontext, context, path = jobs[index][:4]
+                template, localcontext, context, path, fingerprint, _, save_as, relative_urls = jobs[index]
+                if fingerprint == DEFERRED:
+                    fingerprint = self.fingerprints.page(template, localcontext, save_as, relative_urls)
+                    self.counts["unknown"] += fingerprint is None
                 if localcontext["localsiteurl"]:
                     context["localsiteurl"] = localcontext["localsiteurl"]
                 output = template.render(localcontext)  # raises here, with Pelican's handling, if it must
                 unlink_quietly(path)
                 with open(path, "w", encoding="utf-8") as file:
                     file.write(output)
-                if jobs[index][4] and self.store:
-                    info = store_page(self.store, jobs[index][4], path)
+                if fingerprint and self.store:
+                    info = store_page(self.store, fingerprint, path)
                     if info:
-                        kept.append((index, info))
+                        kept.append((index, fingerprint, info))
             finally:
                 _jobs = []
-        for index, info in kept:
-            path, fingerprint = jobs[index][3], jobs[index][4]
-            self.fresh[os.path.relpath(path, self.output_path)] = (fingerprint, *info)
-        for _, localcontext, _, path, _, _ in jobs:
-            self.in_flight.discard(path)
-            signals.content_written.send(path, context=localcontext)
+        for index, fingerprint, info in kept:
+            self.fresh[os.path.relpath(jobs[index][3], self.output_path)] = (fingerprint, *info)
+        for job in jobs:
+            self.in_flight.discard(job[3])
+            signals.content_written.send(job[3], context=job[1])
 
     def save(self):
         """Keep this build's manifest for the next one (in the private cache folder, published at the end)."""

@@ -40,8 +40,10 @@ from pelican.paginator import Page as PaginationPage, Paginator
 from pelican.urlwrappers import URLWrapper
 
 MISSING = "\0missing"
-# Content attributes that are not the object's own data: the whole settings and site context.
-SKIPPED_ATTRIBUTES = {"settings", "_context"}
+# Content attributes that are not the object's own data: the whole settings and site context; and url and
+# save_as, cached on the object once read (frozen_urls), so present or not depending on what ran before: they
+# follow from the other attributes and the settings.
+SKIPPED_ATTRIBUTES = {"settings", "_context", "url", "save_as"}
 # Left out of what a page shows of a content object two steps away (a neighbour's neighbour): its body.
 IDENTITY_SKIPPED = {"_content"}
 # A paginator's attributes a template may read without reaching its full object list.

@@ -39,13 +39,21 @@ Settings:
         Pin it in production: changing it changes every id.
     FEEDS_STYLESHEET: URL of the XSL stylesheet ("" for none).
     FEEDS_CATEGORY_TITLE, FEEDS_TAG_TITLE: feed titles, with {site} and {name}.
+
+With Pelican's content cache on (CACHE_CONTENT), each feed's bytes are kept in
+CACHE_PATH/FeedsCache under a digest of all it is made of (its entries' fields,
+the settings it reads, this file's source, feedgen and lxml versions); a feed
+whose digest is unchanged is written from there, without feedgen or lxml.
 """
+import hashlib
 import html
 import logging
 import os
+import pickle
 import re
 from collections import namedtuple
 from datetime import datetime, timezone
+from importlib.metadata import version
 from urllib.parse import quote, urljoin, urlsplit
 from zoneinfo import ZoneInfo
 
@@ -313,8 +321,76 @@ def add_template_global(generator):
         generator.env.globals["feeds_here"] = make_feeds_here(generator.settings)
 
 
+# Settings a feed is made of, besides its own (render, add_entry, public_url, paris, entry_id, feed_title).
+READ_SETTINGS = ("SITENAME", "SITESUBTITLE", "DEFAULT_LANG", "AUTHOR", "TIMEZONE", "PUBLIC_URL", "SITEURL",
+                 "FEED_MAX_ITEMS", *DEFAULTS)
+CACHE_FILE = "FeedsCache"
+_source = []
+
+
+def source_digest() -> str:
+    """This plugin's code and the libraries that make the XML."""
+    if not _source:
+        with open(__file__, "rb") as file:
+            code = file.read()
+        _source.append(hashlib.blake2b(code + f"\0{version('feedgen')}\0{etree.LXML_VERSION}"
+                                       .encode(), digest_size=16).hexdigest())
+    return _source[0]
+
+
+def entry_inputs(article) -> str:
+    """Everything add_entry and newest_first read of a post, as an exact text."""
+    authors = [(a.name, a.url) for a in getattr(article, "authors", []) if a.name]
+    tags = [(t.slug, t.name) for t in getattr(article, "tags", [])]
+    return repr((str(article.metadata.get("guid") or ""), article.slug, article.url, article.date,
+                 getattr(article, "modified", None), article.title, authors, article.category.slug,
+                 article.category.name, tags, getattr(article, "summary", ""), article.content))
+
+
+def feed_key(settings, scope, item, chosen, mime, save_as, page_url, entries) -> str:
+    """The digest of a feed's inputs: its place, the settings it reads, its entries and the code."""
+    digest = hashlib.blake2b(digest_size=20)
+    head = (source_digest(), scope, item and (item.name, item.slug), mime, save_as, page_url,
+            [(key, settings.get(key)) for key in READ_SETTINGS])
+    digest.update(repr(head).encode("utf-8", "surrogatepass"))
+    for article in chosen:
+        found = entries.get(id(article))
+        if found is None:
+            found = entries[id(article)] = (article, hashlib.blake2b(
+                entry_inputs(article).encode("utf-8", "surrogatepass"), digest_size=20).digest())
+        digest.update(found[1])
+    return digest.hexdigest()
+
+
+def load_cache(settings) -> dict:
+    """save_as: (key, bytes) of the last build's feeds; empty without the content cache."""
+    if not (settings.get("CACHE_CONTENT") and settings.get("LOAD_CONTENT_CACHE") and settings.get("CACHE_PATH")):
+        return {}
+    try:
+        with open(os.path.join(settings["CACHE_PATH"], CACHE_FILE), "rb") as file:
+            cached = pickle.load(file)
+        return cached if isinstance(cached, dict) else {}
+    except (OSError, EOFError, pickle.PickleError, ValueError, TypeError, AttributeError):
+        return {}
+
+
+def save_cache(settings, fresh: dict):
+    if not (settings.get("CACHE_CONTENT") and settings.get("CACHE_PATH")):
+        return
+    try:
+        os.makedirs(settings["CACHE_PATH"], exist_ok=True)
+        temporary = os.path.join(settings["CACHE_PATH"], f".{CACHE_FILE}-{os.getpid()}")
+        with open(temporary, "wb") as file:
+            pickle.dump(fresh, file, pickle.HIGHEST_PROTOCOL)
+        os.replace(temporary, os.path.join(settings["CACHE_PATH"], CACHE_FILE))
+    except OSError as error:
+        logger.warning("feeds: cannot keep the feeds for the next build: %s", error)
+
+
 def write_feeds(generator, writer):
     """Write every feed once the articles' pages are written (the output folder is cleaned before)."""
+    settings = generator.settings
+    cached, fresh, entries, reused = load_cache(settings), {}, {}, 0
     written = {}
     for scope, item, articles, mime, save_as, page_url in planned_feeds(generator):
         path = os.path.join(generator.output_path, save_as)
@@ -323,10 +399,20 @@ def write_feeds(generator, writer):
                          save_as, written[path], scope)
             continue
         written[path] = scope
+        chosen = newest_first(articles)[: settings["FEEDS_MAX_ITEMS"]]
+        key = feed_key(settings, scope, item, chosen, mime, save_as, page_url, entries)
+        found = cached.get(save_as)
+        if found is not None and found[0] == key:
+            data = found[1]
+            reused += 1
+        else:
+            data = render(settings, scope, item, articles, mime, save_as, page_url)
+        fresh[save_as] = (key, data)
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         with open(path, "wb") as out:
-            out.write(render(generator.settings, scope, item, articles, mime, save_as, page_url))
-    logger.info("feeds: wrote %d feeds", len(written))
+            out.write(data)
+    save_cache(settings, fresh)
+    logger.info("feeds: wrote %d feeds (%d unchanged since the last build)", len(written), reused)
 
 
 def register():
