@@ -23,15 +23,26 @@ def store_path() -> str:
     return os.environ.get("NEWSLETTER_DB") or str(ROOT / DEFAULT_DB)
 
 
+EMAIL_COLUMNS = ("email", "e-mail", "courriel")
+
+
+class NoEmailColumn(ValueError):
+    """A CSV header without an email column: say so, rather than refuse every line as an address."""
+
+
 def read_addresses(text: str) -> list[tuple[int, str]]:
-    """(line number, raw address) from a CSV with an `email` column, or from one address a line."""
+    """(line number, raw address) from a CSV with an `email` column (comma, semicolon or tab: French
+    spreadsheets write semicolons), or from one address a line."""
     lines = text.splitlines()
     first = next((line for line in lines if line.strip()), "")
-    header = [h.strip().lower() for h in next(csv.reader([first]), [])]
-    if "email" in header:
-        column = header.index("email")
+    delimiter = next((d for d in ";\t," if d in first), ",")
+    header = [h.strip().lower() for h in next(csv.reader([first], delimiter=delimiter), [])]
+    if len(header) > 1 and not any(name in header for name in EMAIL_COLUMNS):
+        raise NoEmailColumn(f"ligne 1 : pas de colonne « email » dans l’en-tête {first.strip()!r}")
+    if any(name in header for name in EMAIL_COLUMNS):
+        column = next(header.index(name) for name in EMAIL_COLUMNS if name in header)
         rows = []
-        reader = csv.reader(io.StringIO(text))
+        reader = csv.reader(io.StringIO(text), delimiter=delimiter)
         for row in reader:
             if row and [c.strip().lower() for c in row] == header:
                 continue
@@ -51,8 +62,13 @@ def cmd_import(path: str) -> int:
     except (OSError, UnicodeDecodeError) as exc:
         print(f"Impossible de lire {path} : {exc}", file=sys.stderr)
         return 2
+    try:
+        addresses = read_addresses(text)
+    except NoEmailColumn as exc:
+        print(f"{path}, {exc} : rien n’a été importé.", file=sys.stderr)
+        return 1
     valid, invalid, seen = [], [], set()
-    for line, raw in read_addresses(text):
+    for line, raw in addresses:
         try:
             email = normalize_address(raw)
         except InvalidAddress as exc:
@@ -83,6 +99,9 @@ def cmd_export() -> int:
 
 
 def cmd_remove(raw: str) -> int:
+    if not raw.strip():
+        print("Indiquez l’adresse : make remove EMAIL=lecteur@exemple.fr", file=sys.stderr)
+        return 2
     try:
         email = normalize_address(raw)
     except InvalidAddress:

@@ -87,3 +87,20 @@ def test_import_is_all_or_nothing_with_line_numbers(tmp_path, cli_env):
     assert r.returncode == 1
     assert "ligne 2" in r.stderr and "ligne 4" in r.stderr and "rien n’a été importé" in r.stderr
     assert run("export", env=cli_env).stdout == "email\n"
+
+
+def test_import_reads_french_spreadsheets_and_names_a_missing_column(tmp_path, cli_env):
+    semicolons = tmp_path / "excel.csv"
+    semicolons.write_text("nom;email\nJean;jean@exemple.fr\nMarie;marie@exemple.fr\n", encoding="utf-8-sig")
+    r = run("import", str(semicolons), env=cli_env)
+    assert r.returncode == 0 and "2 adresse(s) ajoutée(s)" in r.stdout
+    wrong = tmp_path / "sans-colonne.csv"
+    wrong.write_text("nom,mail\nPaul,paul@exemple.fr\n", encoding="utf-8")
+    r = run("import", str(wrong), env=cli_env)
+    assert r.returncode == 1 and "pas de colonne « email »" in r.stderr
+    assert run("export", env=cli_env).stdout == "email\njean@exemple.fr\nmarie@exemple.fr\n"
+
+
+def test_remove_without_an_address_is_a_usage_error(cli_env):
+    r = run("remove", "", env=cli_env)
+    assert r.returncode == 2 and "make remove EMAIL=" in r.stderr
