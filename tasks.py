@@ -30,6 +30,9 @@ def build_site(settings, output=OUTPUT, content=ROOT / "content"):
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    umask = os.umask(0)
+    os.umask(umask)
+    staging.chmod(0o777 & ~umask)  # mkdtemp makes it 0700: a web server running as another user could not read it
     previous = output.with_name(output.name + ".old")
     shutil.rmtree(previous, ignore_errors=True)
     if output.exists():

@@ -59,4 +59,5 @@ def test_good_build_replaces_output(previous_output, content_copy, tmp_path):
         GOOD_HEADER + "Slug: nouveau-billet\nTags: essai\nSummary: Un résumé.\n\nUn nouveau billet.\n", encoding="utf-8")
     build_site("pelicanconf.py", output=output, content=content_copy)
     assert (output / "2016" / "03" / "nouveau-billet" / "index.html").is_file()
+    assert output.stat().st_mode & 0o005 == 0o005, "other users (the web server) must read output/"
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith("output.")], "staging or old output left"
