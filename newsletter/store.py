@@ -16,6 +16,7 @@ who subscribed during a send). Never VACUUM during a send: it may renumber rowid
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
@@ -64,9 +65,11 @@ class SQLiteStore:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            # Readable by the owner only; SQLite gives its -wal and -shm files the same mode.
+            os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
             self._db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
                                        check_same_thread=False)
-        except sqlite3.Error as exc:
+        except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"NEWSLETTER_DB : impossible d’ouvrir {path} : {exc}") from None
         self._lock = threading.Lock()
         with self._lock:

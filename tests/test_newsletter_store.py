@@ -144,3 +144,10 @@ def test_sqlite_url_form(tmp_path):
     with open_store(f"sqlite:///{tmp_path}/u.sqlite3") as s:
         s.add("a@exemple.fr")
     assert (tmp_path / "u.sqlite3").exists()
+
+
+def test_only_the_owner_can_read_the_files(store, tmp_path):
+    store.add("lecteur@exemple.fr")
+    files = sorted(tmp_path.glob("abonnes.sqlite3*"))
+    assert len(files) >= 2  # the database and its WAL
+    assert {path.name: path.stat().st_mode & 0o077 for path in files} == {path.name: 0 for path in files}
