@@ -9,7 +9,9 @@ that can never receive mail from the Internet: the special-use TLDs of RFC 2606,
 6761, 6762, 7686, 8375 and 9476 (test, example, invalid, localhost, local, onion,
 home.arpa and all of arpa, alt), ICANN's private-use `internal`, the common
 private LAN suffixes lan, intranet, corp, home, and the reserved second-level
-names example.com/.net/.org. International domains and +tags are accepted.
+names example.com/.net/.org. International domains and +tags are accepted; a
+local part (before @) with non-ASCII letters is refused: it needs SMTPUTF8, which
+many mail servers still refuse, so no newsletter could reach it.
 
 Stored form: the local part as typed (NFC), `@`, the domain lower-cased in its
 ASCII (punycode) form, so exämple.fr and xn--exmple-cua.fr are one reader.
@@ -71,6 +73,11 @@ def normalize_address(raw: object) -> str:
         raise InvalidAddress("domaine", f"Le champ « {FIELD} » : le domaine « {info.domain} » ne peut pas recevoir "
                                         "de courrier depuis Internet.")
     local = info.local_part
+    if not local.isascii():
+        # Such an address only travels over SMTPUTF8, which many mail servers still refuse: the
+        # newsletter could not reach it. The domain may be international; it goes as punycode.
+        raise InvalidAddress("caracteres", f"Le champ « {FIELD} » : les lettres accentuées ou non latines ne sont pas "
+                                           "acceptées avant « @ » ; indiquez une adresse sans accents avant « @ ».")
     if len(local.encode("utf-8")) > MAX_LOCAL:
         raise InvalidAddress("longueur", f"Le champ « {FIELD} » : la partie avant « @ » est trop longue "
                                          f"({MAX_LOCAL} octets au plus).")

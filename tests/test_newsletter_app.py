@@ -125,8 +125,7 @@ GOOD = [
     ("  espaces@exemple.fr  ", "espaces@exemple.fr"),
     ("lecteur@exämple.fr", "lecteur@xn--exmple-cua.fr"),
     ("lecteur@xn--exmple-cua.fr", "lecteur@xn--exmple-cua.fr"),
-    ("пример@пример.рф", "пример@xn--e1afmkfd.xn--p1ai"),
-    ("élève@école.fr", "élève@xn--cole-9oa.fr"),
+    ("eleve@école.fr", "eleve@xn--cole-9oa.fr"),
     ("a@sous.domaine.exemple.co.uk", "a@sous.domaine.exemple.co.uk"),
     ("x_y-z'o@exemple.fr", "x_y-z'o@exemple.fr"),
 ]
@@ -142,6 +141,8 @@ def test_good_addresses_are_accepted_and_normalised(service, typed, stored):
 
 
 BAD = [
+    "élève@école.fr",  # non-ASCII before @: SMTPUTF8 only, which many servers refuse
+    "пример@пример.рф",
     "",
     "   ",
     "sans-arobase.fr",
@@ -449,14 +450,14 @@ def test_confirmation_goes_through_smtp_when_configured(tmp_path):
     try:
         config = make_config(tmp_path, smtp_url=f"smtp://127.0.0.1:{port}")
         with serve_in_thread(create_app(config, limits=NO_LIMITS)) as url:
-            for a in ("smtp@exemple.fr", "élève@école.fr"):
+            for a in ("smtp@exemple.fr", "eleve@école.fr"):
                 assert httpx.post(f"{url}/newsletter/inscription", data={"email": a}).status_code == 303
             deadline = time.monotonic() + 10
             while len(sink.envelopes) < 2 and time.monotonic() < deadline:
                 time.sleep(0.02)
     finally:
         controller.stop()
-    assert [e.rcpt_tos for e in sink.envelopes] == [["smtp@exemple.fr"], ["élève@xn--cole-9oa.fr"]]
+    assert [e.rcpt_tos for e in sink.envelopes] == [["smtp@exemple.fr"], ["eleve@xn--cole-9oa.fr"]]
     msg = email.message_from_bytes(sink.envelopes[0].content, policy=default_policy)
     assert msg["Subject"] == "Confirmez votre inscription à égoBlog"
     assert not (tmp_path / "outbox").exists()
