@@ -134,6 +134,12 @@ def load_post(config: Config, slug: str) -> Post:
         listing = ", ".join(known) if known else "none (run make build first)"
         raise PostError(f"No post with slug '{slug}'.{hint} Known slugs: {listing}.")
     post = Post.from_record(json.loads(found))
+    if not post.url.startswith(config.public_url.rstrip("/") + "/"):
+        # Otherwise a mail would mix the post's links with unsubscribe links to another site.
+        built_for = "{0.scheme}://{0.netloc}".format(urlsplit(post.url))
+        raise PostError(f"Post '{slug}' was built for {built_for} but the newsletter is set up "
+                        f"for {config.public_url}: build and send with the same settings "
+                        "(make publish then NEWSLETTER_SETTINGS=publishconf.py make send, or the same PORT).")
     source = Path(post.source_path)
     if not source.is_file():
         raise PostError(f"Post '{slug}': its source {source} is gone; run make build first.")

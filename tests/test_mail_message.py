@@ -1,4 +1,5 @@
 """The newsletter mail built from the fixture posts: MIME, headers, HTML, plain text, errors."""
+import dataclasses
 import email
 import email.policy
 import json
@@ -161,3 +162,11 @@ def test_preview_gives_html_and_text(config):
     html, text = render_preview(config, "lettre-test")
     assert html.startswith("<!DOCTYPE html>") and "/newsletter/desinscription/apercu" in html
     assert "Chers lecteurs" in text
+
+
+def test_posts_built_for_another_site_are_refused(config):
+    """A mail must not mix the post's links with unsubscribe links to another address."""
+    elsewhere = dataclasses.replace(config, public_url="http://127.0.0.1:8000",
+                                    newsletter_url="http://127.0.0.1:8000/newsletter")
+    with pytest.raises(PostError, match=r"built for https://blog.example.fr but .* http://127.0.0.1:8000"):
+        load_posts(elsewhere, ["lettre-test"])
