@@ -29,6 +29,8 @@ MALFORMED = [
      "did you mean 'Category'"),
     ("key twice", GOOD_HEADER + "Title: Encore\n\nTexte.\n", "posts/casse.md:4", "given twice"),
     ("bad status", GOOD_HEADER + "Status: publié\n\nTexte.\n", "posts/casse.md:4", "status 'publié'"),
+    ("slug taken", GOOD_HEADER + "Slug: le-cr-aime\n\nTexte.\n", "posts/casse.md:4",
+     "slug 'le-cr-aime' is already used by"),
 ]
 
 

@@ -85,7 +85,7 @@ def check_content(pelican):
     settings = pelican.settings
     allowed = KNOWN_KEYS | {key.lower() for key in settings.get("CONTENT_CHECKS_EXTRA_KEYS", ())}
     root = Path(settings["PATH"])
-    problems = []
+    problems, slugs = [], {}
     for kind, folders in (("article", settings["ARTICLE_PATHS"]), ("page", settings["PAGE_PATHS"])):
         for folder in folders:
             for path in sorted((root / folder).rglob("*.md")):
@@ -94,7 +94,16 @@ def check_content(pelican):
                 except UnicodeDecodeError as error:
                     problems.append(f"{os.path.relpath(path)}: not UTF-8 text ({error.reason} at byte {error.start})")
                     continue
-                problems += header_problems(Path(os.path.relpath(path)), lines, kind == "article", allowed)
+                shown = Path(os.path.relpath(path))
+                problems += header_problems(shown, lines, kind == "article", allowed)
+                for number, line in enumerate(lines, start=1):
+                    match = HEADER_LINE.match(line)
+                    if match and match["key"].lower() == "slug" and kind == "article":
+                        # Two posts with one slug: `make send` and the feeds' ids could not tell them apart.
+                        slug = match["value"].strip()
+                        if slug in slugs:
+                            problems.append(f"{shown}:{number}: slug {slug!r} is already used by {slugs[slug]}")
+                        slugs.setdefault(slug, f"{shown}:{number}")
     if problems:
         raise ContentError("Build stopped, nothing was published:\n  " + "\n  ".join(problems))
 
