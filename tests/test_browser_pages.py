@@ -38,7 +38,6 @@ PAGES = {
     "verifiez": "/newsletter/verifiez/",
     "confirme": "/newsletter/confirme/",
     "desinscrit": "/newsletter/desinscrit/",
-    "erreur": "/newsletter/erreur/",
     "confirmer": "/newsletter/confirmer/" + _signer.confirm_token(READER),
     "desinscription": "/newsletter/desinscription/" + _signer.unsubscribe_token(READER),
     "lien-invalide": "/newsletter/confirmer/lien-coupe",
