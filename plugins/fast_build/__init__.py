@@ -12,7 +12,7 @@ plugin keeps Pelican's order of work and its output, byte for byte, but:
 - keeps Pelican's content cache (CACHE_CONTENT) in one folder per site and
   settings under CACHE_PATH, replaced atomically at the end of a good build, so
   two builds at once never read a half-written cache and a settings change never
-  reuses stale objects.
+  reuses stale objects; Jinja's compiled templates are kept there too.
 
 Settings:
     FAST_BUILD: False turns the whole plugin off (a plain sequential build).
@@ -23,7 +23,6 @@ Settings:
 """
 import gc
 import hashlib
-import json
 import logging
 import multiprocessing
 import os
@@ -46,7 +45,6 @@ from pelican.utils import get_relative_path, path_to_url, sanitised_join
 from pelican.writers import FileOverwriteFailedError, Writer
 
 from .frozen_urls import freeze_urls
-from .render_cache import Fingerprints, reuse_page, store_page, unlink_quietly
 
 logger = logging.getLogger(__name__)
 
@@ -54,18 +52,14 @@ DEFAULTS = {"FAST_BUILD": True, "FAST_BUILD_WORKERS": 0, "FAST_BUILD_MIN_BATCH":
 # Settings that change on every build without changing what is read.
 VOLATILE_SETTINGS = {"OUTPUT_PATH", "CACHE_PATH", "CACHE_CONTENT", "LOAD_CONTENT_CACHE", "PORT", "MAIL_POSTS_PATH"}
 STALE_TEMP_SECONDS = 3600
-STALE_PAGE_SECONDS = 60
 UNUSED_DAYS = 7
 
 # What forked workers inherit: set in the main process just before forking.
 _jobs = []
 # Writers of this process whose pages may still be rendering (Pelican keeps the instance to itself).
 _writers = []
-# id(settings): (private cache folder, shared site cache folder, site cache key) of the builds of this process.
+# id(settings): the shared site cache folder of the builds of this process (compiled templates live there).
 _site_caches = {}
-PAGES_MANIFEST = "FastBuild-pages"
-PAGES_STATS = "FastBuild-pages.json"  # what the last build rendered and kept, for tests and benchmarks
-PAGE_STORE = "pages"
 
 
 def config(settings) -> dict:
@@ -273,43 +267,26 @@ def save_objects(generator):
 # Writing ---------------------------------------------------------------------------
 
 def _render(indices):
-    """In a worker: render, write and keep some pages; return the failed indices (with tracebacks), the kept
-    (index, fingerprint, (size, mtime_ns)) and how many deferred pages could not be fingerprinted."""
-    failed, kept, unknown = [], [], 0
+    """In a worker: render and write some pages; return the failed indices, with their tracebacks."""
+    failed = []
     for index in indices:
-        template, localcontext, context, path, fingerprint, _, save_as, relative_urls = _jobs[index]
-        if fingerprint == DEFERRED:  # before rendering: the state the page is rendered from
-            fingerprint = deferred_fingerprint(template, localcontext, save_as, relative_urls)
-            unknown += fingerprint is None
+        template, localcontext, context, path = _jobs[index]
         try:
-            if localcontext["localsiteurl"]:
-                context["localsiteurl"] = localcontext["localsiteurl"]
-            output = template.render(localcontext)
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            unlink_quietly(path)
-            with open(path, "w", encoding="utf-8") as file:
-                file.write(output)
+            _write(template, localcontext, context, path)
             logger.info('Writing "%s"', path)
         except Exception:
             failed.append((index, traceback.format_exc()))
-            continue
-        if fingerprint and _store[0]:
-            info = store_page(_store[0], fingerprint, path)
-            if info:
-                kept.append((index, fingerprint, info))
-    return failed, kept, unknown
+    return failed
 
 
-def deferred_fingerprint(template, localcontext, save_as, relative_urls):
-    """The fingerprint of a page queued without one (nothing to reuse), computed where it is rendered."""
-    fingerprints = _store[1]
-    return None if fingerprints is None else fingerprints.page(template, localcontext, save_as, relative_urls)
-
-
-# A job whose fingerprint is computed by the process that renders it (in a forked worker, off the main process).
-DEFERRED = "\0deferred"
-# The page store and fingerprints of the writer whose jobs are rendering, inherited by its workers.
-_store = [None, None]
+def _write(template, localcontext, context, path):
+    """Writer.write_file's rendering and writing of one page (Pelican 4.12)."""
+    if localcontext["localsiteurl"]:
+        context["localsiteurl"] = localcontext["localsiteurl"]
+    output = template.render(localcontext)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as file:
+        file.write(output)
 
 
 class ParallelWriter(Writer):
@@ -318,35 +295,17 @@ class ParallelWriter(Writer):
     A batch starts when a generator has finished asking (article_writer_finalized,
     page_writer_finalized) and is waited for at `finalized`, or at once when some
     plugin listens to content_written (it may read the file). content_written is
-    sent for every page, in Pelican's order, once the page is on disk.
-
-    With the content cache on, a page whose fingerprint (render_cache) is the one
-    it had in the previous build is not rendered: the previous build's file is
-    linked into place.
+    sent for every page, in Pelican's order, once the page is on disk. A second
+    write to a path still queued or rendering waits for the first to land.
     """
 
     def __init__(self, output_path, settings=None):
         super().__init__(output_path, settings=settings)
         self.workers = worker_count(self.settings)
         self.min_batch = config(self.settings)["FAST_BUILD_MIN_BATCH"]
-        self.queue = []      # (template, localcontext, context, path, fingerprint, kept, save_as, relative_urls)
+        self.queue = []      # (template, localcontext, context, path)
         self.running = []    # (pool, async result, jobs)
         self.in_flight = set()
-        self.fingerprints = self.store = None
-        self.manifest, self.fresh = {}, {}  # output path (relative): (fingerprint, size, mtime_ns)
-        self.counts = {"pages": 0, "reused": 0, "rendered": 0, "unknown": 0}
-        site = _site_caches.get(id(self.settings))
-        if site is not None:
-            private, shared, key = site
-            self.fingerprints = Fingerprints(key)
-            self.store = os.path.join(shared, PAGE_STORE)
-            os.makedirs(self.store, exist_ok=True)
-            if self.settings.get("LOAD_CONTENT_CACHE"):
-                try:
-                    with open(os.path.join(private, PAGES_MANIFEST), "rb") as file:
-                        self.manifest = pickle.load(file)
-                except (OSError, EOFError, pickle.PickleError, ValueError, TypeError, AttributeError):
-                    self.manifest = {}
         _writers.append(self)
 
     def _claim(self, filename, override):
@@ -375,7 +334,7 @@ class ParallelWriter(Writer):
     def write_file(self, name, template, context, relative_urls=False, paginated=None, template_name=None,
                    override_output=False, url=None, **kwargs):
         """Same pages, names and local contexts as Writer.write_file (Pelican 4.12), queued instead of written."""
-        if not self.workers and self.fingerprints is None:
+        if not self.workers:
             return super().write_file(name, template, context, relative_urls, paginated, template_name,
                                       override_output, url, **kwargs)
         if not name:
@@ -383,24 +342,7 @@ class ParallelWriter(Writer):
         def queue(localcontext, save_as):
             path = self._claim(sanitised_join(self.output_path, save_as), override_output)
             self.in_flight.add(path)
-            self.counts["pages"] += 1
-            fingerprint = None
-            if self.fingerprints is not None and path != os.devnull:
-                relative = os.path.relpath(path, self.output_path)
-                entry = self.manifest.get(relative)
-                if entry is None:  # nothing to reuse: the process that renders the page fingerprints it
-                    fingerprint = DEFERRED
-                else:
-                    fingerprint = self.fingerprints.page(template, localcontext, save_as, relative_urls)
-                    if fingerprint is None:
-                        self.counts["unknown"] += 1
-                    elif entry[0] == fingerprint and reuse_page(self.store, entry, path):
-                        self.fresh[relative] = entry
-                        self.counts["reused"] += 1
-                        self.queue.append((template, localcontext, context, path, fingerprint, True,
-                                           save_as, relative_urls))
-                        return
-            self.queue.append((template, localcontext, context, path, fingerprint, False, save_as, relative_urls))
+            self.queue.append((template, localcontext, context, path))
 
         def local(save_as, extra):
             localcontext = context.copy()
@@ -432,25 +374,21 @@ class ParallelWriter(Writer):
             queue(local(name, kwargs), name)
 
     def start(self):
-        """Render what is queued and not kept from the last build: in forked workers when it is worth it, else here."""
+        """Render what is queued: in forked workers when it is worth it, else here."""
         global _jobs
         jobs, self.queue = self.queue, []
         if not jobs:
             return
-        todo = [index for index, job in enumerate(jobs) if not job[5]]
-        self.counts["rendered"] += len(todo)
-        _store[0], _store[1] = self.store, self.fingerprints
-        if not self.workers or len(todo) < self.min_batch:
-            _jobs = jobs
+        _jobs = jobs
+        if not self.workers or len(jobs) < self.min_batch:
             try:
-                self._finish(jobs, *_render(todo))
+                self._finish(jobs, _render(range(len(jobs))))
             finally:
                 _jobs = []
             return
-        _jobs = jobs
         pool = fork_pool(self.workers)
         _jobs = []
-        chunks = [todo[start:start + 8] for start in range(0, len(todo), 8)]
+        chunks = [range(start, min(start + 8, len(jobs))) for start in range(0, len(jobs), 8)]
         self.running.append((pool, pool.map_async(_render, chunks), jobs))
         pool.close()
         if signals.content_written.receivers:
@@ -462,65 +400,23 @@ class ParallelWriter(Writer):
             pool, result, jobs = self.running.pop(0)
             chunks = result.get()
             pool.join()
-            self._finish(jobs, [item for chunk in chunks for item in chunk[0]],
-                         [item for chunk in chunks for item in chunk[1]], sum(chunk[2] for chunk in chunks))
+            self._finish(jobs, [item for chunk in chunks for item in chunk])
 
-    def _finish(self, jobs, failed, kept, unknown=0):
-        global _jobs
-        self.counts["unknown"] += unknown
+    def _finish(self, jobs, failed):
         for index, trace in failed:
             logger.debug("fast_build: rendering %s again in the main process:\n%s", jobs[index][3], trace)
-            _jobs = jobs
-            try:
-                template, localcontext, context, path, fingerprint, _, save_as, relative_urls = jobs[index]
-                if fingerprint == DEFERRED:
-                    fingerprint = self.fingerprints.page(template, localcontext, save_as, relative_urls)
-                    self.counts["unknown"] += fingerprint is None
-                if localcontext["localsiteurl"]:
-                    context["localsiteurl"] = localcontext["localsiteurl"]
-                output = template.render(localcontext)  # raises here, with Pelican's handling, if it must
-                unlink_quietly(path)
-                with open(path, "w", encoding="utf-8") as file:
-                    file.write(output)
-                if fingerprint and self.store:
-                    info = store_page(self.store, fingerprint, path)
-                    if info:
-                        kept.append((index, fingerprint, info))
-            finally:
-                _jobs = []
-        for index, fingerprint, info in kept:
-            self.fresh[os.path.relpath(jobs[index][3], self.output_path)] = (fingerprint, *info)
+            _write(*jobs[index])  # raises here, with Pelican's handling, if it must
         for job in jobs:
             self.in_flight.discard(job[3])
             signals.content_written.send(job[3], context=job[1])
 
-    def save(self):
-        """Keep this build's manifest for the next one (in the private cache folder, published at the end)."""
-        if self.fingerprints is None:
-            return
-        site = _site_caches.get(id(self.settings))
-        if site is not None:
-            with open(os.path.join(site[0], PAGES_MANIFEST), "wb") as file:
-                pickle.dump(self.fresh, file, pickle.HIGHEST_PROTOCOL)
-            with open(os.path.join(site[0], PAGES_STATS), "w", encoding="utf-8") as file:
-                json.dump(self.counts, file)
-            site_pages = _kept_pages.setdefault(id(self.settings), set())
-            site_pages.update(entry[0] for entry in self.fresh.values())
-        counts = self.counts
-        logger.info("fast_build: rendered %d of %d pages (%d kept from the last build, %d not cacheable)",
-                    counts["rendered"], counts["pages"], counts["reused"], counts["unknown"])
-
-
-# id(settings): fingerprints of the pages the build's manifests refer to (the others are pruned)
-_kept_pages = {}
-
 
 def compiled_templates(generator):
     """generator_init: keep Jinja's compiled templates in the site cache (keyed by source checksum by Jinja)."""
-    site = _site_caches.get(id(generator.settings))
+    shared = _site_caches.get(id(generator.settings))
     env = getattr(generator, "env", None)
-    if site is not None and env is not None and env.bytecode_cache is None:
-        folder = os.path.join(site[1], "jinja")
+    if shared is not None and env is not None and env.bytecode_cache is None:
+        folder = os.path.join(shared, "jinja")
         os.makedirs(folder, exist_ok=True)
         env.bytecode_cache = jinja2.FileSystemBytecodeCache(folder)
 
@@ -528,7 +424,7 @@ def compiled_templates(generator):
 def get_writer(pelican_object):
     """get_writer: Pelican asks plugins for a writer class before any generator writes."""
     settings = pelican_object.settings
-    return ParallelWriter if worker_count(settings) or id(settings) in _site_caches else None
+    return ParallelWriter if worker_count(settings) else None
 
 
 def start_batch(generator, writer):
@@ -543,7 +439,6 @@ def finish(pelican_object):
         writer = _writers.pop()
         writer.start()
         writer.wait()
-        writer.save()
     publish_cache(pelican_object)
 
 
@@ -588,7 +483,7 @@ def private_cache(pelican_object):
         if entry.name.startswith(".build-") and entry.stat().st_mtime < time.time() - STALE_TEMP_SECONDS:
             shutil.rmtree(entry.path, ignore_errors=True)
     private = tempfile.mkdtemp(prefix=".build-", dir=shared)
-    _site_caches[id(settings)] = (private, shared, key)
+    _site_caches[id(settings)] = shared
     if settings.get("LOAD_CONTENT_CACHE"):
         for entry in os.scandir(shared):
             if entry.is_file():
@@ -612,27 +507,7 @@ def publish_cache(pelican_object):
         file.write(source)
     pelican_object.settings["CACHE_PATH"] = os.path.dirname(shared)
     _site_caches.pop(id(pelican_object.settings), None)
-    kept = _kept_pages.pop(id(pelican_object.settings), None)
-    if kept is not None:
-        prune_pages(os.path.join(shared, PAGE_STORE), kept)
     prune(os.path.dirname(shared))
-
-
-def prune_pages(store, kept):
-    """Drop kept pages no manifest of this build refers to (not those another build may have just written)."""
-    try:
-        entries = list(os.scandir(store))
-    except OSError:
-        return
-    limit = time.time() - STALE_PAGE_SECONDS
-    for entry in entries:
-        if entry.name in kept:
-            continue
-        try:
-            if entry.stat().st_ctime < limit:
-                os.unlink(entry.path)
-        except OSError:
-            pass
 
 
 def prune(cache_root):
