@@ -18,6 +18,7 @@ from newsletter.config import Config
 from newsletter.ratelimit import NO_LIMITS, Limits
 from newsletter.serving import serve_in_thread
 from newsletter.signing import Signer
+from tests.test_newsletter_mailer import Sink
 
 SECRET = "secret-de-test-" + "x" * 24
 JSON = {"Accept": "application/json"}
@@ -430,15 +431,6 @@ def test_rate_limits_per_client_and_per_address(tmp_path):
 
 
 # -- SMTP ---------------------------------------------------------------------
-
-class Sink:
-    def __init__(self):
-        self.envelopes = []
-
-    async def handle_DATA(self, server, session, envelope):
-        self.envelopes.append(envelope)
-        return "250 OK"
-
 
 def test_confirmation_goes_through_smtp_when_configured(tmp_path):
     with socket.socket() as s:
