@@ -116,22 +116,20 @@ _shared = (None, None)
 # Reading ---------------------------------------------------------------------------
 
 def _read(index):
-    """In a worker: build one content object as Pelican would; return it and the reader cache entry, pickled.
+    """In a worker: build one content object as Pelican would; return it pickled.
 
     None: let Pelican do it in the main process.
     """
-    read_file, readers, base_path, name, kwargs = _jobs[index]
-    path = os.path.abspath(os.path.join(base_path, name))
+    read_file, base_path, name, kwargs = _jobs[index]
     try:
-        was_cached = readers.get_cached_data(path, (None, None))[0] is not None
         content = read_file(base_path, name, **kwargs)
         if isinstance(content, SkipStub) or not content.is_valid():
             return index, None
-        cached = None if was_cached else readers._cache.get(path)
-        buffers = BytesIO(), BytesIO()
-        _Pickler(buffers[0], pickle.HIGHEST_PROTOCOL).dump(content)
-        _Pickler(buffers[1], pickle.HIGHEST_PROTOCOL).dump(cached)
-        return index, (buffers[0].getvalue(), buffers[1].getvalue())
+        # Only the finished object comes back: this plugin caches whole objects, so the reader's own
+        # cache entry (Markdown output and metadata again) would be pickled for nothing.
+        buffer = BytesIO()
+        _Pickler(buffer, pickle.HIGHEST_PROTOCOL).dump(content)
+        return index, buffer.getvalue()
     except Exception:  # Pelican reads it again in the main process and reports the problem its way
         return index, None
 
@@ -212,21 +210,18 @@ class PrefetchingReads:
         hits = len(self.results)
         workers = worker_count(settings)
         if workers and len(names) >= config(settings)["FAST_BUILD_MIN_BATCH"]:
-            _jobs = [(self.read_file, self.readers, base_path, name, kwargs) for name in names]
+            _jobs = [(self.read_file, base_path, name, kwargs) for name in names]
             _shared = (settings, context)
             pool = fork_pool(workers)
             try:
                 for index, data in pool.imap_unordered(_read, range(len(names)), chunksize=8):
                     if data is None:
                         continue
-                    content = _Unpickler(data[0], settings, context).load()
-                    cached = _Unpickler(data[1], settings, context).load()
+                    content = _Unpickler(data, settings, context).load()
                     path = os.path.abspath(os.path.join(base_path, names[index]))
-                    if cached is not None:
-                        self.readers._cache[path] = cached  # what Readers.cache_data stored in the worker
                     self.results[path] = content
                     if self.caching:
-                        self.fresh[path] = (stamp(path), data[0])
+                        self.fresh[path] = (stamp(path), data)
             finally:
                 pool.close()
                 pool.join()
