@@ -33,6 +33,7 @@ import markupsafe
 
 from .config import ROOT, Config
 from plugins.french_typography.rules import fix_html
+from plugins.theme_extras import fr_date  # the site's French dates, so the mail says what the page says
 
 from .plaintext import WIDTH, fix_text, render_text
 
@@ -40,8 +41,6 @@ TEMPLATES = ROOT / "theme" / "templates" / "email"
 DEFAULT_POSTS_PATH = "var/posts"
 RECORDS = "records.sqlite3"  # written by plugins/mail_posts: table posts(slug, stamp, record JSON)
 PLACEHOLDER = "xUNSUBSCRIBEx9f2c7e1bx"  # letters only: survives HTML serialisation and quoted-printable
-MONTHS = ["janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre",
-          "novembre", "décembre"]
 PREHEADER_PADDING = "&#847;&zwnj;&nbsp;" * 60  # keeps clients from pulling body text into the preview line
 # compat32 with CRLF: headers are stored as given (pre-encoded below), which keeps
 # per-reader message assembly cheap; smtplib and the outbox serialise it as is.
@@ -156,10 +155,6 @@ def load_posts(config: Config, slugs: list[str]) -> list[Post]:
 # -- rendering once per send ------------------------------------------------------
 
 
-def date_fr(value: datetime) -> str:
-    return f"{value.day}{'er' if value.day == 1 else ''} {MONTHS[value.month - 1]} {value.year}"
-
-
 def site_domain(config: Config) -> str:
     """The site's domain for Message-ID and List-Id: PUBLIC_URL's host, or the sender's domain in development."""
     host = urlsplit(config.public_url).hostname or ""
@@ -177,7 +172,7 @@ def subject_of(config: Config, posts: list[Post]) -> str:
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
                              keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
-    env.filters["date_fr"] = date_fr
+    env.filters["fr_date"] = fr_date
     return env
 
 
@@ -207,7 +202,7 @@ def render_plain(config: Config, posts: list[Post], unsubscribe_url: str = PLACE
     if len(posts) == 1:
         post = posts[0]
         head = [post.title_text, "=" * len(post.title_text), ""]
-        meta = date_fr(post.date) + (f" · {post.author}" if post.author else "")
+        meta = fr_date(post.date) + (f" · {post.author}" if post.author else "")
         if post.category:
             meta = f"{post.category['name']} · {meta}"
         head += [fix_text(meta), ""]
@@ -220,7 +215,7 @@ def render_plain(config: Config, posts: list[Post], unsubscribe_url: str = PLACE
         parts.append(f"{subject}\n{'=' * len(subject)}")
         for post in posts:
             lines = [post.title_text, "-" * len(post.title_text)]
-            meta = date_fr(post.date) + (f" · {post.category['name']}" if post.category else "")
+            meta = fr_date(post.date) + (f" · {post.category['name']}" if post.category else "")
             lines.append(fix_text(meta))
             lines.append("")
             lines += textwrap.wrap(fix_text(post.summary_text), WIDTH, break_long_words=False, break_on_hyphens=False)
