@@ -1,9 +1,7 @@
 """The author's commands (invoke). The Makefile's targets call these."""
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 from invoke import task
@@ -18,27 +16,17 @@ class BuildFailed(Exception):
 
 
 def build_site(settings, output=OUTPUT, content=ROOT / "content"):
-    """Build into a fresh folder and swap it in only on success: a failed build leaves output/ as it was."""
-    output = Path(output)
-    staging = Path(tempfile.mkdtemp(prefix=output.name + ".new-", dir=output.parent))
-    try:
-        result = subprocess.run(
-            [PY, "-m", "pelican", str(content), "-s", str(ROOT / settings), "-o", str(staging), "--fatal", "errors"],
-            cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        if result.returncode != 0:
-            raise BuildFailed(result.stdout)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    umask = os.umask(0)
-    os.umask(umask)
-    staging.chmod(0o777 & ~umask)  # mkdtemp makes it 0700: a web server running as another user could not read it
-    previous = output.with_name(output.name + ".old")
-    shutil.rmtree(previous, ignore_errors=True)
-    if output.exists():
-        output.rename(previous)
-    staging.rename(output)
-    shutil.rmtree(previous, ignore_errors=True)
+    """Build output/; a failed build leaves it as it was.
+
+    Pelican writes into a staging folder beside output/, and plugins/fast_build
+    moves the result in only once every page is written (and keeps the pages
+    that did not change), so output/ is never half-built.
+    """
+    result = subprocess.run(
+        [PY, "-m", "pelican", str(content), "-s", str(ROOT / settings), "-o", str(output), "--fatal", "errors"],
+        cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if result.returncode != 0:
+        raise BuildFailed(result.stdout)
     return result.stdout
 
 

@@ -10,8 +10,9 @@ or copies the Markdown files of --corpus, then times side by side, alternating:
   `make build`, into a fresh output folder with an empty content cache;
 - stock:      the same Pelican, default settings and theme (notmyidea), site and
   category Atom feeds, same TIMEZONE, no plugins;
-- ours warm:  our build again after editing one post, with the cache the cold
-  build left (what `make serve` does on save).
+- ours warm:  our build again after editing one post, over the output folder
+  and the cache the cold build left (what `make build` and `make serve` do on
+  save); the benchmark checks that the post's page shows the edit.
 
 Each build runs in its own wrapper process, so wall time and peak memory belong
 to that build alone: `max RSS` is getrusage(RUSAGE_CHILDREN).ru_maxrss of the
@@ -130,9 +131,9 @@ class Bench:
         self.runs += 1
         return self.work / f"{name}-{self.runs}"
 
-    def ours(self, cache: Path | None = None) -> tuple[dict, Path, Path]:
-        """Our cold build (cache=None: a new, empty cache) or a warm one reusing `cache`."""
-        output = self._fresh("ours-out")
+    def ours(self, cache: Path | None = None, output: Path | None = None) -> tuple[dict, Path, Path]:
+        """Our cold build (new output, new empty cache) or a warm one over the output and cache of the last."""
+        output = output or self._fresh("ours-out")
         cache = cache or self._fresh("ours-cache")
         command = [PYTHON, "-m", "pelican", str(self.content), "-s", str(ROOT / "pelicanconf.py"),
                    "-o", str(output), "--fatal", "errors", "--cache-path", str(cache),
@@ -182,10 +183,9 @@ def side_by_side(bench: Bench, rounds: int) -> dict:
         order = ("ours", "stock") if number % 2 else ("stock", "ours")
         for who in order:
             if who == "ours":
-                figures, output, cache = bench.ours()
+                figures, ours_output, cache = bench.ours()
                 cold.append(figures)
-                pages["ours"] = html_count(output)
-                bench.clean(output)
+                pages["ours"] = html_count(ours_output)
             else:
                 figures, output = bench.stock()
                 stock.append(figures)
@@ -193,12 +193,22 @@ def side_by_side(bench: Bench, rounds: int) -> dict:
                 bench.clean(output)
             print(f"  round {number}: {who:5} cold {figures['wall']:6.2f} s  "
                   f"max RSS {figures['rss']:6.1f} MB  peak PSS {figures['pss']:6.1f} MB", flush=True)
-        bench.edit_one_post(number)
-        figures, output, _ = bench.ours(cache=cache)
+        post = bench.edit_one_post(number)
+        figures, output, _ = bench.ours(cache=cache, output=ours_output)
         warm.append(figures)
         print(f"  round {number}: ours  warm {figures['wall']:6.2f} s  (one post edited)", flush=True)
+        check_edit_published(output, post, number)
         bench.clean(output, cache)
     return {"cold": cold, "stock": stock, "warm": warm, "pages": pages}
+
+
+def check_edit_published(output: Path, post: Path, number: int):
+    """The warm build must have updated the edited post's page: a fast build that shows stale pages is worthless."""
+    slug = next(line.split(":", 1)[1].strip() for line in post.read_text(encoding="utf-8").splitlines()
+                if line.startswith("Slug:"))
+    pages = [page for page in output.rglob("index.html") if page.parent.name == slug]
+    if not pages or f"version {number}." not in pages[0].read_text(encoding="utf-8"):
+        raise SystemExit(f"warm build did not publish the edit of {post.name}")
 
 
 def report(results: dict, posts: int) -> str:
@@ -226,7 +236,7 @@ def report(results: dict, posts: int) -> str:
         f"{goal(pss_ours / pss_stock, 1.5)}",
         f"{'HTML pages':24}{pages['ours']:12d}{pages['stock']:12d}",
         "",
-        "cold: fresh output, empty cache; warm: one post edited, cache of the cold build, fresh output.",
+        "cold: fresh output, empty cache; warm: one post edited, output and cache of the cold build.",
         "max RSS: largest single process (getrusage); tree PSS: all processes of the build, sampled.",
     ]
     return "\n".join(lines)

@@ -173,16 +173,18 @@ def test_warm_rebuilds_after_each_kind_of_change_match_a_cold_sequential_build(s
             encoding="utf-8")),
         ("a partial", lambda: edit(theme / "templates" / "partials" / "post_meta.html",
                                    lambda t: t.replace("min de lecture", "min de lecture (environ)"))),
+        ("a page of output/ edited by hand", lambda: (first / "index.html").write_text("abîmé", encoding="utf-8")),
+        ("a page of output/ deleted by hand", lambda: (first / "archives" / "index.html").unlink()),
     ]
     for number, (what, change) in enumerate(steps, start=1):
         change()
-        warm = build(content, tmp_path / f"warm-{number}", cache, PARALLEL + common)
+        warm = build(content, tmp_path / "warm-0", cache, PARALLEL + common)  # in place, as `make build` does
         cold = build(content, tmp_path / f"cold-{number}", tmp_path / f"no-cache-{number}", SEQUENTIAL + common)
         want, got = files(cold), files(warm)
         assert sorted(got) == sorted(want), f"after {what}: not the same files"
         different = [name for name in want if want[name] != got[name]]
         assert not different, f"after {what}: {len(different)} files differ, e.g. {different[:5]}"
-        for folder in (f"cold-{number}", f"no-cache-{number}", f"warm-{number - 1}"):
+        for folder in (f"cold-{number}", f"no-cache-{number}"):
             shutil.rmtree(tmp_path / folder, ignore_errors=True)
 
     # A setting read by every page: the site cache changes, and the pages follow.
@@ -190,3 +192,45 @@ def test_warm_rebuilds_after_each_kind_of_change_match_a_cold_sequential_build(s
     warm = build(content, tmp_path / "warm-setting", cache, PARALLEL + extra)
     assert_same_site(build(content, tmp_path / "cold-setting", tmp_path / "no-cache-setting", SEQUENTIAL + extra),
                      warm)
+
+
+def test_warm_rebuild_rewrites_only_the_pages_an_edit_changes(site, tmp_path):
+    """Unchanged pages keep their file (rsync uploads nothing for them); the edited post's pages are new."""
+    _, original, _ = site
+    content = tmp_path / "content"
+    shutil.copytree(original, content)
+    cache, output = tmp_path / "cache", tmp_path / "output"
+    build(content, output, cache, PARALLEL)
+    before = {p: p.stat().st_mtime_ns for p in output.rglob("*.html")}
+    edit(content / "posts" / "synthese" / "synthese-042.md", lambda t: t + "\nUne précision ajoutée !\n")
+    build(content, output, cache, PARALLEL)
+    rewritten = sorted(str(p.relative_to(output)) for p, mtime in before.items() if p.stat().st_mtime_ns != mtime)
+    assert any("synthese-42/" in name for name in rewritten), "the edited post's page was not rewritten"
+    assert "archives/index.html" in rewritten
+    assert len(rewritten) < 20, f"{len(rewritten)} of {len(before)} pages rewritten: {rewritten}"
+    assert_same_site(build(content, tmp_path / "cold", tmp_path / "no-cache", SEQUENTIAL), output)
+
+
+def test_rebuild_failing_while_writing_pages_leaves_output_as_it_was(site, tmp_path):
+    """Pages are staged beside output/ and moved in only when all are written; a failure moves nothing in."""
+    _, original, _ = site
+    content, theme = tmp_path / "content", tmp_path / "theme"
+    shutil.copytree(original, content)
+    shutil.copytree(ROOT / "theme", theme)
+    cache, output = tmp_path / "cache", tmp_path / "output"
+    build(content, output, cache, PARALLEL + [f'THEME="{theme}"'])
+    before = files(output)
+    # Every post is edited, and the template fails on one post only: most pages render before the failure.
+    for post in (content / "posts" / "synthese").glob("*.md"):
+        edit(post, lambda t: t + "\nUne précision ajoutée !\n")
+    template = theme / "templates" / "article.html"
+    template.write_text(template.read_text(encoding="utf-8").replace(
+        "{% block content %}", "{% block content %}{% if article.slug == 'synthese-99' %}{{ panne() }}{% endif %}"),
+        encoding="utf-8")
+    command = [sys.executable, "-m", "pelican", str(content), "-s", str(ROOT / "pelicanconf.py"), "-o", str(output),
+               "--fatal", "errors", "--cache-path", str(cache),  # one -e takes them all: a second one replaces the first
+               "-e", f'MAIL_POSTS_PATH="{tmp_path / "output-mail"}"', f'THEME="{theme}"', "FAST_BUILD_WORKERS=2"]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode != 0 and "panne" in result.stdout + result.stderr
+    assert files(output) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "content", "output", "output-mail", "theme"]

@@ -10,6 +10,7 @@ Settings:
 import difflib
 import os
 import re
+from datetime import datetime
 from pathlib import Path
 
 from pelican import signals
@@ -40,6 +41,14 @@ def read_header(path: Path) -> list[str]:
     return lines
 
 
+def valid_date(value: str):
+    """Raise ValueError unless Pelican can read the date (ISO dates, the usual case, without dateutil's cost)."""
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        get_date(value)
+
+
 def header_problems(path: Path, lines: list[str], is_article: bool, allowed: set) -> list[str]:
     """Problems in one file's metadata header, each as 'path:line: message'."""
     problems, seen = [], {}
@@ -66,7 +75,7 @@ def header_problems(path: Path, lines: list[str], is_article: bool, allowed: set
         seen[key] = number
         if key in ("date", "modified"):
             try:
-                get_date(value)
+                valid_date(value)
             except ValueError:
                 problems.append(f"{path}:{number}: {match['key']} {value!r} is not a valid date "
                                 "(expected YYYY-MM-DD or YYYY-MM-DD HH:MM)")
@@ -80,6 +89,14 @@ def header_problems(path: Path, lines: list[str], is_article: bool, allowed: set
     return problems
 
 
+def markdown_files(folder: Path) -> list[Path]:
+    """The .md files under folder, sorted (os.walk: several times faster than Path.rglob)."""
+    found = []
+    for parent, _, names in os.walk(folder):
+        found += [Path(parent, name) for name in names if name.endswith(".md")]
+    return sorted(found)
+
+
 def check_content(pelican):
     """Check every Markdown file before Pelican reads any (initialized: runs once, before generators)."""
     settings = pelican.settings
@@ -88,7 +105,7 @@ def check_content(pelican):
     problems, slugs = [], {}
     for kind, folders in (("article", settings["ARTICLE_PATHS"]), ("page", settings["PAGE_PATHS"])):
         for folder in folders:
-            for path in sorted((root / folder).rglob("*.md")):
+            for path in markdown_files(root / folder):
                 try:
                     lines = read_header(path)
                 except UnicodeDecodeError as error:

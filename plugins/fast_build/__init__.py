@@ -18,8 +18,9 @@ Settings:
     FAST_BUILD: False turns the whole plugin off (a plain sequential build).
     FAST_BUILD_WORKERS: worker processes; 0 (default) means one per usable core,
         1 means no worker at all.
-    FAST_BUILD_MIN_BATCH: fewer files than this are read or rendered in the main
-        process, where forking would cost more than it saves (default 16).
+    FAST_BUILD_MIN_BATCH: fewer files than this are read in the main process, and
+        fewer pages than 8 times this rendered there, where forking would cost
+        more than it saves (default 16).
 """
 import gc
 import hashlib
@@ -44,7 +45,9 @@ from pelican.contents import Page, SkipStub
 from pelican.utils import get_relative_path, path_to_url, sanitised_join
 from pelican.writers import FileOverwriteFailedError, Writer
 
+from .fingerprints import Fingerprints, read_digest
 from .frozen_urls import freeze_urls
+from .staging import Staging
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +55,8 @@ DEFAULTS = {"FAST_BUILD": True, "FAST_BUILD_WORKERS": 0, "FAST_BUILD_MIN_BATCH":
 # Settings that change on every build without changing what is read.
 VOLATILE_SETTINGS = {"OUTPUT_PATH", "CACHE_PATH", "CACHE_CONTENT", "LOAD_CONTENT_CACHE", "PORT", "MAIL_POSTS_PATH"}
 STALE_TEMP_SECONDS = 3600
+# A page renders in well under a millisecond, a forked pool costs tens: small batches render in place.
+RENDER_BATCH_FACTOR = 8
 UNUSED_DAYS = 7
 
 # What forked workers inherit: set in the main process just before forking.
@@ -60,6 +65,9 @@ _jobs = []
 _writers = []
 # id(settings): the shared site cache folder of the builds of this process (compiled templates live there).
 _site_caches = {}
+# id(settings): the build under way (staging folder, page fingerprints, pages manifest).
+_builds = {}
+PAGES_MANIFEST = "FastBuild-pages"
 
 
 def config(settings) -> dict:
@@ -185,11 +193,19 @@ class PrefetchingReads:
         try:
             buffer = BytesIO()
             _Pickler(buffer, pickle.HIGHEST_PROTOCOL).dump(content)
-            self.fresh[path] = (stamp(path), buffer.getvalue())
+            data = buffer.getvalue()
+            self.fresh[path] = (stamp(path), data, read_digest(data))
+            self.fingerprint(content, self.fresh[path][2])
         except (pickle.PicklingError, TypeError, AttributeError) as error:
             logger.debug("fast_build: cannot cache %s: %s", path, error)
         finally:
             _shared = (None, None)
+
+    def fingerprint(self, content, digest):
+        """Tell the page fingerprints what this object was when read."""
+        build = _builds.get(id(self.generator.settings))
+        if build is not None and build.fingerprints is not None:
+            build.fingerprints.read(content, digest)
 
     def prefetch(self, base_path, kwargs):
         """Take unchanged files' objects from the cache; build the others in forked workers."""
@@ -202,9 +218,11 @@ class PrefetchingReads:
                 continue  # Pelican's generator-level cache has it
             path = os.path.abspath(os.path.join(base_path, name))
             entry = self.cached.get(path)
-            if entry is not None and entry[0] == stamp(path):
-                self.results[path] = _Unpickler(entry[1], settings, context).load()
+            if entry is not None and len(entry) == 3 and entry[0] == stamp(path):
+                content = _Unpickler(entry[1], settings, context).load()
+                self.results[path] = content
                 self.fresh[path] = entry
+                self.fingerprint(content, entry[2])
             else:
                 names.append(name)
         hits = len(self.results)
@@ -221,7 +239,8 @@ class PrefetchingReads:
                     path = os.path.abspath(os.path.join(base_path, names[index]))
                     self.results[path] = content
                     if self.caching:
-                        self.fresh[path] = (stamp(path), data)
+                        self.fresh[path] = (stamp(path), data, read_digest(data))
+                        self.fingerprint(content, self.fresh[path][2])
             finally:
                 pool.close()
                 pool.join()
@@ -246,7 +265,8 @@ def stamp(path):
 
 def read_in_parallel(generator):
     """article_generator_init, page_generator_init: the generator exists and has not read anything yet."""
-    if not worker_count(generator.settings):
+    settings = generator.settings
+    if not (worker_count(settings) or (config(settings)["FAST_BUILD"] and settings.get("CACHE_CONTENT"))):
         return
     kind = "ARTICLE" if isinstance(generator, ArticlesGenerator) else "PAGE"
     generator.readers.read_file = PrefetchingReads(generator, f"{kind}_PATHS", f"{kind}_EXCLUDES")
@@ -328,14 +348,23 @@ class ParallelWriter(Writer):
 
     def write_file(self, name, template, context, relative_urls=False, paginated=None, template_name=None,
                    override_output=False, url=None, **kwargs):
-        """Same pages, names and local contexts as Writer.write_file (Pelican 4.12), queued instead of written."""
-        if not self.workers:
-            return super().write_file(name, template, context, relative_urls, paginated, template_name,
-                                      override_output, url, **kwargs)
+        """Same pages, names and local contexts as Writer.write_file (Pelican 4.12), queued instead of written.
+
+        A page whose fingerprint is the one it had when the last build wrote it, and whose file in output/
+        is still that build's, is not rendered: it is kept where it is.
+        """
         if not name:
             return
+        build = _builds.get(id(self.settings))
+
         def queue(localcontext, save_as):
             path = self._claim(sanitised_join(self.output_path, save_as), override_output)
+            if build is not None and path != os.devnull:
+                relative = os.path.relpath(path, self.output_path)
+                if build.keep(relative, template, localcontext):
+                    signals.content_written.send(os.path.join(build.staging.output, relative),
+                                                 context=localcontext)
+                    return
             self.in_flight.add(path)
             self.queue.append((template, localcontext, context, path))
 
@@ -375,7 +404,7 @@ class ParallelWriter(Writer):
         if not jobs:
             return
         _jobs = jobs
-        if not self.workers or len(jobs) < self.min_batch:
+        if not self.workers or len(jobs) < RENDER_BATCH_FACTOR * self.min_batch:
             try:
                 self._finish(jobs, _render(range(len(jobs))))
             finally:
@@ -401,7 +430,10 @@ class ParallelWriter(Writer):
         for index, trace in failed:
             logger.debug("fast_build: rendering %s again in the main process:\n%s", jobs[index][3], trace)
             _write(*jobs[index])  # raises here, with Pelican's handling, if it must
+        build = _builds.get(id(self.settings))
         for job in jobs:
+            if build is not None:
+                build.rendered_count += 1
             self.in_flight.discard(job[3])
             signals.content_written.send(job[3], context=job[1])
 
@@ -418,8 +450,7 @@ def compiled_templates(generator):
 
 def get_writer(pelican_object):
     """get_writer: Pelican asks plugins for a writer class before any generator writes."""
-    settings = pelican_object.settings
-    return ParallelWriter if worker_count(settings) else None
+    return ParallelWriter if config(pelican_object.settings)["FAST_BUILD"] else None
 
 
 def start_batch(generator, writer):
@@ -429,12 +460,87 @@ def start_batch(generator, writer):
 
 
 def finish(pelican_object):
-    """finalized: every page on disk before Pelican reports the build done; then publish the cache."""
+    """finalized: every page staged, then moved into output/; then the cache is published."""
     while _writers:
         writer = _writers.pop()
         writer.start()
         writer.wait()
+    build = _builds.pop(id(pelican_object.settings), None)
+    if build is not None:
+        build.publish(pelican_object)
     publish_cache(pelican_object)
+
+
+class Build:
+    """One run of Pelican: the staging folder it writes into, and the pages it may keep from the last run.
+
+    The pages manifest, kept in the site cache, maps each page of output/ to the
+    fingerprint it was rendered from and the identity of its file (inode, size,
+    modification time): a page is kept only if both still hold.
+    """
+
+    def __init__(self, pelican_object):
+        settings = pelican_object.settings
+        self.settings = settings
+        self.staging = Staging(settings["OUTPUT_PATH"])
+        incremental = config(settings)["FAST_BUILD"] and id(settings) in _site_caches
+        self.fingerprints = Fingerprints(settings) if incremental else None
+        self.manifest = os.path.join(settings["CACHE_PATH"], PAGES_MANIFEST) if incremental else None
+        self.previous, self.fresh = {}, {}  # relative path: (fingerprint, inode, size, mtime_ns)
+        self.files = None  # every file output/ held after the last build, if known
+        self.rendering = {}  # relative path: fingerprint of a page rendered this build
+        self.rendered_count = 0
+        if incremental and settings.get("LOAD_CONTENT_CACHE"):
+            try:
+                with open(self.manifest, "rb") as file:
+                    saved = pickle.load(file)
+                if saved.get("output") == self.staging.output:
+                    self.previous, self.files = saved["pages"], saved["files"]
+                self.fingerprints.analysed = saved["templates"]
+            except (OSError, EOFError, pickle.PickleError, ValueError, TypeError, AttributeError, KeyError):
+                self.previous = {}
+        pelican_object.output_path = settings["OUTPUT_PATH"] = self.staging.path
+
+    def keep(self, relative, template, localcontext) -> bool:
+        """True if the page need not be rendered: output/ has it as it would be now."""
+        if self.fingerprints is None:
+            return False
+        fingerprint = self.fingerprints.page(template, localcontext)
+        if fingerprint is None:
+            return False
+        entry = self.previous.get(relative)
+        if entry is not None and entry[0] == fingerprint:
+            try:
+                info = os.stat(os.path.join(self.staging.output, relative), follow_symlinks=False)
+            except OSError:
+                info = None
+            if info is not None and entry[1:] == (info.st_ino, info.st_size, info.st_mtime_ns):
+                self.staging.keep(relative)
+                self.fresh[relative] = entry
+                return True
+        self.rendering[relative] = fingerprint
+        return False
+
+    def publish(self, pelican_object):
+        """Move the staged files into output/, and keep the manifest of the pages it now holds."""
+        moved = self.staging.publish(self.files)
+        pelican_object.output_path = self.settings["OUTPUT_PATH"] = self.staging.output
+        if self.fingerprints is None:
+            return
+        for relative, fingerprint in self.rendering.items():
+            info = moved.get(relative)
+            if info is not None:
+                self.fresh[relative] = (fingerprint, info.st_ino, info.st_size, info.st_mtime_ns)
+        with open(self.manifest, "wb") as file:
+            pickle.dump({"output": self.staging.output, "pages": self.fresh, "files": set(moved) | self.staging.kept,
+                         "templates": self.fingerprints.analysed}, file, pickle.HIGHEST_PROTOCOL)
+        logger.info("fast_build: %d pages rendered, %d kept from the last build", self.rendered_count,
+                    len(self.staging.kept))
+
+
+def stage_output(pelican_object):
+    """get_generators: the run starts; its generators will write where output_path then says."""
+    _builds[id(pelican_object.settings)] = Build(pelican_object)
 
 
 # Content cache ---------------------------------------------------------------------
@@ -534,6 +640,8 @@ def register():
     # *_generator_finalized: the generator has read all its files; keep their objects for the next build.
     signals.article_generator_finalized.connect(save_objects)
     signals.page_generator_finalized.connect(save_objects)
+    # get_generators: sent at the start of each run, just before the generators get their output path.
+    signals.get_generators.connect(stage_output)
     # get_writer: the supported way to replace Pelican's writer.
     signals.get_writer.connect(get_writer)
     # generator_init: the generator's Jinja environment exists and has compiled nothing yet.

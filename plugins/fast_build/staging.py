@@ -1,0 +1,140 @@
+"""Write the build beside output/, and move it in only once the build has succeeded.
+
+Pelican writes into OUTPUT_PATH as it goes, so a build that stops halfway would
+leave a half-built site. Here Pelican writes into a private staging folder next
+to it; when every page is written, each staged file replaces its counterpart in
+output/ (one rename each), and files the build no longer produces are removed.
+A page the writer vouches is already in output/, unchanged, is not written at
+all: it is `kept`. A build that fails leaves output/ as it was, and its staging
+folder is removed.
+"""
+import atexit
+import os
+import shutil
+import tempfile
+import time
+
+PREFIX = ".building-"
+STALE_SECONDS = 3600
+
+
+class Staging:
+    """The staging folder of one build and the real output folder it goes to."""
+
+    def __init__(self, output: str):
+        self.output = os.path.abspath(output)
+        parent = os.path.dirname(self.output)
+        os.makedirs(parent, exist_ok=True)
+        remove_stale(parent, os.path.basename(self.output))
+        self.path = tempfile.mkdtemp(prefix=PREFIX + os.path.basename(self.output) + "-", dir=parent)
+        self.kept = set()  # paths relative to output/
+        atexit.register(self.discard)
+
+    def discard(self):
+        """The build did not finish: drop what it staged, output/ is untouched."""
+        shutil.rmtree(self.path, ignore_errors=True)
+
+    def keep(self, relative: str):
+        self.kept.add(relative)
+
+    def publish(self, previous: set | None = None) -> dict:
+        """Move the staged files into output/ and remove the ones this build did not produce.
+
+        previous: the files output/ held after the last build, if known (else output/ is walked).
+        Returns {relative path: os.stat_result} of the files moved in.
+        """
+        umask = os.umask(0)
+        os.umask(umask)
+        if not os.path.isdir(self.output):
+            os.chmod(self.path, 0o777 & ~umask)  # mkdtemp makes it 0700: a web server could not read it
+            moved = staged_files(self.path)
+            shutil.rmtree(self.output, ignore_errors=True)  # a file, or a broken link, in its place
+            os.rename(self.path, self.output)
+            atexit.unregister(self.discard)
+            return moved
+        moved = staged_files(self.path)
+        made = set()
+        for relative in sorted(moved):
+            folder = os.path.dirname(relative)
+            if folder not in made:
+                target = os.path.join(self.output, folder)
+                if not os.path.isdir(target):
+                    if os.path.lexists(target):
+                        os.unlink(target)
+                    os.makedirs(target, 0o777 & ~umask)
+                made.add(folder)
+            target = os.path.join(self.output, relative)
+            if os.path.isdir(target) and not os.path.islink(target):
+                shutil.rmtree(target)
+            os.replace(os.path.join(self.path, relative), target)
+        wanted = set(moved) | self.kept
+        if previous is None:
+            remove_others(self.output, wanted)
+        else:
+            remove_files(self.output, previous - wanted)
+        self.discard()
+        atexit.unregister(self.discard)
+        return moved
+
+
+def staged_files(root: str) -> dict:
+    """{relative path: stat} of every file under root."""
+    found = {}
+    stack = [""]
+    while stack:
+        relative = stack.pop()
+        with os.scandir(os.path.join(root, relative)) as entries:
+            for entry in entries:
+                path = os.path.join(relative, entry.name)
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(path)
+                else:
+                    found[path] = entry.stat(follow_symlinks=False)
+    return found
+
+
+def remove_others(root: str, wanted: set):
+    """Delete the files under root that are not wanted, then the folders left empty."""
+    for folder, dirs, files in os.walk(root, topdown=False):
+        relative = os.path.relpath(folder, root)
+        relative = "" if relative == "." else relative
+        for name in files:
+            if os.path.join(relative, name) not in wanted:
+                os.unlink(os.path.join(folder, name))
+        for name in dirs:
+            path = os.path.join(folder, name)
+            if os.path.islink(path):
+                if os.path.join(relative, name) not in wanted:
+                    os.unlink(path)
+            elif not os.listdir(path):
+                os.rmdir(path)
+
+
+def remove_files(root: str, unwanted: set):
+    """Delete these files under root, and the folders they leave empty."""
+    folders = set()
+    for relative in unwanted:
+        try:
+            os.unlink(os.path.join(root, relative))
+        except FileNotFoundError:
+            pass
+        folders.add(os.path.dirname(relative))
+    for folder in sorted(folders, key=len, reverse=True):
+        while folder:
+            try:
+                os.rmdir(os.path.join(root, folder))
+            except OSError:  # not empty, or gone
+                break
+            folder = os.path.dirname(folder)
+
+
+def remove_stale(parent: str, name: str):
+    """Staging folders of builds that were killed (older than an hour: not a build running now)."""
+    limit = time.time() - STALE_SECONDS
+    for entry in os.scandir(parent):
+        if entry.name.startswith(PREFIX + name + "-") and entry.is_dir(follow_symlinks=False):
+            try:
+                if entry.stat().st_mtime < limit:
+                    shutil.rmtree(entry.path, ignore_errors=True)
+            except OSError:
+                pass
