@@ -9,6 +9,7 @@ Settings:
 """
 import difflib
 import os
+import pickle
 import re
 from datetime import datetime
 from pathlib import Path
@@ -23,6 +24,7 @@ KNOWN_KEYS = {
     "typographie", "typography", "guid", "image", "date_source",
 }
 STATUSES = {"published", "draft", "hidden"}
+CACHE_FILE = "ContentChecks"  # in CACHE_PATH: each file's findings, while its mtime and size hold
 HEADER_LINE = re.compile(r"^(?P<key>[A-Za-z][\w-]*)\s*:\s*(?P<value>.*)$")
 
 
@@ -97,30 +99,83 @@ def markdown_files(folder: Path) -> list[Path]:
     return sorted(found)
 
 
+def file_findings(path: Path, is_article: bool, allowed: set) -> tuple[list[str], list[tuple[int, str]]]:
+    """One file's header problems, and the slugs it declares as (line, slug)."""
+    shown = Path(os.path.relpath(path))
+    try:
+        lines = read_header(path)
+    except UnicodeDecodeError as error:
+        return [f"{shown}: not UTF-8 text ({error.reason} at byte {error.start})"], []
+    slugs = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            break
+        match = HEADER_LINE.match(line)
+        if match and match["key"].lower() == "slug":
+            slugs.append((number, match["value"].strip()))
+    return header_problems(shown, lines, is_article, allowed), slugs
+
+
+class Findings:
+    """file_findings per file, kept between builds in CACHE_PATH while the file's mtime and size hold."""
+
+    def __init__(self, settings, allowed: set):
+        self.allowed = allowed
+        self.path = os.path.join(settings["CACHE_PATH"], CACHE_FILE) if settings.get("CACHE_CONTENT") else None
+        self.cached, self.fresh, self.changed = {}, {}, False
+        if self.path and settings.get("LOAD_CONTENT_CACHE"):
+            try:
+                with open(self.path, "rb") as file:
+                    self.cached = pickle.load(file)
+            except (OSError, EOFError, pickle.PickleError, ValueError, TypeError, AttributeError):
+                self.cached = {}
+        self.version = (tuple(sorted(allowed)), os.getcwd())
+
+    def of(self, path: Path, is_article: bool):
+        info = path.stat()
+        key = (str(path), is_article)
+        stamp = (info.st_mtime_ns, info.st_size, self.version)
+        entry = self.cached.get(key)
+        if entry is None or entry[0] != stamp:
+            entry = (stamp, file_findings(path, is_article, self.allowed))
+            self.changed = True
+        self.fresh[key] = entry
+        return entry[1]
+
+    def save(self):
+        if not self.path or not (self.changed or len(self.fresh) != len(self.cached)):
+            return
+        try:
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            temporary = f"{self.path}.{os.getpid()}"
+            with open(temporary, "wb") as file:
+                pickle.dump(self.fresh, file, pickle.HIGHEST_PROTOCOL)
+            os.replace(temporary, self.path)
+        except OSError:
+            pass  # only an accelerator
+
+
 def check_content(pelican):
     """Check every Markdown file before Pelican reads any (initialized: runs once, before generators)."""
     settings = pelican.settings
     allowed = KNOWN_KEYS | {key.lower() for key in settings.get("CONTENT_CHECKS_EXTRA_KEYS", ())}
     root = Path(settings["PATH"])
+    findings = Findings(settings, allowed)
     problems, slugs = [], {}
     for kind, folders in (("article", settings["ARTICLE_PATHS"]), ("page", settings["PAGE_PATHS"])):
         for folder in folders:
             for path in markdown_files(root / folder):
-                try:
-                    lines = read_header(path)
-                except UnicodeDecodeError as error:
-                    problems.append(f"{os.path.relpath(path)}: not UTF-8 text ({error.reason} at byte {error.start})")
+                found, declared = findings.of(path, kind == "article")
+                problems += found
+                if kind != "article":
                     continue
                 shown = Path(os.path.relpath(path))
-                problems += header_problems(shown, lines, kind == "article", allowed)
-                for number, line in enumerate(lines, start=1):
-                    match = HEADER_LINE.match(line)
-                    if match and match["key"].lower() == "slug" and kind == "article":
-                        # Two posts with one slug: `make send` and the feeds' ids could not tell them apart.
-                        slug = match["value"].strip()
-                        if slug in slugs:
-                            problems.append(f"{shown}:{number}: slug {slug!r} is already used by {slugs[slug]}")
-                        slugs.setdefault(slug, f"{shown}:{number}")
+                for number, slug in declared:
+                    # Two posts with one slug: `make send` and the feeds' ids could not tell them apart.
+                    if slug in slugs:
+                        problems.append(f"{shown}:{number}: slug {slug!r} is already used by {slugs[slug]}")
+                    slugs.setdefault(slug, f"{shown}:{number}")
+    findings.save()
     if problems:
         raise ContentError("Build stopped, nothing was published:\n  " + "\n  ".join(problems))
 

@@ -46,7 +46,7 @@ from pelican.utils import get_relative_path, path_to_url, sanitised_join
 from pelican.writers import FileOverwriteFailedError, Writer
 
 from .fingerprints import Fingerprints, read_digest
-from .frozen_urls import freeze_urls
+from .frozen_urls import freeze, freeze_urls
 from .staging import Staging
 
 logger = logging.getLogger(__name__)
@@ -133,13 +133,27 @@ def _read(index):
         content = read_file(base_path, name, **kwargs)
         if isinstance(content, SkipStub) or not content.is_valid():
             return index, None
+        settle(content)
         # Only the finished object comes back: this plugin caches whole objects, so the reader's own
         # cache entry (Markdown output and metadata again) would be pickled for nothing.
         buffer = BytesIO()
         _Pickler(buffer, pickle.HIGHEST_PROTOCOL).dump(content)
-        return index, buffer.getvalue()
+        data = buffer.getvalue()
+        return index, (data, read_digest(data))
     except Exception:  # Pelican reads it again in the main process and reports the problem its way
         return index, None
+
+
+def settle(content):
+    """Compute, before the object is pickled, what Pelican computes on first use from the object and the
+    settings alone: the category's, tags' and authors' slugs, and the url and save_as that frozen_urls
+    caches. Objects from the cache then come back with them."""
+    wrappers = [getattr(content, "category", None), *getattr(content, "tags", ()), *getattr(content, "authors", ())]
+    for wrapper in wrappers:
+        if wrapper is not None:
+            _ = wrapper.slug
+    attributes = vars(content)
+    attributes["url"], attributes["save_as"] = content.url, content.save_as
 
 
 class PrefetchingReads:
@@ -180,16 +194,17 @@ class PrefetchingReads:
         full = os.path.abspath(os.path.join(base_path, path))
         found = self.results.pop(full, None)
         if found is not None:
-            return found
+            return freeze(found)
         content = self.read_file(base_path, path, content_class=content_class, fmt=fmt, context=context, **kwargs)
         if self.caching and not isinstance(content, SkipStub) and content.is_valid():
             self.remember(full, content, context)
-        return content
+        return freeze(content)
 
     def remember(self, path, content, context):
         """Keep the pickled object of a file read here, for the next build."""
         global _shared
         _shared = (self.generator.settings, context)
+        settle(content)
         try:
             buffer = BytesIO()
             _Pickler(buffer, pickle.HIGHEST_PROTOCOL).dump(content)
@@ -232,15 +247,16 @@ class PrefetchingReads:
             _shared = (settings, context)
             pool = fork_pool(workers)
             try:
-                for index, data in pool.imap_unordered(_read, range(len(names)), chunksize=8):
-                    if data is None:
+                for index, result in pool.imap_unordered(_read, range(len(names)), chunksize=8):
+                    if result is None:
                         continue
+                    data, digest = result
                     content = _Unpickler(data, settings, context).load()
                     path = os.path.abspath(os.path.join(base_path, names[index]))
                     self.results[path] = content
                     if self.caching:
-                        self.fresh[path] = (stamp(path), data, read_digest(data))
-                        self.fingerprint(content, self.fresh[path][2])
+                        self.fresh[path] = (stamp(path), data, digest)
+                        self.fingerprint(content, digest)
             finally:
                 pool.close()
                 pool.join()
@@ -282,16 +298,22 @@ def save_objects(generator):
 # Writing ---------------------------------------------------------------------------
 
 def _render(indices):
-    """In a worker: render and write some pages; return the failed indices, with their tracebacks."""
-    failed = []
+    """In a worker: render and write some pages.
+
+    Returns the failed indices with their tracebacks, and the fingerprints of the
+    pages that were left to be fingerprinted where they are rendered.
+    """
+    failed, fingerprints = [], []
     for index in indices:
-        template, localcontext, context, path = _jobs[index]
+        template, localcontext, context, path, deferred = _jobs[index]
         try:
+            if deferred is not None:
+                fingerprints.append((deferred[1], deferred[0].fingerprints.page(template, localcontext)))
             _write(template, localcontext, context, path)
             logger.info('Writing "%s"', path)
         except Exception:
             failed.append((index, traceback.format_exc()))
-    return failed
+    return failed, fingerprints
 
 
 def _write(template, localcontext, context, path):
@@ -359,14 +381,17 @@ class ParallelWriter(Writer):
 
         def queue(localcontext, save_as):
             path = self._claim(sanitised_join(self.output_path, save_as), override_output)
+            deferred = None  # (build, relative path): fingerprinted where it is rendered
             if build is not None and path != os.devnull:
                 relative = os.path.relpath(path, self.output_path)
                 if build.keep(relative, template, localcontext):
                     signals.content_written.send(os.path.join(build.staging.output, relative),
                                                  context=localcontext)
                     return
+                if relative in build.deferred:
+                    deferred = (build, relative)
             self.in_flight.add(path)
-            self.queue.append((template, localcontext, context, path))
+            self.queue.append((template, localcontext, context, path, deferred))
 
         def local(save_as, extra):
             localcontext = context.copy()
@@ -406,7 +431,7 @@ class ParallelWriter(Writer):
         _jobs = jobs
         if not self.workers or len(jobs) < RENDER_BATCH_FACTOR * self.min_batch:
             try:
-                self._finish(jobs, _render(range(len(jobs))))
+                self._finish(jobs, *_render(range(len(jobs))))
             finally:
                 _jobs = []
             return
@@ -424,16 +449,21 @@ class ParallelWriter(Writer):
             pool, result, jobs = self.running.pop(0)
             chunks = result.get()
             pool.join()
-            self._finish(jobs, [item for chunk in chunks for item in chunk])
+            self._finish(jobs, [item for chunk in chunks for item in chunk[0]],
+                         [item for chunk in chunks for item in chunk[1]])
 
-    def _finish(self, jobs, failed):
+    def _finish(self, jobs, failed, fingerprints):
         for index, trace in failed:
-            logger.debug("fast_build: rendering %s again in the main process:\n%s", jobs[index][3], trace)
-            _write(*jobs[index])  # raises here, with Pelican's handling, if it must
+            template, localcontext, context, path, deferred = jobs[index]
+            logger.debug("fast_build: rendering %s again in the main process:\n%s", path, trace)
+            if deferred is not None:
+                fingerprints.append((deferred[1], deferred[0].fingerprints.page(template, localcontext)))
+            _write(template, localcontext, context, path)  # raises here, with Pelican's handling, if it must
         build = _builds.get(id(self.settings))
+        if build is not None:
+            build.rendered_count += len(jobs)
+            build.rendering.update((relative, fingerprint) for relative, fingerprint in fingerprints if fingerprint)
         for job in jobs:
-            if build is not None:
-                build.rendered_count += 1
             self.in_flight.discard(job[3])
             signals.content_written.send(job[3], context=job[1])
 
@@ -489,6 +519,7 @@ class Build:
         self.previous, self.fresh = {}, {}  # relative path: (fingerprint, inode, size, mtime_ns)
         self.files = None  # every file output/ held after the last build, if known
         self.rendering = {}  # relative path: fingerprint of a page rendered this build
+        self.deferred = set()  # relative paths of pages fingerprinted where they are rendered
         self.rendered_count = 0
         if incremental and settings.get("LOAD_CONTENT_CACHE"):
             try:
@@ -502,14 +533,22 @@ class Build:
         pelican_object.output_path = settings["OUTPUT_PATH"] = self.staging.path
 
     def keep(self, relative, template, localcontext) -> bool:
-        """True if the page need not be rendered: output/ has it as it would be now."""
+        """True if the page need not be rendered: output/ has it as it would be now.
+
+        A page the last build did not write cannot be kept: its fingerprint (for the
+        next build) is left to the process that renders it, off the main process.
+        """
         if self.fingerprints is None:
+            return False
+        entry = self.previous.get(relative)
+        if entry is None:
+            self.fingerprints.template_names(template.environment, template.name)  # once per template, here
+            self.deferred.add(relative)
             return False
         fingerprint = self.fingerprints.page(template, localcontext)
         if fingerprint is None:
             return False
-        entry = self.previous.get(relative)
-        if entry is not None and entry[0] == fingerprint:
+        if entry[0] == fingerprint:
             try:
                 info = os.stat(os.path.join(self.staging.output, relative), follow_symlinks=False)
             except OSError:

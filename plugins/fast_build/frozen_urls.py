@@ -2,9 +2,10 @@
 
 Pelican recomputes Content.url from its URL setting at every access, and a build
 reads it ~18 times per post (templates, listings, feeds, sitemap, mail records,
-page fingerprints): about a tenth of a 1,000-post build. Once every generator has
-read its content, nothing changes a URL any more, so each object gets a subclass
-whose url and save_as are cached on first use. The subclass keeps the class's
+page fingerprints): about a tenth of a 1,000-post build. What a URL is made of
+(slug, date, category, lang, metadata) is final once the object is built, so
+each object gets, as soon as it is read, a subclass whose url and save_as are
+cached on first use. The subclass keeps the class's
 name, so anything that reads type(content).__name__ sees no difference.
 """
 from functools import cached_property
@@ -25,11 +26,17 @@ def frozen_class(cls: type) -> type:
     return _frozen[cls]
 
 
+def freeze(content):
+    """Give one object cached url and save_as (Pelican sets nothing a URL is made of after building it)."""
+    if isinstance(content, Content) and type(content) not in _frozen.values():
+        content.__class__ = frozen_class(type(content))
+    return content
+
+
 def freeze_urls(generators):
     """all_generators_finalized: every content object exists and its metadata is final."""
     for generator in generators:
         for name in ("articles", "translations", "drafts", "drafts_translations",
                      "pages", "hidden_pages", "draft_pages", "hidden_translations", "draft_translations"):
             for content in getattr(generator, name, None) or ():
-                if isinstance(content, Content) and type(content) not in _frozen.values():
-                    content.__class__ = frozen_class(type(content))
+                freeze(content)
