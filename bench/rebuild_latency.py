@@ -5,8 +5,8 @@
 
 Reproduces newsletter/devserver.py's loop on a synthetic site in a temporary
 folder: watchfiles on the content, and on a change the devserver's exact rebuild
-(`python -m pelican CONTENT -s pelicanconf.py -o output.new-* --fatal errors`,
-then the swap into output/). After a first build (which fills the content
+(`python -m pelican CONTENT -s pelicanconf.py -o output --fatal errors`, which
+stages beside output/ and moves in what changed). After a first build (which fills the content
 cache) it appends a sentence to one post, and times from the save until the
 post's page in output/ holds the new sentence (the devserver serves output/ as
 files, so on disk is served). Each edit is timed with the content cache as
@@ -38,22 +38,15 @@ class DevLoop:
         self.stop = threading.Event()
 
     def rebuild(self) -> None:
-        """newsletter.devserver.rebuild, synchronously."""
+        """newsletter.devserver.rebuild (tasks.build_site), synchronously: Pelican builds over output/,
+        staging beside it and moving in only the files that changed."""
         started = time.perf_counter()
-        staging = Path(tempfile.mkdtemp(prefix=self.output.name + ".new-", dir=self.output.parent))
         command = [sys.executable, "-m", "pelican", str(self.content), "-s", str(ROOT / "pelicanconf.py"),
-                   "-o", str(staging), "--fatal", "errors", "--cache-path", str(self.cache),
+                   "-o", str(self.output), "--fatal", "errors", "--cache-path", str(self.cache),
                    "-e", f'MAIL_POSTS_PATH="{self.mail}"'] + (["--ignore-cache"] if self.ignore_cache else [])
         result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
         if result.returncode != 0:
-            shutil.rmtree(staging, ignore_errors=True)
             raise SystemExit(f"build failed:\n{result.stdout}\n{result.stderr}")
-        previous = self.output.with_name(self.output.name + ".old")
-        shutil.rmtree(previous, ignore_errors=True)
-        if self.output.exists():
-            self.output.rename(previous)
-        staging.rename(self.output)
-        shutil.rmtree(previous, ignore_errors=True)
         self.builds.append((started, time.perf_counter()))
 
     def run(self) -> None:
@@ -98,10 +91,10 @@ def main():
                     if marker in target.read_text(encoding="utf-8"):
                         break
                 except OSError:
-                    pass  # between the two renames of the swap
+                    pass
                 time.sleep(0.005)
             served = time.perf_counter()
-            while len(loop.builds) <= builds_before:  # the swap is done; the loop is noting its times
+            while len(loop.builds) <= builds_before:  # the page is in; the loop is noting its times
                 time.sleep(0.005)
             started, finished = loop.builds[builds_before]
             timings[loop.ignore_cache].append((served - saved, started - saved, finished - started))

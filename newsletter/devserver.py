@@ -4,8 +4,9 @@
 
 Serves output/ (index.html for folders, 404.html for what is missing) and the
 service under NEWSLETTER_URL in one Starlette app on 127.0.0.1. Watches content/,
-theme/, plugins/ and pelicanconf.py, and rebuilds into a fresh folder swapped in
-on success, so a broken edit leaves the last good site online.
+theme/, plugins/ and pelicanconf.py, and rebuilds as `make build` does: staged
+beside output/ and moved in on success, so a broken edit leaves the last good
+site online.
 Without SMTP_URL, each confirmation link is printed here (development only).
 """
 from __future__ import annotations
@@ -27,7 +28,7 @@ WATCHED = ("content", "theme", "plugins", "pelicanconf.py")
 
 
 async def rebuild(output: Path, settings: str) -> bool:
-    """Rebuild as `make build` does (staging folder swapped in on success); False if Pelican fails."""
+    """Rebuild as `make build` does (staged, moved into output/ on success); False if Pelican fails."""
     from tasks import BuildFailed, build_site
 
     started = time.monotonic()

@@ -51,7 +51,7 @@ def test_malformed_post_stops_build_and_keeps_output(previous_output, content_co
     message = str(failure.value)
     assert where in message and problem in message, message
     assert tree_digest(previous_output) == before
-    assert not list(previous_output.parent.glob("output.new-*")), "staging folder left behind"
+    assert not list(previous_output.parent.glob(".building-*")), "staging folder left behind"
 
 
 def test_good_build_replaces_output(previous_output, content_copy, tmp_path):
@@ -62,4 +62,4 @@ def test_good_build_replaces_output(previous_output, content_copy, tmp_path):
     build_site("pelicanconf.py", output=output, content=content_copy)
     assert (output / "2016" / "03" / "nouveau-billet" / "index.html").is_file()
     assert output.stat().st_mode & 0o005 == 0o005, "other users (the web server) must read output/"
-    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith("output.")], "staging or old output left"
+    assert [p.name for p in tmp_path.iterdir() if "output" in p.name] == ["output"], "staging folder left behind"
