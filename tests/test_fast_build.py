@@ -42,6 +42,22 @@ def synthetic_posts(folder: Path, count: int = 150, seed: int = 6):
         (folder / f"synthese-{i:03d}.md").write_text("\n".join(header) + "\n\n" + text + "\n", encoding="utf-8")
 
 
+def markdown_state_posts(folder: Path):
+    """Two posts read one after the other: the first defines what Markdown remembers within a document
+    (abbreviations, link references, footnotes); the second uses the same names without defining them.
+    A parser reused between files must not carry any of it over."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "zz-etat-1.md").write_text(
+        "Title: Définitions\nDate: 2020-05-01 10:00\nCategory: Relation client\nSlug: etat-1\n"
+        "\n"  # no Summary: Pelican would reset the parser to convert it
+        "Le CRM[^1] selon [la CNIL][cnil].\n\n*[CRM]: Customer Relationship Management\n\n"
+        "[cnil]: https://www.cnil.fr/\n\n[^1]: Une note.\n\n```\ncode <b>\n```\n\n| a | b |\n|---|---|\n| 1 | 2 |\n",
+        encoding="utf-8")
+    (folder / "zz-etat-2.md").write_text(
+        "Title: Usages\nDate: 2020-05-02 10:00\nCategory: Relation client\nSlug: etat-2\n\n"
+        "Le CRM[^1] selon [la CNIL][cnil], sans définitions ici.\n", encoding="utf-8")
+
+
 def build(content: Path, output: Path, cache: Path, extra: list[str]):
     """`make build`'s Pelican command, with a given cache folder and extra settings."""
     command = [sys.executable, "-m", "pelican", str(content), "-s", str(ROOT / "pelicanconf.py"), "-o", str(output),
@@ -70,6 +86,7 @@ def site(tmp_path_factory):
     content = work / "content"
     shutil.copytree(ROOT / "content", content)
     synthetic_posts(content / "posts" / "synthese")
+    markdown_state_posts(content / "posts" / "etat")
     sequential = build(content, work / "sequential", work / "no-cache", SEQUENTIAL)
     return work, content, sequential
 

@@ -47,6 +47,7 @@ from pelican.writers import FileOverwriteFailedError, Writer
 
 from .fingerprints import Fingerprints, read_digest
 from .frozen_urls import freeze, freeze_urls
+from .markdown_reader import reuse_markdown
 from .staging import Staging
 
 logger = logging.getLogger(__name__)
@@ -271,6 +272,7 @@ class PrefetchingReads:
         os.makedirs(os.path.dirname(self.cache_file), exist_ok=True)
         with open(self.cache_file, "wb") as file:
             pickle.dump(self.fresh, file, pickle.HIGHEST_PROTOCOL)
+        self.cached, self.fresh = {}, {}  # megabytes of pickles the render workers need not inherit
 
 
 def stamp(path):
@@ -665,6 +667,11 @@ def prune(cache_root):
             shutil.rmtree(entry.path, ignore_errors=True)
 
 
+def reuse_markdown_when_on(readers):
+    if config(readers.settings)["FAST_BUILD"]:
+        reuse_markdown(readers)
+
+
 def freeze_urls_when_on(generators):
     if generators and config(generators[0].settings)["FAST_BUILD"]:
         freeze_urls(generators)
@@ -676,6 +683,8 @@ def register():
     # *_generator_init: the generator's Readers exist and no file has been read yet.
     signals.article_generator_init.connect(read_in_parallel)
     signals.page_generator_init.connect(read_in_parallel)
+    # readers_init: the reader classes are chosen and no reader exists yet.
+    signals.readers_init.connect(reuse_markdown_when_on)
     # *_generator_finalized: the generator has read all its files; keep their objects for the next build.
     signals.article_generator_finalized.connect(save_objects)
     signals.page_generator_finalized.connect(save_objects)
