@@ -415,11 +415,27 @@ def write_feeds(generator, writer):
     logger.info("feeds: wrote %d feeds (%d unchanged since the last build)", len(written), reused)
 
 
+_pending = []  # (articles generator, writer) whose feeds are still to write
+
+
+def remember_articles(generator, writer):
+    _pending.append((generator, writer))
+
+
+def write_pending_feeds(generator, writer):
+    while _pending:
+        write_feeds(*_pending.pop(0))
+
+
 def register():
     # initialized: once per build, before any generator exists, so settings are checked once.
     signals.initialized.connect(check_settings)
     # generator_init: every generator that renders templates gets the Jinja global.
     signals.generator_init.connect(add_template_global)
     # article_writer_finalized: articles, categories and tags are final and the output
-    # folder has already been cleaned, so the feeds we write stay.
-    signals.article_writer_finalized.connect(write_feeds)
+    # folder has already been cleaned, so the feeds we write stay. The feeds are written
+    # one step later, at page_writer_finalized: a parallel writer (fast_build) starts
+    # rendering the article pages at article_writer_finalized, and the feeds are then
+    # made while the pages render instead of before.
+    signals.article_writer_finalized.connect(remember_articles)
+    signals.page_writer_finalized.connect(write_pending_feeds)

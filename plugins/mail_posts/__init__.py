@@ -38,6 +38,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
 RECORD_VERSION = 1
 
 _collected: list = []
+_prepared: list = []  # (folder, rows) made at page_writer_finalized, written at finalized
 
 
 def posts_path(settings) -> Path:
@@ -102,13 +103,40 @@ def collect(generator):
     _collected[:] = generator.articles
 
 
+def prepare(generator, writer):
+    # page_writer_finalized: every generator's context is final ({static} links can be
+    # resolved), and a parallel writer is rendering the article pages: the records are
+    # made now, alongside, and written at finalized.
+    settings = generator.settings
+    public_url = str(settings.get("PUBLIC_URL") or settings.get("SITEURL") or "").rstrip("/")
+    if not public_url:
+        logger.warning("mail_posts: PUBLIC_URL is empty; mail links would not be absolute")
+    folder = posts_path(settings)
+    previous = {}
+    if (folder / RECORDS).exists():
+        db = sqlite3.connect(folder / RECORDS)
+        try:
+            previous = dict(db.execute("SELECT slug, stamp FROM posts"))
+        except sqlite3.Error:
+            previous = {}
+        finally:
+            db.close()
+    rows = []
+    for article in _collected:
+        key = stamp(article, public_url)
+        unchanged = previous.get(article.slug) == key
+        rows.append((article, key, None if unchanged else
+                     json.dumps(record(article, public_url), ensure_ascii=False)))
+    _prepared[:] = [(folder, public_url, rows)]
+    _collected.clear()
+
+
 def write(pelican):
     # finalized: the build went through, so the records describe a site that exists.
     # A failed build stops before this signal and leaves the previous records.
-    public_url = str(pelican.settings.get("PUBLIC_URL") or pelican.settings.get("SITEURL") or "").rstrip("/")
-    if not public_url:
-        logger.warning("mail_posts: PUBLIC_URL is empty; mail links would not be absolute")
-    folder = posts_path(pelican.settings)
+    if not _prepared:
+        return
+    folder, public_url, rows = _prepared.pop()
     folder.mkdir(parents=True, exist_ok=True)
     db = sqlite3.connect(folder / RECORDS)
     try:
@@ -116,19 +144,19 @@ def write(pelican):
             db.execute("CREATE TABLE IF NOT EXISTS posts (slug TEXT PRIMARY KEY, stamp TEXT NOT NULL, record TEXT NOT NULL)")
             previous = dict(db.execute("SELECT slug, stamp FROM posts"))
             remade = 0
-            for article in _collected:
-                key = stamp(article, public_url)
+            for article, key, data in rows:
                 if previous.pop(article.slug, None) != key:  # a warm rebuild keeps the unchanged posts' rows
-                    db.execute("INSERT OR REPLACE INTO posts VALUES (?, ?, ?)",
-                               (article.slug, key, json.dumps(record(article, public_url), ensure_ascii=False)))
+                    if data is None:  # another build rewrote the row since prepare() looked
+                        data = json.dumps(record(article, public_url), ensure_ascii=False)
+                    db.execute("INSERT OR REPLACE INTO posts VALUES (?, ?, ?)", (article.slug, key, data))
                     remade += 1
             db.executemany("DELETE FROM posts WHERE slug = ?", [(slug,) for slug in previous])  # posts gone
     finally:
         db.close()
-    logger.info("mail_posts: %d post records in %s (%d remade)", len(_collected), folder / RECORDS, remade)
-    _collected.clear()
+    logger.info("mail_posts: %d post records in %s (%d remade)", len(rows), folder / RECORDS, remade)
 
 
 def register():
     signals.article_generator_finalized.connect(collect)
+    signals.page_writer_finalized.connect(prepare)
     signals.finalized.connect(write)
