@@ -2,8 +2,10 @@
 import os
 import random
 import shutil
+import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -236,7 +238,7 @@ def test_rebuild_failing_while_writing_pages_leaves_output_as_it_was(site, tmp_p
     shutil.copytree(ROOT / "theme", theme)
     cache, output = tmp_path / "cache", tmp_path / "output"
     build(content, output, cache, PARALLEL + [f'THEME="{theme}"'])
-    before = files(output)
+    before, records = files(output), mail_records(tmp_path / "output-mail")
     # Every post is edited, and the template fails on one post only: most pages render before the failure.
     for post in (content / "posts" / "synthese").glob("*.md"):
         edit(post, lambda t: t + "\nUne précision ajoutée !\n")
@@ -250,4 +252,10 @@ def test_rebuild_failing_while_writing_pages_leaves_output_as_it_was(site, tmp_p
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     assert result.returncode != 0 and "panne" in result.stdout + result.stderr
     assert files(output) == before
+    assert mail_records(tmp_path / "output-mail") == records, "the mail records of a failed build were kept"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "content", "output", "output-mail", "theme"]
+
+
+def mail_records(folder: Path) -> list:
+    with closing(sqlite3.connect(folder / "records.sqlite3")) as db:
+        return db.execute("SELECT slug, stamp, record FROM posts ORDER BY slug").fetchall()

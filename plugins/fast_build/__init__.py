@@ -579,9 +579,24 @@ class Build:
                     len(self.staging.kept))
 
 
+class PagesLanded:
+    """A last generator (Pelican runs plugins' generators after its own, before the static files): its
+    output step waits for the pages still rendering, so a page that fails stops the build before
+    `finalized`, where other plugins commit what a good build produced (mail_posts)."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def generate_output(self, writer):
+        if isinstance(writer, ParallelWriter):
+            writer.start()
+            writer.wait()
+
+
 def stage_output(pelican_object):
     """get_generators: the run starts; its generators will write where output_path then says."""
     _builds[id(pelican_object.settings)] = Build(pelican_object)
+    return PagesLanded
 
 
 # Content cache ---------------------------------------------------------------------

@@ -38,7 +38,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
 RECORD_VERSION = 1
 
 _collected: list = []
-_prepared: list = []  # (folder, rows) made at page_writer_finalized, written at finalized
+_prepared: list = []  # (open transaction, folder, count, remade) from page_writer_finalized
 
 
 def posts_path(settings) -> Path:
@@ -106,54 +106,44 @@ def collect(generator):
 def prepare(generator, writer):
     # page_writer_finalized: every generator's context is final ({static} links can be
     # resolved), and a parallel writer is rendering the article pages: the records are
-    # made now, alongside, and written at finalized.
+    # made now, alongside, in a transaction committed at finalized.
     settings = generator.settings
     public_url = str(settings.get("PUBLIC_URL") or settings.get("SITEURL") or "").rstrip("/")
     if not public_url:
         logger.warning("mail_posts: PUBLIC_URL is empty; mail links would not be absolute")
     folder = posts_path(settings)
-    previous = {}
-    if (folder / RECORDS).exists():
-        db = sqlite3.connect(folder / RECORDS)
-        try:
-            previous = dict(db.execute("SELECT slug, stamp FROM posts"))
-        except sqlite3.Error:
-            previous = {}
-        finally:
-            db.close()
-    rows = []
-    for article in _collected:
-        key = stamp(article, public_url)
-        unchanged = previous.get(article.slug) == key
-        rows.append((article, key, None if unchanged else
-                     json.dumps(record(article, public_url), ensure_ascii=False)))
-    _prepared[:] = [(folder, public_url, rows)]
+    folder.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(folder / RECORDS, isolation_level=None)
+    try:
+        db.execute("BEGIN IMMEDIATE")  # the sender sees the previous records or these, never a mix
+        db.execute("CREATE TABLE IF NOT EXISTS posts (slug TEXT PRIMARY KEY, stamp TEXT NOT NULL, record TEXT NOT NULL)")
+        previous = dict(db.execute("SELECT slug, stamp FROM posts"))
+        remade = 0
+        for article in _collected:
+            key = stamp(article, public_url)
+            if previous.pop(article.slug, None) != key:  # a warm rebuild keeps the unchanged posts' rows
+                db.execute("INSERT OR REPLACE INTO posts VALUES (?, ?, ?)",
+                           (article.slug, key, json.dumps(record(article, public_url), ensure_ascii=False)))
+                remade += 1
+        db.executemany("DELETE FROM posts WHERE slug = ?", [(slug,) for slug in previous])  # posts gone
+    except BaseException:
+        db.close()  # rolls back
+        raise
+    _prepared[:] = [(db, folder, len(_collected), remade)]
     _collected.clear()
 
 
 def write(pelican):
     # finalized: the build went through, so the records describe a site that exists.
-    # A failed build stops before this signal and leaves the previous records.
+    # A failed build never gets here: its transaction is rolled back, the records stay as they were.
     if not _prepared:
         return
-    folder, public_url, rows = _prepared.pop()
-    folder.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(folder / RECORDS)
+    db, folder, count, remade = _prepared.pop()
     try:
-        with db:  # one transaction: the sender sees the previous records or these, never a mix
-            db.execute("CREATE TABLE IF NOT EXISTS posts (slug TEXT PRIMARY KEY, stamp TEXT NOT NULL, record TEXT NOT NULL)")
-            previous = dict(db.execute("SELECT slug, stamp FROM posts"))
-            remade = 0
-            for article, key, data in rows:
-                if previous.pop(article.slug, None) != key:  # a warm rebuild keeps the unchanged posts' rows
-                    if data is None:  # another build rewrote the row since prepare() looked
-                        data = json.dumps(record(article, public_url), ensure_ascii=False)
-                    db.execute("INSERT OR REPLACE INTO posts VALUES (?, ?, ?)", (article.slug, key, data))
-                    remade += 1
-            db.executemany("DELETE FROM posts WHERE slug = ?", [(slug,) for slug in previous])  # posts gone
+        db.execute("COMMIT")
     finally:
         db.close()
-    logger.info("mail_posts: %d post records in %s (%d remade)", len(rows), folder / RECORDS, remade)
+    logger.info("mail_posts: %d post records in %s (%d remade)", count, folder / RECORDS, remade)
 
 
 def register():
