@@ -259,3 +259,17 @@ def test_rebuild_failing_while_writing_pages_leaves_output_as_it_was(site, tmp_p
 def mail_records(folder: Path) -> list:
     with closing(sqlite3.connect(folder / "records.sqlite3")) as db:
         return db.execute("SELECT slug, stamp, record FROM posts ORDER BY slug").fetchall()
+
+
+def test_output_retention_survives_rebuilds(site, tmp_path):
+    """OUTPUT_RETENTION (say, the .git of a GitHub Pages checkout) is never removed, as with stock Pelican."""
+    _, content, _ = site
+    output = tmp_path / "output"
+    settings = PARALLEL + ['OUTPUT_RETENTION=[".git"]']
+    build(content, output, tmp_path / "no-cache", settings + ["CACHE_CONTENT=false"])  # output/ walked
+    (output / ".git").mkdir()
+    (output / ".git" / "HEAD").write_text("ref: refs/heads/main\n", encoding="utf-8")
+    build(content, output, tmp_path / "no-cache", settings + ["CACHE_CONTENT=false"])
+    build(content, output, tmp_path / "cache", settings)
+    build(content, output, tmp_path / "cache", settings)  # the manifest's list of files
+    assert (output / ".git" / "HEAD").read_text(encoding="utf-8") == "ref: refs/heads/main\n"

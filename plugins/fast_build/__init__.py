@@ -1,21 +1,30 @@
-"""Build on every core, and rebuild from a safe content cache.
+"""Build on every core, rebuild only what changed, and never leave a half-built site.
 
-Pelican reads Markdown and renders pages one after the other, on one core. This
-plugin keeps Pelican's order of work and its output, byte for byte, but:
+Pelican reads Markdown and renders pages one after the other, on one core, into
+the output folder as it goes. This plugin keeps Pelican's order of work and its
+output, byte for byte, but:
 
 - reads the Markdown files in forked worker processes, all at once, as soon as
-  a generator is about to read its first file; each result is handed to Pelican
-  through its own reader cache, so Pelican builds its content objects as usual;
+  a generator is about to read its first file, on one reused Markdown parser per
+  process (markdown_reader); the finished objects come back pickled, which is
+  also what the content cache keeps;
 - supplies a writer that collects the pages a generator asks for and renders
   them in forked workers (templates and context inherited, nothing pickled)
-  while the main process goes on with feeds, sitemap and the rest;
-- keeps Pelican's content cache (CACHE_CONTENT) in one folder per site and
-  settings under CACHE_PATH, replaced atomically at the end of a good build, so
-  two builds at once never read a half-written cache and a settings change never
-  reuses stale objects; Jinja's compiled templates are kept there too.
+  while the main process goes on with feeds, sitemap and mail records;
+- writes into a staging folder beside OUTPUT_PATH and moves the files into it
+  only at the end of a good build (staging); a page whose fingerprint
+  (fingerprints: the templates it is rendered with and the values they read) is
+  the one it had when the last build wrote it, and whose file is still that
+  one, is neither rendered nor written: editing one post of 1,000 renders ~20
+  pages;
+- keeps the content cache (CACHE_CONTENT), the pages manifest and Jinja's
+  compiled templates in one folder per site and settings under CACHE_PATH,
+  replaced atomically at the end of a good build, so two builds at once never
+  read a half-written cache and a settings change never reuses stale objects.
 
 Settings:
-    FAST_BUILD: False turns the whole plugin off (a plain sequential build).
+    FAST_BUILD: False turns all this off (a plain sequential build, every page
+        rendered), except the staging folder.
     FAST_BUILD_WORKERS: worker processes; 0 (default) means one per usable core,
         1 means no worker at all.
     FAST_BUILD_MIN_BATCH: fewer files than this are read in the main process, and
@@ -514,7 +523,8 @@ class Build:
     def __init__(self, pelican_object):
         settings = pelican_object.settings
         self.settings = settings
-        self.staging = Staging(settings["OUTPUT_PATH"])
+        self.staging = Staging(settings["OUTPUT_PATH"], settings.get("DELETE_OUTPUT_DIRECTORY", False),
+                               settings.get("OUTPUT_RETENTION", ()))
         incremental = config(settings)["FAST_BUILD"] and id(settings) in _site_caches
         self.fingerprints = Fingerprints(settings) if incremental else None
         self.manifest = os.path.join(settings["CACHE_PATH"], PAGES_MANIFEST) if incremental else None

@@ -21,8 +21,10 @@ STALE_SECONDS = 3600
 class Staging:
     """The staging folder of one build and the real output folder it goes to."""
 
-    def __init__(self, output: str):
-        self.output = os.path.abspath(output)
+    def __init__(self, output: str, delete_others: bool = True, retention=()):
+        self.output = os.path.realpath(output)  # a link to another disk: stage on that disk, renames stay renames
+        self.delete_others = delete_others  # Pelican's DELETE_OUTPUT_DIRECTORY
+        self.retention = set(retention)     # Pelican's OUTPUT_RETENTION: top-level names never removed
         parent = os.path.dirname(self.output)
         os.makedirs(parent, exist_ok=True)
         remove_stale(parent, os.path.basename(self.output))
@@ -68,10 +70,13 @@ class Staging:
                 shutil.rmtree(target)
             os.replace(os.path.join(self.path, relative), target)
         wanted = set(moved) | self.kept
-        if previous is None:
-            remove_others(self.output, wanted)
+        if not self.delete_others:
+            pass
+        elif previous is None:
+            remove_others(self.output, wanted, self.retention)
         else:
-            remove_files(self.output, previous - wanted)
+            remove_files(self.output, {path for path in previous - wanted
+                                       if path.split(os.sep, 1)[0] not in self.retention})
         self.discard()
         atexit.unregister(self.discard)
         return moved
@@ -93,11 +98,17 @@ def staged_files(root: str) -> dict:
     return found
 
 
-def remove_others(root: str, wanted: set):
-    """Delete the files under root that are not wanted, then the folders left empty."""
+def remove_others(root: str, wanted: set, retention=frozenset()):
+    """Delete the files under root that are not wanted, then the folders left empty (retention: top-level
+    names left alone)."""
     for folder, dirs, files in os.walk(root, topdown=False):
         relative = os.path.relpath(folder, root)
         relative = "" if relative == "." else relative
+        if relative.split(os.sep, 1)[0] in retention:
+            continue
+        if not relative:
+            files = [name for name in files if name not in retention]
+            dirs = [name for name in dirs if name not in retention]
         for name in files:
             if os.path.join(relative, name) not in wanted:
                 os.unlink(os.path.join(folder, name))
