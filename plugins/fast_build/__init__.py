@@ -42,6 +42,7 @@ import shutil
 import tempfile
 import time
 import traceback
+from collections import ChainMap
 from io import BytesIO
 
 import jinja2
@@ -316,19 +317,24 @@ def _render(indices):
     """
     failed, fingerprints = [], []
     for index in indices:
-        template, localcontext, context, path, deferred = _jobs[index]
+        template, extras, context, path, deferred = _jobs[index]
         try:
             if deferred is not None:
-                fingerprints.append((deferred[1], deferred[0].fingerprints.page(template, localcontext)))
-            _write(template, localcontext, context, path)
+                fingerprints.append((deferred[1], deferred[0].fingerprints.page(template, ChainMap(extras, context))))
+            _write(template, extras, context, path)
             logger.info('Writing "%s"', path)
         except Exception:
             failed.append((index, traceback.format_exc()))
     return failed, fingerprints
 
 
-def _write(template, localcontext, context, path):
-    """Writer.write_file's rendering and writing of one page (Pelican 4.12)."""
+def _write(template, extras, context, path):
+    """Writer.write_file's rendering and writing of one page (Pelican 4.12).
+
+    extras: what the page's local context has on top of the shared context; the whole local context is made
+    only now, page by page, as Pelican's writer does (queued copies of a 300-key context, one per page, would
+    weigh tens of megabytes in the main process and in every worker)."""
+    localcontext = {**context, **extras}
     if localcontext["localsiteurl"]:
         context["localsiteurl"] = localcontext["localsiteurl"]
     output = template.render(localcontext)
@@ -351,7 +357,7 @@ class ParallelWriter(Writer):
         super().__init__(output_path, settings=settings)
         self.workers = worker_count(self.settings)
         self.min_batch = config(self.settings)["FAST_BUILD_MIN_BATCH"]
-        self.queue = []      # (template, localcontext, context, path)
+        self.queue = []      # (template, extras of the local context, context, path, deferred fingerprint)
         self.running = []    # (pool, async result, jobs)
         self.in_flight = set()
         _writers.append(self)
@@ -390,30 +396,30 @@ class ParallelWriter(Writer):
             return
         build = _builds.get(id(self.settings))
 
-        def queue(localcontext, save_as):
+        def queue(extras, save_as):
             path = self._claim(sanitised_join(self.output_path, save_as), override_output)
             deferred = None  # (build, relative path): fingerprinted where it is rendered
             if build is not None and path != os.devnull:
                 relative = os.path.relpath(path, self.output_path)
-                if build.keep(relative, template, localcontext):
+                if build.keep(relative, template, ChainMap(extras, context)):
                     signals.content_written.send(os.path.join(build.staging.output, relative),
-                                                 context=localcontext)
+                                                 context={**context, **extras})
                     return
                 if relative in build.deferred:
                     deferred = (build, relative)
             self.in_flight.add(path)
-            self.queue.append((template, localcontext, context, path, deferred))
+            self.queue.append((template, extras, context, path, deferred))
 
         def local(save_as, extra):
-            localcontext = context.copy()
-            localcontext["localsiteurl"] = localcontext.get("localsiteurl", None)
+            """What Writer.write_file puts in a copy of the context, without the copy."""
+            extras = {"localsiteurl": context.get("localsiteurl", None)}
             if relative_urls:
                 relative_url = path_to_url(get_relative_path(save_as))
-                localcontext["SITEURL"] = relative_url
-                localcontext["localsiteurl"] = relative_url
-            localcontext["output_file"] = save_as
-            localcontext.update(extra)
-            return localcontext
+                extras["SITEURL"] = relative_url
+                extras["localsiteurl"] = relative_url
+            extras["output_file"] = save_as
+            extras.update(extra)
+            return extras
 
         if paginated is None:
             paginated = {key: val for key, val in kwargs.items() if key in {"articles", "dates"}}
@@ -465,18 +471,20 @@ class ParallelWriter(Writer):
 
     def _finish(self, jobs, failed, fingerprints):
         for index, trace in failed:
-            template, localcontext, context, path, deferred = jobs[index]
+            template, extras, context, path, deferred = jobs[index]
             logger.debug("fast_build: rendering %s again in the main process:\n%s", path, trace)
             if deferred is not None:
-                fingerprints.append((deferred[1], deferred[0].fingerprints.page(template, localcontext)))
-            _write(template, localcontext, context, path)  # raises here, with Pelican's handling, if it must
+                fingerprints.append((deferred[1], deferred[0].fingerprints.page(template, ChainMap(extras, context))))
+            _write(template, extras, context, path)  # raises here, with Pelican's handling, if it must
         build = _builds.get(id(self.settings))
         if build is not None:
             build.rendered_count += len(jobs)
             build.rendering.update((relative, fingerprint) for relative, fingerprint in fingerprints if fingerprint)
-        for job in jobs:
-            self.in_flight.discard(job[3])
-            signals.content_written.send(job[3], context=job[1])
+        listening = bool(signals.content_written.receivers)
+        for template, extras, context, path, _ in jobs:
+            self.in_flight.discard(path)
+            if listening:
+                signals.content_written.send(path, context={**context, **extras})
 
 
 def compiled_templates(generator):
