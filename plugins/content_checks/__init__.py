@@ -132,7 +132,7 @@ class Findings:
         self.version = (tuple(sorted(allowed)), os.getcwd())
 
     def of(self, path: Path, is_article: bool):
-        info = path.stat()
+        info = os.stat(path)
         key = (str(path), is_article)
         stamp = (info.st_mtime_ns, info.st_size, self.version)
         entry = self.cached.get(key)
@@ -169,12 +169,14 @@ def check_content(pelican):
                 problems += found
                 if kind != "article":
                     continue
-                shown = Path(os.path.relpath(path))
                 for number, slug in declared:
                     # Two posts with one slug: `make send` and the feeds' ids could not tell them apart.
                     if slug in slugs:
-                        problems.append(f"{shown}:{number}: slug {slug!r} is already used by {slugs[slug]}")
-                    slugs.setdefault(slug, f"{shown}:{number}")
+                        first, line = slugs[slug]
+                        problems.append(f"{os.path.relpath(path)}:{number}: slug {slug!r} is already used by "
+                                        f"{os.path.relpath(first)}:{line}")
+                    else:
+                        slugs[slug] = (path, number)
     findings.save()
     if problems:
         raise ContentError("Build stopped, nothing was published:\n  " + "\n  ".join(problems))

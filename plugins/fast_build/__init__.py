@@ -42,7 +42,6 @@ import shutil
 import tempfile
 import time
 import traceback
-from collections import ChainMap
 from io import BytesIO
 
 import jinja2
@@ -320,7 +319,7 @@ def _render(indices):
         template, extras, context, path, deferred = _jobs[index]
         try:
             if deferred is not None:
-                fingerprints.append((deferred[1], deferred[0].fingerprints.page(template, ChainMap(extras, context))))
+                fingerprints.append((deferred[1], deferred[0].fingerprints.page(template, extras, context)))
             _write(template, extras, context, path)
             logger.info('Writing "%s"', path)
         except Exception:
@@ -401,7 +400,7 @@ class ParallelWriter(Writer):
             deferred = None  # (build, relative path): fingerprinted where it is rendered
             if build is not None and path != os.devnull:
                 relative = os.path.relpath(path, self.output_path)
-                if build.keep(relative, template, ChainMap(extras, context)):
+                if build.keep(relative, template, extras, context):
                     signals.content_written.send(os.path.join(build.staging.output, relative),
                                                  context={**context, **extras})
                     return
@@ -474,7 +473,7 @@ class ParallelWriter(Writer):
             template, extras, context, path, deferred = jobs[index]
             logger.debug("fast_build: rendering %s again in the main process:\n%s", path, trace)
             if deferred is not None:
-                fingerprints.append((deferred[1], deferred[0].fingerprints.page(template, ChainMap(extras, context))))
+                fingerprints.append((deferred[1], deferred[0].fingerprints.page(template, extras, context)))
             _write(template, extras, context, path)  # raises here, with Pelican's handling, if it must
         build = _builds.get(id(self.settings))
         if build is not None:
@@ -552,7 +551,7 @@ class Build:
                 self.previous = {}
         pelican_object.output_path = settings["OUTPUT_PATH"] = self.staging.path
 
-    def keep(self, relative, template, localcontext) -> bool:
+    def keep(self, relative, template, extras, context) -> bool:
         """True if the page need not be rendered: output/ has it as it would be now.
 
         A page the last build did not write cannot be kept: its fingerprint (for the
@@ -565,7 +564,7 @@ class Build:
             self.fingerprints.template_names(template.environment, template.name)  # once per template, here
             self.deferred.add(relative)
             return False
-        fingerprint = self.fingerprints.page(template, localcontext)
+        fingerprint = self.fingerprints.page(template, extras, context)
         if fingerprint is None:
             return False
         if entry[0] == fingerprint:

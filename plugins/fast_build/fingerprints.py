@@ -27,7 +27,8 @@ from pelican.urlwrappers import URLWrapper
 # Pelican's intrasite link markers, in the pickled text: their targets' URLs are resolved at render time.
 LINK_MARKER = re.compile(rb"[{|](?:filename|static|attach|category|tag|author|index)[|}]")
 # Attributes Pelican sets at reading time but replaces later.
-REPLACED_LATER = ("translations",)
+REPLACED_LATER = frozenset({"translations"})
+ABSENT = object()
 
 
 class Unknown(Exception):
@@ -50,24 +51,36 @@ class Fingerprints:
         self.templates = {}  # template name: (names read, digest of the sources) or None
         self.values = {}     # id(value): (value, digest), for values shared by many pages (lists, objects)
         self.analysed = {}   # digest of a template source: (names it reads, templates it refers to)
+        self.from_context = {}  # (template name, id(shared context)): names it reads there that are not settings
 
     def read(self, content, digest):
         """Record a content object as it was read (called right after it is built or loaded)."""
         self.objects[id(content)] = (content, digest, frozenset(vars(content)))
 
-    def page(self, template, localcontext) -> bytes | None:
-        """The page's fingerprint, or None when it cannot be known (then it is rendered)."""
+    def page(self, template, extras, context) -> bytes | None:
+        """The page's fingerprint, or None when it cannot be known (then it is rendered).
+
+        The page's local context is the shared context with `extras` on top (Pelican's writer).
+        """
         names = self.template_names(template.environment, template.name)
         if names is None:
             return None
         variables, sources = names
+        key = (template.name, id(context))
+        from_context = self.from_context.get(key)
+        if from_context is None:  # the names the shared context gives other than as a setting
+            from_context = self.from_context[key] = frozenset(
+                name for name in variables if name in context and context[name] is not self.settings.get(name, ABSENT))
         digest = hashlib.blake2b(sources, digest_size=16)
         try:
             for name in variables:
-                if name not in localcontext:
-                    continue
-                value = localcontext[name]
-                if value is self.settings.get(name, digest):  # a setting, as given: in the cache key
+                if name in extras:
+                    value = extras[name]
+                    if value is self.settings.get(name, ABSENT):  # a setting, as given: in the cache key
+                        continue
+                elif name in from_context:
+                    value = context[name]
+                else:
                     continue
                 digest.update(name.encode() + b"=" + self.value(value) + b";")
         except Unknown:
@@ -152,9 +165,7 @@ class Fingerprints:
             return digest
         extra = hashlib.blake2b(digest, digest_size=16)
         attributes = vars(content)
-        for key in sorted(attributes):
-            if key in read_keys and key not in REPLACED_LATER:
-                continue
+        for key in sorted((attributes.keys() - read_keys) | (attributes.keys() & REPLACED_LATER)):
             value = attributes[key]
             if isinstance(value, Content):
                 value = self.content(value, shallow=True)
