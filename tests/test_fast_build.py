@@ -273,3 +273,30 @@ def test_output_retention_survives_rebuilds(site, tmp_path):
     build(content, output, tmp_path / "cache", settings)
     build(content, output, tmp_path / "cache", settings)  # the manifest's list of files
     assert (output / ".git" / "HEAD").read_text(encoding="utf-8") == "ref: refs/heads/main\n"
+
+
+def test_fingerprint_follows_what_context_reading_functions_declare():
+    """A Jinja global taking the whole context reads names its template never mentions: it must declare them
+    (context_names), or its pages are always rendered (no fingerprint)."""
+    import jinja2
+
+    sys.path.insert(0, str(ROOT / "plugins"))
+    from fast_build.fingerprints import Fingerprints
+
+    @jinja2.pass_context
+    def undeclared(context):
+        return context.get("category")
+
+    @jinja2.pass_context
+    def declared(context):
+        return context.get("category")
+    declared.context_names = ("category",)
+
+    env = jinja2.Environment(loader=jinja2.DictLoader({"a.html": "{{ undeclared() }}", "b.html": "{{ declared() }}"}))
+    env.globals.update(undeclared=undeclared, declared=declared)
+    fingerprints = Fingerprints({})
+    assert fingerprints.page(env.get_template("a.html"), {"category": "crm"}, {}) is None
+    template = env.get_template("b.html")
+    crm = fingerprints.page(template, {"category": "crm"}, {})
+    assert crm is not None and crm == fingerprints.page(template, {"category": "crm"}, {})
+    assert crm != fingerprints.page(template, {"category": "sav"}, {})

@@ -13,13 +13,16 @@ reading (neighbours, translations): an object it points to counts by its own
 read digest, so a neighbour's edit reaches this page but nothing cascades
 further. An object whose text links to other content ({filename}, {static}…),
 or any value of a type not known here, makes the page unknown: it is rendered
-every time.
+every time. So does a Jinja global or filter that takes the whole context
+(pass_context) without saying, in a `context_names` attribute, which names of
+it it reads.
 """
 import datetime
 import hashlib
 import re
 
-from jinja2 import meta
+from jinja2 import meta, nodes
+from jinja2.utils import _PassArg
 from pelican.contents import Content
 from pelican.paginator import Page as PaginatorPage, Paginator
 from pelican.urlwrappers import URLWrapper
@@ -29,6 +32,22 @@ LINK_MARKER = re.compile(rb"[{|](?:filename|static|attach|category|tag|author|in
 # Attributes Pelican sets at reading time but replaces later.
 REPLACED_LATER = frozenset({"translations"})
 ABSENT = object()
+
+
+def context_reads(functions) -> set:
+    """The context names that Jinja globals or filters taking the whole context (pass_context) read.
+
+    Such a function reads names its template never mentions; it must say which, in a
+    `context_names` attribute, or the pages that use it are always rendered.
+    """
+    names = set()
+    for function in functions:
+        if getattr(function, "jinja_pass_arg", None) is _PassArg.context:
+            declared = getattr(function, "context_names", None)
+            if declared is None:
+                raise Unknown(function)
+            names.update(declared)
+    return names
 
 
 class Unknown(Exception):
@@ -101,8 +120,10 @@ class Fingerprints:
                 seen.add(current)
                 source = env.loader.get_source(env, current)[0].encode()
                 sources.update(current.encode() + b"\0" + source + b"\0")
-                variables, referenced = self.analyse(env, source)
+                variables, referenced, filters, loaded = self.analyse(env, source)
                 names.update(variables)
+                names.update(context_reads(env.filters.get(f) for f in filters))
+                names.update(context_reads(env.globals.get(n) for n in loaded))  # globals are not "undeclared"
                 if None in referenced:  # a computed template name: what it reads cannot be known
                     raise Unknown(current)
                 todo.extend(referenced)
@@ -113,12 +134,15 @@ class Fingerprints:
         return result
 
     def analyse(self, env, source: bytes):
-        """The names a template source reads and the templates it refers to (kept across builds by source)."""
+        """What a template source reads from its context, the templates it refers to, the filters it applies and
+        every name it loads (Jinja globals among them); kept across builds by source."""
         key = hashlib.blake2b(source, digest_size=16).digest()
         if key not in self.analysed:
             tree = env.parse(source.decode())
             self.analysed[key] = (tuple(meta.find_undeclared_variables(tree)),
-                                  tuple(meta.find_referenced_templates(tree)))
+                                  tuple(meta.find_referenced_templates(tree)),
+                                  tuple({node.name for node in tree.find_all(nodes.Filter)}),
+                                  tuple({node.name for node in tree.find_all(nodes.Name) if node.ctx == "load"}))
         return self.analysed[key]
 
     def value(self, value) -> bytes:

@@ -178,6 +178,7 @@ def make_feeds_here(settings: dict):
         elif category is not None and hasattr(category, "slug"):
             out += taxonomy_feeds(settings, "category", category)
         return out
+    feeds_here.context_names = ("tag", "category")  # what it reads of the page's context (see fast_build)
     return feeds_here
 
 
