@@ -152,10 +152,6 @@ class Bench:
             handle.write(f"\nUne précision ajoutée, version {round_number}.\n")
         return post
 
-    def clean(self, *paths: Path):
-        for path in paths:
-            shutil.rmtree(path, ignore_errors=True)
-
 
 def project_timezone() -> str:
     text = (ROOT / "pelicanconf.py").read_text(encoding="utf-8")
@@ -176,7 +172,11 @@ def median(rows: list[dict], key: str) -> float:
 
 
 def side_by_side(bench: Bench, rounds: int) -> dict:
-    """Rounds of ours cold / stock (order alternating each round), then ours warm after one edit."""
+    """Rounds of ours cold / stock (order alternating each round), then ours warm after one edit.
+
+    No build's folders are deleted before the run is over: a tree deleted just before a build slows that
+    build's folder creation on ext4 (its allocator steps over recently freed inodes), and our build makes
+    a folder per post where stock Pelican writes files side by side."""
     cold, stock, warm = [], [], []
     pages = {}
     for number in range(1, rounds + 1):
@@ -190,7 +190,6 @@ def side_by_side(bench: Bench, rounds: int) -> dict:
                 figures, output = bench.stock()
                 stock.append(figures)
                 pages["stock"] = html_count(output)
-                bench.clean(output)
             print(f"  round {number}: {who:5} cold {figures['wall']:6.2f} s  "
                   f"max RSS {figures['rss']:6.1f} MB  peak PSS {figures['pss']:6.1f} MB", flush=True)
         post = bench.edit_one_post(number)
@@ -198,7 +197,6 @@ def side_by_side(bench: Bench, rounds: int) -> dict:
         warm.append(figures)
         print(f"  round {number}: ours  warm {figures['wall']:6.2f} s  (one post edited)", flush=True)
         check_edit_published(output, post, number)
-        bench.clean(output, cache)
     return {"cold": cold, "stock": stock, "warm": warm, "pages": pages}
 
 

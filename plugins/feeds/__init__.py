@@ -53,6 +53,7 @@ import pickle
 import re
 from collections import namedtuple
 from datetime import datetime, timezone
+from functools import lru_cache
 from importlib.metadata import version
 from urllib.parse import quote, urljoin, urlsplit
 from zoneinfo import ZoneInfo
@@ -200,6 +201,7 @@ def entry_id(article, settings: dict) -> str:
     return f"tag:{settings['FEEDS_ID_AUTHORITY']},{day}:{quote(article.slug, safe=TAG_SAFE)}"
 
 
+@lru_cache(maxsize=256)  # a post is in the site's, its category's and its tags' feeds, then in its mail record
 def absolute_urls(fragment: str, base: str) -> str:
     """The HTML with every relative href/src/srcset/poster/cite resolved against base."""
     def one(url: str) -> str:
@@ -285,11 +287,15 @@ def render(settings: dict, scope: str, item, articles, mime: str, save_as: str, 
         newest = max(newest, add_entry(fg, article, settings))
     fg.updated(newest)
     fg.lastBuildDate(newest)
-    root = etree.fromstring(fg.atom_str() if mime == ATOM else fg.rss_str())
-    if settings["FEEDS_STYLESHEET"]:
-        root.addprevious(etree.ProcessingInstruction(
-            "xml-stylesheet", f'type="text/xsl" href="{settings["FEEDS_STYLESHEET"]}"'))
-    return etree.tostring(root.getroottree(), xml_declaration=True, encoding="UTF-8", pretty_print=True)
+    data = fg.atom_str(pretty=True) if mime == ATOM else fg.rss_str(pretty=True)
+    if not settings["FEEDS_STYLESHEET"]:
+        return data
+    # The stylesheet instruction goes right after the XML declaration (feedgen's first line): spliced in,
+    # rather than by parsing the feed again, which took as long as making it.
+    declaration, rest = data.split(b"\n", 1)
+    instruction = etree.tostring(etree.ProcessingInstruction(
+        "xml-stylesheet", f'type="text/xsl" href="{settings["FEEDS_STYLESHEET"]}"'), encoding="UTF-8")
+    return declaration + b"\n" + instruction + b"\n" + rest
 
 
 def planned_feeds(generator) -> list:
