@@ -31,6 +31,7 @@ Settings:
         fewer pages than 8 times this rendered there, where forking would cost
         more than it saves (default 16).
 """
+import atexit
 import gc
 import hashlib
 import logging
@@ -517,6 +518,9 @@ def finish(pelican_object):
     if build is not None:
         build.publish(pelican_object)
     publish_cache(pelican_object)
+    # Everything is written and closed (every write here and in Pelican is in a `with`). The build's objects
+    # die with the process: the interpreter's last collection need not walk them (~0.04 s of a warm rebuild).
+    atexit.register(gc.freeze)
 
 
 class Build:
