@@ -4,13 +4,15 @@ Pelican reads Markdown and renders pages one after the other, on one core, into
 the output folder as it goes. This plugin keeps Pelican's order of work and its
 output, byte for byte, but:
 
-- reads the Markdown files in forked worker processes, all at once, as soon as
-  a generator is about to read its first file, on one reused Markdown parser per
-  process (markdown_reader); the finished objects come back pickled, which is
-  also what the content cache keeps;
-- supplies a writer that collects the pages a generator asks for and renders
-  them in forked workers (templates and context inherited, nothing pickled)
-  while the main process goes on with feeds, sitemap and mail records;
+- reads the Markdown files on every core, all at once, as soon as a generator
+  is about to read its first file: forked helpers take files from the start of
+  the list and the main process from the end until they meet (split), each on
+  one reused Markdown parser (markdown_reader); the helpers' objects come back
+  pickled, which is also what the content cache keeps;
+- supplies a writer that collects the pages a generator asks for and has forked
+  helpers render them from the start of the batch (templates and context
+  inherited, nothing pickled) while the main process goes on with feeds,
+  sitemap and mail records, then renders from the end until they meet;
 - writes into a staging folder beside OUTPUT_PATH and moves the files into it
   only at the end of a good build (staging); a page whose fingerprint
   (fingerprints: the templates it is rendered with and the values they read) is
@@ -25,8 +27,8 @@ output, byte for byte, but:
 Settings:
     FAST_BUILD: False turns all this off (a plain sequential build, every page
         rendered), except the staging folder.
-    FAST_BUILD_WORKERS: worker processes; 0 (default) means one per usable core,
-        1 means no worker at all.
+    FAST_BUILD_WORKERS: processes that read and render, the main process
+        included; 0 (default) means one per usable core, 1 the main process alone.
     FAST_BUILD_MIN_BATCH: fewer files than this are read in the main process, and
         fewer pages than 8 times this rendered there, where forking would cost
         more than it saves (default 16).
@@ -58,6 +60,7 @@ from pelican.writers import FileOverwriteFailedError, Writer
 from .fingerprints import Fingerprints, read_digest
 from .frozen_urls import freeze, freeze_urls
 from .markdown_reader import reuse_markdown
+from .split import Split
 from .staging import Staging
 
 logger = logging.getLogger(__name__)
@@ -72,6 +75,7 @@ UNUSED_DAYS = 7
 
 # What forked workers inherit: set in the main process just before forking.
 _jobs = []
+_split = [None]  # the Split of those jobs (a lock travels only by inheritance)
 # Writers of this process whose pages may still be rendering (Pelican keeps the instance to itself).
 _writers = []
 # id(settings): the shared site cache folder of the builds of this process (compiled templates live there).
@@ -92,7 +96,8 @@ def config(settings) -> dict:
 
 
 def worker_count(settings) -> int:
-    """Workers to fork: 0 when the plugin is off or one process is all there is."""
+    """Processes that share reading and rendering, the main process included (it forks one fewer):
+    0 when the plugin is off or one process is all there is."""
     conf = config(settings)
     if not conf["FAST_BUILD"]:
         return 0
@@ -155,6 +160,12 @@ def _read(index):
         return index, None
 
 
+def _read_share(_):
+    """In a helper: read files from the front of the list until the main process, reading from the back,
+    is met."""
+    return [_read(index) for index in iter(_split[0].next_front, None)]
+
+
 def settle(content):
     """Compute, before the object is pickled, what Pelican computes on first use from the object and the
     settings alone: the category's, tags' and authors' slugs, and the url and save_as that frozen_urls
@@ -215,14 +226,14 @@ class PrefetchingReads:
         """Keep the pickled object of a file read here, for the next build."""
         global _shared
         _shared = (self.generator.settings, context)
-        settle(content)
         try:
+            settle(content)
             buffer = BytesIO()
             _Pickler(buffer, pickle.HIGHEST_PROTOCOL).dump(content)
             data = buffer.getvalue()
             self.fresh[path] = (stamp(path), data, read_digest(data))
             self.fingerprint(content, self.fresh[path][2])
-        except (pickle.PicklingError, TypeError, AttributeError) as error:
+        except Exception as error:  # noqa: BLE001 - the cache is only an accelerator; Pelican reports bad content
             logger.debug("fast_build: cannot cache %s: %s", path, error)
         finally:
             _shared = (None, None)
@@ -234,7 +245,7 @@ class PrefetchingReads:
             build.fingerprints.read(content, digest)
 
     def prefetch(self, base_path, kwargs):
-        """Take unchanged files' objects from the cache; build the others in forked workers."""
+        """Take unchanged files' objects from the cache; build the others here and in forked workers."""
         global _jobs, _shared
         generator, settings, context = self.generator, self.generator.settings, kwargs["context"]
         started = time.perf_counter()
@@ -256,11 +267,20 @@ class PrefetchingReads:
         if workers and len(names) >= config(settings)["FAST_BUILD_MIN_BATCH"]:
             _jobs = [(self.read_file, base_path, name, kwargs) for name in names]
             _shared = (settings, context)
-            pool = fork_pool(workers)
+            split = _split[0] = Split(len(names))
+            pool = fork_pool(workers - 1)
             try:
-                for index, result in pool.imap_unordered(_read, range(len(names)), chunksize=8):
+                shares = pool.map_async(_read_share, range(workers - 1))
+                pool.close()
+                while (index := split.next_back()) is not None:  # the main process reads too, from the back
+                    path = os.path.abspath(os.path.join(base_path, names[index]))
+                    content = self.read_file(base_path, names[index], **kwargs)
+                    self.results[path] = content
+                    if self.caching and not isinstance(content, SkipStub):
+                        self.remember(path, content, context)
+                for index, result in (item for share in shares.get() for item in share):
                     if result is None:
-                        continue
+                        continue  # Pelican reads it again, and reports what is wrong
                     data, digest = result
                     content = _Unpickler(data, settings, context).load()
                     path = os.path.abspath(os.path.join(base_path, names[index]))
@@ -298,6 +318,10 @@ def read_in_parallel(generator):
         return
     kind = "ARTICLE" if isinstance(generator, ArticlesGenerator) else "PAGE"
     generator.readers.read_file = PrefetchingReads(generator, f"{kind}_PATHS", f"{kind}_EXCLUDES")
+    # Whole objects are cached here: Pelican's reader cache (Readers is a FileDataCacher) would keep, and
+    # save, each file's HTML once more for nothing.
+    generator.readers._cache_data_policy = False
+    generator.readers._cache = {}
 
 
 def save_objects(generator):
@@ -328,6 +352,16 @@ def _render(indices):
     return failed, fingerprints
 
 
+def _render_share(_):
+    """In a helper: render pages from the front of the batch until the main process is met."""
+    failed, fingerprints = [], []
+    for index in iter(_split[0].next_front, None):
+        page_failed, page_fingerprint = _render([index])
+        failed += page_failed
+        fingerprints += page_fingerprint
+    return failed, fingerprints
+
+
 def _write(template, extras, context, path):
     """Writer.write_file's rendering and writing of one page (Pelican 4.12).
 
@@ -344,7 +378,7 @@ def _write(template, extras, context, path):
 
 
 class ParallelWriter(Writer):
-    """Pelican's Writer, except that write_file only queues a page; queued pages render in forked workers.
+    """Pelican's Writer, except that write_file only queues a page; queued pages render in forked workers and here.
 
     A batch starts when a generator has finished asking (article_writer_finalized,
     page_writer_finalized) and is waited for at `finalized`, or at once when some
@@ -440,7 +474,7 @@ class ParallelWriter(Writer):
             queue(local(name, kwargs), name)
 
     def start(self):
-        """Render what is queued: in forked workers when it is worth it, else here."""
+        """Start rendering what is queued: in forked workers (and later here) when it is worth it, else here."""
         global _jobs
         jobs, self.queue = self.queue, []
         if not jobs:
@@ -452,22 +486,34 @@ class ParallelWriter(Writer):
             finally:
                 _jobs = []
             return
-        pool = fork_pool(self.workers)
+        split = _split[0] = Split(len(jobs))
+        pool = fork_pool(self.workers - 1)
         _jobs = []
-        chunks = [range(start, min(start + 8, len(jobs))) for start in range(0, len(jobs), 8)]
-        self.running.append((pool, pool.map_async(_render, chunks), jobs))
+        self.running.append((pool, pool.map_async(_render_share, range(self.workers - 1)), jobs, split))
         pool.close()
         if signals.content_written.receivers:
             self.wait()
 
     def wait(self):
-        """Wait for every started batch, render again here what a worker failed, then signal."""
+        """Render here the pages of every started batch the helpers have not taken (from the back), wait
+        for theirs, render again here what a helper failed, then signal."""
+        global _jobs
         while self.running:
-            pool, result, jobs = self.running.pop(0)
-            chunks = result.get()
+            pool, result, jobs, split = self.running.pop(0)
+            failed, fingerprints = [], []
+            _jobs = jobs
+            try:
+                for index in iter(split.next_back, None):
+                    page_failed, page_fingerprint = _render([index])
+                    failed += page_failed
+                    fingerprints += page_fingerprint
+            finally:
+                _jobs = []
+            for share_failed, share_fingerprints in result.get():
+                failed += share_failed
+                fingerprints += share_fingerprints
             pool.join()
-            self._finish(jobs, [item for chunk in chunks for item in chunk[0]],
-                         [item for chunk in chunks for item in chunk[1]])
+            self._finish(jobs, failed, fingerprints)
 
     def _finish(self, jobs, failed, fingerprints):
         for index, trace in failed:
