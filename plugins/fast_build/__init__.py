@@ -322,6 +322,10 @@ def read_in_parallel(generator):
     # save, each file's HTML once more for nothing.
     generator.readers._cache_data_policy = False
     generator.readers._cache = {}
+    if not generator._cache_data_policy:  # no generator-level cache (CONTENT_CACHING_LAYER is not "generator"),
+        # yet Pelican would stat every file three times to look in it and to store into it
+        generator.get_cached_data = lambda filename, default=None: default
+        generator.cache_data = lambda filename, data: None
 
 
 def save_objects(generator):

@@ -32,6 +32,8 @@ LINK_MARKER = re.compile(rb"[{|](?:filename|static|attach|category|tag|author|in
 # Attributes Pelican sets at reading time but replaces later.
 REPLACED_LATER = frozenset({"translations"})
 ABSENT = object()
+# What Pelican's writer names the pages before and after a paginated page: their pages link to them.
+NEIGHBOUR_PAGES = ("_previous_page", "_next_page")
 
 
 def context_reads(functions) -> set:
@@ -96,6 +98,9 @@ class Fingerprints:
                 if name in extras:
                     value = extras[name]
                     if value is self.settings.get(name, ABSENT):  # a setting, as given: in the cache key
+                        continue
+                    if isinstance(value, PaginatorPage) and name.endswith(NEIGHBOUR_PAGES):
+                        digest.update(f"{name}={value.number}:{value.url};".encode())  # a link to it, no more
                         continue
                 elif name in from_context:
                     value = context[name]
