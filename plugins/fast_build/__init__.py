@@ -438,7 +438,8 @@ class ParallelWriter(Writer):
             path = self._claim(sanitised_join(self.output_path, save_as), override_output)
             deferred = None  # (build, relative path): fingerprinted where it is rendered
             if build is not None and path != os.devnull:
-                relative = os.path.relpath(path, self.output_path)
+                prefix = os.path.join(self.output_path, "")  # (os.path.relpath costs more than the page)
+                relative = path[len(prefix):] if path.startswith(prefix) else os.path.relpath(path, self.output_path)
                 if build.keep(relative, template, extras, context):
                     signals.content_written.send(os.path.join(build.staging.output, relative),
                                                  context={**context, **extras})

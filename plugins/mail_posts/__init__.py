@@ -92,7 +92,7 @@ def stamp(article, public_url: str) -> str:
     parts = [CODE_DIGEST, public_url, article.slug, article.url, article.title, article.content, article.summary or "",
              article.date.isoformat(), str(getattr(article, "category", "")), repr(getattr(article, "tags", [])),
              str(getattr(article, "author", "")), article.source_path, f"{source.st_mtime_ns}:{source.st_size}"]
-    return hashlib.sha256("\0".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
+    return hashlib.blake2b("\0".join(parts).encode("utf-8", "surrogatepass"), digest_size=32).hexdigest()
 
 
 def collect(generator):
