@@ -58,9 +58,7 @@ from importlib.metadata import version
 from urllib.parse import quote, urljoin, urlsplit
 from zoneinfo import ZoneInfo
 
-from feedgen.feed import FeedGenerator
 from jinja2 import pass_context
-from lxml import etree
 from pelican import signals
 
 logger = logging.getLogger(__name__)
@@ -229,7 +227,7 @@ def plain_text(fragment: str) -> str:
     return ASCII_SPACES.sub(" ", html.unescape(TAG.sub(" ", fragment or ""))).strip()
 
 
-def add_entry(fg: FeedGenerator, article, settings: dict) -> datetime:
+def add_entry(fg, article, settings: dict) -> datetime:
     """Append one post to the feed; return its updated date."""
     base = public_url(settings)
     permalink = f"{base}/{article.url}"
@@ -267,6 +265,9 @@ def newest_first(articles) -> list:
 def render(settings: dict, scope: str, item, articles, mime: str, save_as: str, page_url: str) -> bytes:
     """One feed as bytes: feedgen's XML with the stylesheet instruction in front."""
     base = public_url(settings)
+    from feedgen.feed import FeedGenerator  # here: a warm rebuild reuses the feeds' bytes and needs neither
+    from lxml import etree
+
     fg = FeedGenerator()
     fg.load_extension("dc", atom=False, rss=True)
     fg.id(f"{base}/{page_url}")
@@ -340,7 +341,7 @@ def source_digest() -> str:
     if not _source:
         with open(__file__, "rb") as file:
             code = file.read()
-        _source.append(hashlib.blake2b(code + f"\0{version('feedgen')}\0{etree.LXML_VERSION}"
+        _source.append(hashlib.blake2b(code + f"\0{version('feedgen')}\0{version('lxml')}"
                                        .encode(), digest_size=16).hexdigest())
     return _source[0]
 
