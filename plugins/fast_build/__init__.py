@@ -17,8 +17,8 @@ output, byte for byte, but:
   only at the end of a good build (staging); a page whose fingerprint
   (fingerprints: the templates it is rendered with and the values they read) is
   the one it had when the last build wrote it, and whose file is still that
-  one, is neither rendered nor written: editing one post of 1,000 renders ~20
-  pages;
+  one, is neither rendered nor written (incremental): editing one post of 1,000
+  renders ~20 pages;
 - keeps the content cache (CACHE_CONTENT), the pages manifest and Jinja's
   compiled templates in one folder per site and settings under CACHE_PATH,
   replaced atomically at the end of a good build, so two builds at once never
@@ -57,11 +57,11 @@ from pelican.contents import Page, SkipStub
 from pelican.utils import get_relative_path, path_to_url, sanitised_join
 from pelican.writers import FileOverwriteFailedError, Writer
 
-from .fingerprints import Fingerprints, read_digest
+from .fingerprints import read_digest
 from .frozen_urls import freeze, freeze_urls
 from .markdown_reader import reuse_markdown
 from .split import Split
-from .staging import Staging
+from .incremental import Build
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +82,6 @@ _writers = []
 _site_caches = {}
 # id(settings): the build under way (staging folder, page fingerprints, pages manifest).
 _builds = {}
-PAGES_MANIFEST = "FastBuild-pages"
 
 
 def config(settings) -> dict:
@@ -574,83 +573,6 @@ def finish(pelican_object):
     atexit.register(gc.freeze)
 
 
-class Build:
-    """One run of Pelican: the staging folder it writes into, and the pages it may keep from the last run.
-
-    The pages manifest, kept in the site cache, maps each page of output/ to the
-    fingerprint it was rendered from and the identity of its file (inode, size,
-    modification time): a page is kept only if both still hold.
-    """
-
-    def __init__(self, pelican_object):
-        settings = pelican_object.settings
-        self.settings = settings
-        self.staging = Staging(settings["OUTPUT_PATH"], settings.get("DELETE_OUTPUT_DIRECTORY", False),
-                               settings.get("OUTPUT_RETENTION", ()))
-        incremental = config(settings)["FAST_BUILD"] and id(settings) in _site_caches
-        self.fingerprints = Fingerprints(settings) if incremental else None
-        self.manifest = os.path.join(settings["CACHE_PATH"], PAGES_MANIFEST) if incremental else None
-        self.previous, self.fresh = {}, {}  # relative path: (fingerprint, inode, size, mtime_ns)
-        self.files = None  # every file output/ held after the last build, if known
-        self.rendering = {}  # relative path: fingerprint of a page rendered this build
-        self.deferred = set()  # relative paths of pages fingerprinted where they are rendered
-        self.rendered_count = 0
-        if incremental and settings.get("LOAD_CONTENT_CACHE"):
-            try:
-                with open(self.manifest, "rb") as file:
-                    saved = pickle.load(file)
-                if saved.get("output") == self.staging.output:
-                    self.previous, self.files = saved["pages"], saved["files"]
-                self.fingerprints.analysed = saved["templates"]
-            except (OSError, EOFError, pickle.PickleError, ValueError, TypeError, AttributeError, KeyError):
-                self.previous = {}
-        pelican_object.output_path = settings["OUTPUT_PATH"] = self.staging.path
-
-    def keep(self, relative, template, extras, context) -> bool:
-        """True if the page need not be rendered: output/ has it as it would be now.
-
-        A page the last build did not write cannot be kept: its fingerprint (for the
-        next build) is left to the process that renders it, off the main process.
-        """
-        if self.fingerprints is None:
-            return False
-        entry = self.previous.get(relative)
-        if entry is None:
-            self.fingerprints.template_names(template.environment, template.name)  # once per template, here
-            self.deferred.add(relative)
-            return False
-        fingerprint = self.fingerprints.page(template, extras, context)
-        if fingerprint is None:
-            return False
-        if entry[0] == fingerprint:
-            try:
-                info = os.stat(os.path.join(self.staging.output, relative), follow_symlinks=False)
-            except OSError:
-                info = None
-            if info is not None and entry[1:] == (info.st_ino, info.st_size, info.st_mtime_ns):
-                self.staging.keep(relative)
-                self.fresh[relative] = entry
-                return True
-        self.rendering[relative] = fingerprint
-        return False
-
-    def publish(self, pelican_object):
-        """Move the staged files into output/, and keep the manifest of the pages it now holds."""
-        moved = self.staging.publish(self.files)
-        pelican_object.output_path = self.settings["OUTPUT_PATH"] = self.staging.output
-        if self.fingerprints is None:
-            return
-        for relative, fingerprint in self.rendering.items():
-            info = moved.get(relative)
-            if info is not None:
-                self.fresh[relative] = (fingerprint, info.st_ino, info.st_size, info.st_mtime_ns)
-        with open(self.manifest, "wb") as file:
-            pickle.dump({"output": self.staging.output, "pages": self.fresh, "files": set(moved) | self.staging.kept,
-                         "templates": self.fingerprints.analysed}, file, pickle.HIGHEST_PROTOCOL)
-        logger.info("fast_build: %d pages rendered, %d kept from the last build", self.rendered_count,
-                    len(self.staging.kept))
-
-
 class PagesLanded:
     """A last generator (Pelican runs plugins' generators after its own, before the static files): its
     output step waits for the pages still rendering, so a page that fails stops the build before
@@ -667,7 +589,9 @@ class PagesLanded:
 
 def stage_output(pelican_object):
     """get_generators: the run starts; its generators will write where output_path then says."""
-    _builds[id(pelican_object.settings)] = Build(pelican_object)
+    settings = pelican_object.settings
+    incremental = config(settings)["FAST_BUILD"] and id(settings) in _site_caches  # the cache folder is ready
+    _builds[id(settings)] = Build(pelican_object, settings["CACHE_PATH"] if incremental else None)
     return PagesLanded
 
 
