@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Build-speed benchmark: this project against stock Pelican, on the same posts, in one run.
 
-    python bench/build_bench.py [--count 1000] [--seed 1] [--rounds 3] [--corpus DIR] [--growth]
+    python bench/build_bench.py [--count 1000] [--seed 1] [--rounds 5] [--corpus DIR] [--growth]
 
 Makes a synthetic corpus (../shared/bench/make_corpus.py) in a temporary folder,
 or copies the Markdown files of --corpus, then times side by side, alternating:
@@ -260,7 +260,7 @@ def main():
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--categories", type=int, default=8)
     parser.add_argument("--tags", type=int, default=25)
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (default 3)")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds (default 5: this machine is noisy)")
     parser.add_argument("--corpus", type=Path, help="use this folder of Markdown posts instead of a synthetic one")
     parser.add_argument("--growth", action="store_true", help="also time our build on 100, 1,000 and 5,000 posts")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
