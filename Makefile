@@ -55,4 +55,4 @@ audit: $(VENV)/.dev node_modules/.installed
 	$(INVOKE) audit
 
 clean:
-	rm -rf output .pytest_cache
+	rm -rf output .building-output-* .pytest_cache
