@@ -37,7 +37,6 @@ import atexit
 import gc
 import hashlib
 import logging
-import multiprocessing
 import os
 import pickle
 import re
@@ -109,6 +108,8 @@ def fork_pool(workers: int):
     gc.collect()
     gc.freeze()
     try:
+        import multiprocessing  # here: a warm rebuild forks nothing
+
         return multiprocessing.get_context("fork").Pool(workers)
     finally:
         gc.unfreeze()

@@ -15,6 +15,14 @@ from pelican.contents import Content
 _frozen = {}
 
 
+def relative_source_path(self, source_path=None):
+    """Content.get_relative_source_path, answered for the object's own file by what Content.__init__ stored
+    (Pelican asks it again for every post, and os.path.relpath is slow)."""
+    if not source_path and "relative_source_path" in vars(self):
+        return self.relative_source_path
+    return Content.get_relative_source_path(self, source_path)
+
+
 def frozen_class(cls: type) -> type:
     """cls with url and save_as cached per object (one subclass per content class)."""
     if cls not in _frozen:
@@ -22,6 +30,7 @@ def frozen_class(cls: type) -> type:
             "__module__": cls.__module__,
             "url": cached_property(Content.url.fget),
             "save_as": cached_property(Content.save_as.fget),
+            "get_relative_source_path": relative_source_path,
         })
     return _frozen[cls]
 

@@ -6,13 +6,14 @@ balances by itself, and uses one process fewer than giving every core a worker
 while the main process waits: a forked worker costs tens of megabytes of
 copy-on-write pages once it touches the build's objects.
 """
-import multiprocessing
 
 
 class Split:
     """Indices 0..count-1: next_front() for helpers, next_back() for the main process; None when they meet."""
 
     def __init__(self, count: int):
+        import multiprocessing  # here: a warm rebuild forks nothing
+
         context = multiprocessing.get_context("fork")
         self.lock = context.Lock()
         self.front = context.RawValue("q", 0)      # next index a helper takes

@@ -400,6 +400,7 @@ def write_feeds(generator, writer):
     settings = generator.settings
     cached, fresh, entries, reused = load_cache(settings), {}, {}, 0
     written = {}
+    rank = {id(article): i for i, article in enumerate(newest_first(generator.articles))}  # sorted once
     for scope, item, articles, mime, save_as, page_url in planned_feeds(generator):
         path = os.path.join(generator.output_path, save_as)
         if path in written:
@@ -407,7 +408,10 @@ def write_feeds(generator, writer):
                          save_as, written[path], scope)
             continue
         written[path] = scope
-        chosen = newest_first(articles)[: settings["FEEDS_MAX_ITEMS"]]
+        if all(id(article) in rank for article in articles):
+            chosen = sorted(articles, key=lambda article: rank[id(article)])[: settings["FEEDS_MAX_ITEMS"]]
+        else:
+            chosen = newest_first(articles)[: settings["FEEDS_MAX_ITEMS"]]
         key = feed_key(settings, scope, item, chosen, mime, save_as, page_url, entries)
         found = cached.get(save_as)
         if found is not None and found[0] == key:
