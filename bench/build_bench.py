@@ -36,6 +36,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from tasks import compile_sources  # noqa: E402
 MAKE_CORPUS = ROOT.parent / "shared" / "bench" / "make_corpus.py"
 PYTHON = sys.executable
 
@@ -266,6 +268,7 @@ def main():
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     args = parser.parse_args()
 
+    compile_sources()  # as `make build` does before each build
     work = Path(tempfile.mkdtemp(prefix="build-bench-"))
     try:
         if args.corpus:

@@ -25,6 +25,8 @@ from pathlib import Path
 from watchfiles import watch
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from tasks import compile_sources  # noqa: E402
 MAKE_CORPUS = ROOT.parent / "shared" / "bench" / "make_corpus.py"
 
 
@@ -61,6 +63,7 @@ def main():
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
 
+    compile_sources()  # as the devserver's rebuild (tasks.build_site) does
     work = Path(tempfile.mkdtemp(prefix="rebuild-latency-"))
     try:
         posts = work / "content" / "posts"
