@@ -553,6 +553,17 @@ def get_writer(pelican_object):
     return ParallelWriter if config(pelican_object.settings)["FAST_BUILD"] else None
 
 
+def read_digest_of(content) -> bytes | None:
+    """The digest of a post or page as it was read (fingerprints), for plugins that key their own caches on
+    one (feeds, mail_posts): everything read from the file and the settings, url and save_as included.
+    None when this plugin did not read it, or when its text links to other content."""
+    for build in _builds.values():
+        known = build.fingerprints.objects.get(id(content)) if build.fingerprints is not None else None
+        if known is not None and known[0] is content:
+            return known[1]
+    return None
+
+
 def start_batch(generator, writer):
     """article_writer_finalized, page_writer_finalized: the generator has queued all its pages."""
     if isinstance(writer, ParallelWriter):

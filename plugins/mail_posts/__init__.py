@@ -20,7 +20,7 @@ from pelican import signals
 # The feeds plugin (listed before this one in PLUGINS; Pelican registers each plugin
 # module under its name) already resolves relative URLs and flattens summaries:
 # the mail must link exactly as the feeds do.
-from feeds import absolute_urls, plain_text
+from feeds import absolute_urls, plain_text, read_digest_of
 
 logger = logging.getLogger(__name__)
 
@@ -87,11 +87,14 @@ RECORDS = "records.sqlite3"  # one file, one row a post: rows are rewritten only
 
 def stamp(article, public_url: str) -> str:
     """What a record is made of, hashed: an unchanged stamp means the record on disk is still right.
-    Cheap: Pelican has already rendered the content; only the URL rewriting and JSON are skipped."""
+    Cheap: the post's digest as fast_build read it stands for its text and metadata (else Pelican's rendered
+    content is hashed); only the URL rewriting and JSON of unchanged posts are skipped."""
     source = os.stat(article.source_path)
-    parts = [CODE_DIGEST, public_url, article.slug, article.url, article.title, article.content, article.summary or "",
-             article.date.isoformat(), str(getattr(article, "category", "")), repr(getattr(article, "tags", [])),
-             str(getattr(article, "author", "")), article.source_path, f"{source.st_mtime_ns}:{source.st_size}"]
+    read = read_digest_of(article)  # the post as read: title, content, summary, date, url, category, tags...
+    parts = [CODE_DIGEST, public_url, article.source_path, f"{source.st_mtime_ns}:{source.st_size}"]
+    parts += [read.hex()] if read is not None else [
+        article.slug, article.url, article.title, article.content, article.summary or "", article.date.isoformat(),
+        str(getattr(article, "category", "")), repr(getattr(article, "tags", [])), str(getattr(article, "author", ""))]
     return hashlib.blake2b("\0".join(parts).encode("utf-8", "surrogatepass"), digest_size=32).hexdigest()
 
 
