@@ -182,9 +182,9 @@ class PrefetchingReads:
     """Stands in for a generator's `readers.read_file`: its first call reads all the generator's files at once.
 
     Each file is read, turned into a content object and passed through
-    content_object_init in a forked worker, exactly as Readers.read_file does;
-    the object comes back pickled, with the settings and the shared context
-    restored by reference. No signal hands a read result back to Pelican, hence
+    content_object_init, exactly as Readers.read_file does, here or in a forked
+    helper; a helper's object comes back pickled, with the settings and the
+    shared context restored by reference. Unchanged files come from the cache. No signal hands a read result back to Pelican, hence
     this stand-in on the one generator's Readers instance. Handlers of
     content_object_init and *_generator_preread/context must therefore only
     change the object they are given (true of this project's plugins).
