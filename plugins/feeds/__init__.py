@@ -430,7 +430,8 @@ def write_feeds(generator, writer):
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         with open(path, "wb") as out:
             out.write(data)
-    save_cache(settings, fresh)
+    if fresh != cached:  # (the cache file is left as it is when no feed changed)
+        save_cache(settings, fresh)
     logger.info("feeds: wrote %d feeds (%d unchanged since the last build)", len(written), reused)
 
 
