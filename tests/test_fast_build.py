@@ -192,6 +192,11 @@ def test_warm_rebuilds_after_each_kind_of_change_match_a_cold_sequential_build(s
             encoding="utf-8")),
         ("a partial", lambda: edit(theme / "templates" / "partials" / "post_meta.html",
                                    lambda t: t.replace("min de lecture", "min de lecture (environ)"))),
+        ("the theme's stylesheet", lambda: edit(theme / "static" / "css" / "site.css", lambda t: t + "\n/* modifié */\n")),
+        ("a page's text", lambda: edit(content / "pages" / "a-propos.md", lambda t: t + "\nUne ligne de plus.\n")),
+        ("a post linking to another", lambda: edit(posts / "synthese-050.md",
+                                                   lambda t: t + "\nVoir [ce billet]({filename}synthese-051.md).\n")),
+        ("the linked post's slug", lambda: edit(posts / "synthese-051.md", header("Slug", "synthese-renomme"))),
         ("a page of output/ edited by hand", lambda: (first / "index.html").write_text("abîmé", encoding="utf-8")),
         ("a page of output/ deleted by hand", lambda: (first / "archives" / "index.html").unlink()),
     ]
