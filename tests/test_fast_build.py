@@ -12,7 +12,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SEQUENTIAL = ["FAST_BUILD=false", "CACHE_CONTENT=false", "LOAD_CONTENT_CACHE=false"]
-PARALLEL = ["FAST_BUILD_WORKERS=2"]
+PARALLEL = ["FAST_BUILD_WORKERS=2", "FAST_BUILD_RENDER_WORKERS=2"]  # forked helpers read and render
+DEFAULT = []  # pelicanconf.py as it is: helpers read, the main process renders
 
 CATEGORIES = ["Humeurs Marketing", "Relation client", "Réseaux sociaux", "Fidélisation", "Données & vie privée"]
 TAGS = ["crm", "fidélité", "service client", "rgpd", "twitter", "sav", "confiance", "marques", "tgv", "humour"]
@@ -93,9 +94,10 @@ def site(tmp_path_factory):
     return work, content, sequential
 
 
-def test_parallel_build_is_byte_identical(site):
+@pytest.mark.parametrize("settings", [PARALLEL, DEFAULT], ids=["helpers-render", "main-renders"])
+def test_parallel_build_is_byte_identical(site, settings):
     work, content, sequential = site
-    parallel = build(content, work / "parallel", work / "cache-parallel", PARALLEL)
+    parallel = build(content, work / f"parallel-{len(settings)}", work / f"cache-parallel-{len(settings)}", settings)
     assert len(files(parallel)) > 150
     assert_same_site(sequential, parallel)
 
@@ -235,7 +237,8 @@ def test_warm_rebuild_rewrites_only_the_pages_an_edit_changes(site, tmp_path):
     assert_same_site(build(content, tmp_path / "cold", tmp_path / "no-cache", SEQUENTIAL), output)
 
 
-def test_rebuild_failing_while_writing_pages_leaves_output_as_it_was(site, tmp_path):
+@pytest.mark.parametrize("renderers", ["2", "1"], ids=["helpers-render", "main-renders"])
+def test_rebuild_failing_while_writing_pages_leaves_output_as_it_was(site, tmp_path, renderers):
     """Pages are staged beside output/ and moved in only when all are written; a failure moves nothing in."""
     _, original, _ = site
     content, theme = tmp_path / "content", tmp_path / "theme"
@@ -253,7 +256,7 @@ def test_rebuild_failing_while_writing_pages_leaves_output_as_it_was(site, tmp_p
         encoding="utf-8")
     command = [sys.executable, "-m", "pelican", str(content), "-s", str(ROOT / "pelicanconf.py"), "-o", str(output),
                "--fatal", "errors", "--cache-path", str(cache),  # one -e takes them all: a second one replaces the first
-               "-e", f'MAIL_POSTS_PATH="{tmp_path / "output-mail"}"', f'THEME="{theme}"', "FAST_BUILD_WORKERS=2"]
+               "-e", f'MAIL_POSTS_PATH="{tmp_path / "output-mail"}"', f'THEME="{theme}"', "FAST_BUILD_WORKERS=2", f"FAST_BUILD_RENDER_WORKERS={renderers}"]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     assert result.returncode != 0 and "panne" in result.stdout + result.stderr
     assert files(output) == before

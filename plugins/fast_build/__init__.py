@@ -9,10 +9,11 @@ output, byte for byte, but:
   the list and the main process from the end until they meet (split), each on
   one reused Markdown parser (markdown_reader); the helpers' objects come back
   pickled, which is also what the content cache keeps;
-- supplies a writer that collects the pages a generator asks for and has forked
-  helpers render them from the start of the batch (templates and context
-  inherited, nothing pickled) while the main process goes on with feeds,
-  sitemap and mail records, then renders from the end until they meet;
+- supplies a writer that collects the pages a generator asks for and renders
+  those that changed; with FAST_BUILD_RENDER_WORKERS > 1, forked helpers render
+  from the start of the batch (templates and context inherited, nothing
+  pickled) while the main process goes on with feeds, sitemap and mail
+  records, then renders from the end until they meet;
 - writes into a staging folder beside OUTPUT_PATH and moves the files into it
   only at the end of a good build (staging); a page whose fingerprint
   (fingerprints: the templates it is rendered with and the values they read) is
@@ -27,8 +28,12 @@ output, byte for byte, but:
 Settings:
     FAST_BUILD: False turns all this off (a plain sequential build, every page
         rendered), except the staging folder.
-    FAST_BUILD_WORKERS: processes that read and render, the main process
-        included; 0 (default) means one per usable core, 1 the main process alone.
+    FAST_BUILD_WORKERS: processes that read, the main process included; 0
+        (default) means one per usable core, 1 the main process alone.
+    FAST_BUILD_RENDER_WORKERS: the same for rendering pages; 1 (default): the
+        main process alone. A forked renderer touches every post, so copy-on-write
+        gives it a private copy of most of the build's memory (about 25 MB for
+        1,000 posts, +45% over stock Pelican's peak) to save about 0.15 s.
     FAST_BUILD_MIN_BATCH: fewer files than this are read in the main process, and
         fewer pages than 8 times this rendered there, where forking would cost
         more than it saves (default 16).
@@ -64,7 +69,7 @@ from .incremental import Build
 
 logger = logging.getLogger(__name__)
 
-DEFAULTS = {"FAST_BUILD": True, "FAST_BUILD_WORKERS": 0, "FAST_BUILD_MIN_BATCH": 16}
+DEFAULTS = {"FAST_BUILD": True, "FAST_BUILD_WORKERS": 0, "FAST_BUILD_RENDER_WORKERS": 1, "FAST_BUILD_MIN_BATCH": 16}
 # Settings that change on every build without changing what is read.
 VOLATILE_SETTINGS = {"OUTPUT_PATH", "CACHE_PATH", "CACHE_CONTENT", "LOAD_CONTENT_CACHE", "PORT", "MAIL_POSTS_PATH"}
 STALE_TEMP_SECONDS = 3600
@@ -86,20 +91,20 @@ _builds = {}
 def config(settings) -> dict:
     """FAST_BUILD_* merged over the defaults; a bad value is reported once and replaced by its default."""
     merged = {**DEFAULTS, **{k: v for k, v in settings.items() if k.startswith("FAST_BUILD")}}
-    for key in ("FAST_BUILD_WORKERS", "FAST_BUILD_MIN_BATCH"):
+    for key in ("FAST_BUILD_WORKERS", "FAST_BUILD_RENDER_WORKERS", "FAST_BUILD_MIN_BATCH"):
         if not isinstance(merged[key], int) or isinstance(merged[key], bool) or merged[key] < 0:
             logger.error("fast_build: %s must be a whole number >= 0, not %r", key, merged[key])
             merged[key] = DEFAULTS[key]
     return merged
 
 
-def worker_count(settings) -> int:
-    """Processes that share reading and rendering, the main process included (it forks one fewer):
-    0 when the plugin is off or one process is all there is."""
+def worker_count(settings, key="FAST_BUILD_WORKERS") -> int:
+    """Processes that share reading (or, with FAST_BUILD_RENDER_WORKERS, rendering), the main process
+    included (it forks one fewer): 0 when the plugin is off or one process is all there is."""
     conf = config(settings)
     if not conf["FAST_BUILD"]:
         return 0
-    workers = conf["FAST_BUILD_WORKERS"] or len(os.sched_getaffinity(0))
+    workers = conf[key] or len(os.sched_getaffinity(0))
     return workers if workers > 1 else 0
 
 
@@ -393,7 +398,7 @@ class ParallelWriter(Writer):
 
     def __init__(self, output_path, settings=None):
         super().__init__(output_path, settings=settings)
-        self.workers = worker_count(self.settings)
+        self.workers = worker_count(self.settings, "FAST_BUILD_RENDER_WORKERS")
         self.min_batch = config(self.settings)["FAST_BUILD_MIN_BATCH"]
         self.queue = []      # (template, extras of the local context, context, path, deferred fingerprint)
         self.running = []    # (pool, async result, jobs)
