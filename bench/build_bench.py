@@ -10,7 +10,6 @@ or copies the Markdown files of --corpus, then times side by side, alternating:
   `make build`, into a fresh output folder with an empty content cache;
 - stock:      the same Pelican, default settings and theme (notmyidea), site and
   category Atom feeds, same TIMEZONE, no plugins;
-- ours one process: the cold build again with FAST_BUILD_WORKERS=1 (no fork);
 - ours warm:  our build again after editing one post, over the output folder
   and the cache the cold build left (what `make build` and `make serve` do on
   save); the benchmark checks that the post's page shows the edit.
@@ -134,14 +133,13 @@ class Bench:
         self.runs += 1
         return self.work / f"{name}-{self.runs}"
 
-    def ours(self, cache: Path | None = None, output: Path | None = None, extra: tuple = ()) -> tuple[dict, Path, Path]:
-        """Our cold build (new output, new empty cache) or a warm one over the output and cache of the last;
-        extra: more settings (NAME=json)."""
+    def ours(self, cache: Path | None = None, output: Path | None = None) -> tuple[dict, Path, Path]:
+        """Our cold build (new output, new empty cache) or a warm one over the output and cache of the last."""
         output = output or self._fresh("ours-out")
         cache = cache or self._fresh("ours-cache")
         command = [PYTHON, "-m", "pelican", str(self.content), "-s", str(ROOT / "pelicanconf.py"),
                    "-o", str(output), "--fatal", "errors", "--cache-path", str(cache),
-                   "-e", f"MAIL_POSTS_PATH={json.dumps(str(self.work / 'mail-posts'))}", *extra]
+                   "-e", f"MAIL_POSTS_PATH={json.dumps(str(self.work / 'mail-posts'))}"]
         return measure(command, ROOT), output, cache
 
     def stock(self) -> tuple[dict, Path]:
@@ -181,7 +179,7 @@ def side_by_side(bench: Bench, rounds: int) -> dict:
     No build's folders are deleted before the run is over: a tree deleted just before a build slows that
     build's folder creation on ext4 (its allocator steps over recently freed inodes), and our build makes
     a folder per post where stock Pelican writes files side by side."""
-    cold, stock, warm, single = [], [], [], []
+    cold, stock, warm = [], [], []
     pages = {}
     for number in range(1, rounds + 1):
         order = ("ours", "stock") if number % 2 else ("stock", "ours")
@@ -196,16 +194,12 @@ def side_by_side(bench: Bench, rounds: int) -> dict:
                 pages["stock"] = html_count(output)
             print(f"  round {number}: {who:5} cold {figures['wall']:6.2f} s  "
                   f"max RSS {figures['rss']:6.1f} MB  peak PSS {figures['pss']:6.1f} MB", flush=True)
-        figures, _, _ = bench.ours(extra=("FAST_BUILD_WORKERS=1",))
-        single.append(figures)
-        print(f"  round {number}: ours  cold {figures['wall']:6.2f} s  max RSS {figures['rss']:6.1f} MB  "
-              f"peak PSS {figures['pss']:6.1f} MB  (one process)", flush=True)
         post = bench.edit_one_post(number)
         figures, output, _ = bench.ours(cache=cache, output=ours_output)
         warm.append(figures)
         print(f"  round {number}: ours  warm {figures['wall']:6.2f} s  (one post edited)", flush=True)
         check_edit_published(output, post, number)
-    return {"cold": cold, "stock": stock, "warm": warm, "single": single, "pages": pages}
+    return {"cold": cold, "stock": stock, "warm": warm, "pages": pages}
 
 
 def check_edit_published(output: Path, post: Path, number: int):
@@ -226,7 +220,6 @@ def report(results: dict, posts: int) -> str:
     t_ours, t_stock, t_warm = median(cold, "wall"), median(stock, "wall"), median(warm, "wall")
     rss_ours, rss_stock = max(r["rss"] for r in cold), max(r["rss"] for r in stock)
     pss_ours, pss_stock = max(r["pss"] for r in cold), max(r["pss"] for r in stock)
-    t_single, pss_single = median(results["single"], "wall"), max(r["pss"] for r in results["single"])
     lines = [
         f"Build benchmark: {posts} posts, {len(cold)} rounds, medians (wall clock)",
         "",
@@ -242,12 +235,6 @@ def report(results: dict, posts: int) -> str:
         f"{'peak tree PSS (MB)':24}{pss_ours:12.1f}{pss_stock:12.1f}{pss_ours / pss_stock:9.2f}  <= 1.5: "
         f"{goal(pss_ours / pss_stock, 1.5)}",
         f"{'HTML pages':24}{pages['ours']:12d}{pages['stock']:12d}",
-        "",
-        "ours in one process (FAST_BUILD_WORKERS=1), the setting that spends least memory:",
-        f"{'cold build (s)':24}{t_single:12.2f}{t_stock:12.2f}{t_single / t_stock:9.2f}  <= 1.0: "
-        f"{goal(t_single / t_stock, 1.0)}",
-        f"{'peak tree PSS (MB)':24}{pss_single:12.1f}{pss_stock:12.1f}{pss_single / pss_stock:9.2f}  <= 1.5: "
-        f"{goal(pss_single / pss_stock, 1.5)}",
         "",
         "cold: fresh output, empty cache; warm: one post edited, output and cache of the cold build.",
         "max RSS: largest single process (getrusage); tree PSS: all processes of the build, sampled.",
