@@ -77,7 +77,10 @@ def apply(content):
 
 def striptags(value) -> str:
     """Jinja's striptags, but U+00A0 and U+202F survive: as entities they escape the collapsing."""
-    text = str(value).replace("\u00a0", "&#160;").replace("\u202f", "&#8239;")
+    raw = str(value)
+    text = raw.replace("\u00a0", "&#160;").replace("\u202f", "&#8239;")
+    if "<" not in raw and "&" not in raw:  # a plain title (most calls): only the spaces to collapse
+        return " ".join(text.split()).replace("&#160;", "\u00a0").replace("&#8239;", "\u202f")
     return Markup(text).striptags()
 
 
