@@ -283,7 +283,9 @@ class PrefetchingReads:
                     self.results[path] = content
                     if self.caching and not isinstance(content, SkipStub):
                         self.remember(path, content, context)
-                for index, result in (item for share in shares.get() for item in share):
+                done = shares.get()
+                pool.join()  # the helpers' memory is given back before their objects are unpickled here
+                for index, result in (item for share in done for item in share):
                     if result is None:
                         continue  # Pelican reads it again, and reports what is wrong
                     data, digest = result
