@@ -154,15 +154,21 @@ def _read(index):
         content = read_file(base_path, name, **kwargs)
         if isinstance(content, SkipStub) or not content.is_valid():
             return index, None
-        settle(content)
         # Only the finished object comes back: this plugin caches whole objects, so the reader's own
         # cache entry (Markdown output and metadata again) would be pickled for nothing.
-        buffer = BytesIO()
-        _Pickler(buffer, pickle.HIGHEST_PROTOCOL).dump(content)
-        data = buffer.getvalue()
-        return index, (data, read_digest(data))
+        return index, pickled(content)
     except Exception:  # Pelican reads it again in the main process and reports the problem its way
         return index, None
+
+
+def pickled(content) -> tuple[bytes, bytes | None]:
+    """The object settled and pickled (settings and shared context by reference, see _shared), and its
+    read digest: what the content cache keeps and what a helper sends back."""
+    settle(content)
+    buffer = BytesIO()
+    _Pickler(buffer, pickle.HIGHEST_PROTOCOL).dump(content)
+    data = buffer.getvalue()
+    return data, read_digest(data)
 
 
 def _read_share(_):
@@ -232,12 +238,9 @@ class PrefetchingReads:
         global _shared
         _shared = (self.generator.settings, context)
         try:
-            settle(content)
-            buffer = BytesIO()
-            _Pickler(buffer, pickle.HIGHEST_PROTOCOL).dump(content)
-            data = buffer.getvalue()
-            self.fresh[path] = (stamp(path), data, read_digest(data))
-            self.fingerprint(content, self.fresh[path][2])
+            data, digest = pickled(content)
+            self.fresh[path] = (stamp(path), data, digest)
+            self.fingerprint(content, digest)
         except Exception as error:  # noqa: BLE001 - the cache is only an accelerator; Pelican reports bad content
             logger.debug("fast_build: cannot cache %s: %s", path, error)
         finally:
@@ -345,7 +348,7 @@ def save_objects(generator):
 # Writing ---------------------------------------------------------------------------
 
 def _render(indices):
-    """In a worker: render and write some pages.
+    """Render and write some pages (here, or in a helper); indices may be any iterable, read lazily.
 
     Returns the failed indices with their tracebacks, and the fingerprints of the
     pages that were left to be fingerprinted where they are rendered.
@@ -365,12 +368,7 @@ def _render(indices):
 
 def _render_share(_):
     """In a helper: render pages from the front of the batch until the main process is met."""
-    failed, fingerprints = [], []
-    for index in iter(_split[0].next_front, None):
-        page_failed, page_fingerprint = _render([index])
-        failed += page_failed
-        fingerprints += page_fingerprint
-    return failed, fingerprints
+    return _render(iter(_split[0].next_front, None))
 
 
 def _write(template, extras, context, path):
@@ -512,13 +510,9 @@ class ParallelWriter(Writer):
         global _jobs
         while self.running:
             pool, result, jobs, split = self.running.pop(0)
-            failed, fingerprints = [], []
             _jobs = jobs
             try:
-                for index in iter(split.next_back, None):
-                    page_failed, page_fingerprint = _render([index])
-                    failed += page_failed
-                    fingerprints += page_fingerprint
+                failed, fingerprints = _render(iter(split.next_back, None))
             finally:
                 _jobs = []
             for share_failed, share_fingerprints in result.get():
@@ -724,10 +718,13 @@ def register():
     signals.get_writer.connect(get_writer)
     # generator_init: the generator's Jinja environment exists and has compiled nothing yet.
     signals.generator_init.connect(compiled_templates)
-    # *_writer_finalized: a generator has asked for all its pages; render them while Pelican goes on.
+    # *_writer_finalized: a generator has asked for all its pages; render them (in helpers, while Pelican
+    # goes on, with FAST_BUILD_RENDER_WORKERS > 1).
     signals.article_writer_finalized.connect(start_batch)
     signals.page_writer_finalized.connect(start_batch)
-    # all_generators_finalized: content is final; URLs need computing only once from here on.
+    # all_generators_finalized: content is final; objects not read through PrefetchingReads get their
+    # URLs cached too.
     signals.all_generators_finalized.connect(freeze_urls_when_on)
-    # finalized: wait for the pages before Pelican reports the build done.
+    # finalized: every page is written (PagesLanded waited for them); move the staging folder in, then
+    # publish the cache.
     signals.finalized.connect(finish)
