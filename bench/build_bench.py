@@ -3,7 +3,7 @@
 
     python bench/build_bench.py [--count 1000] [--seed 1] [--rounds 5] [--corpus DIR] [--growth]
 
-Makes a synthetic corpus (../shared/bench/make_corpus.py) in a temporary folder,
+Makes a synthetic corpus (bench/make_corpus.py) in a temporary folder,
 or copies the Markdown files of --corpus, then times side by side, alternating:
 
 - ours cold:  `python -m pelican CONTENT -s pelicanconf.py --fatal errors`, like
@@ -38,7 +38,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from tasks import compile_sources  # noqa: E402
-MAKE_CORPUS = ROOT.parent / "shared" / "bench" / "make_corpus.py"
+MAKE_CORPUS = ROOT / "bench" / "make_corpus.py"
 PYTHON = sys.executable
 
 STOCK_SETTINGS = """\

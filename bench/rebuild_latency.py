@@ -27,7 +27,7 @@ from watchfiles import watch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from tasks import compile_sources  # noqa: E402
-MAKE_CORPUS = ROOT.parent / "shared" / "bench" / "make_corpus.py"
+MAKE_CORPUS = ROOT / "bench" / "make_corpus.py"
 
 
 class DevLoop:

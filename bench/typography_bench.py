@@ -5,7 +5,7 @@
                                      [--save-reference FILE] [--reference FILE]
                                      [--baseline PATH/TO/rules.py]
 
-Makes a synthetic corpus (../shared/bench/make_corpus.py, --categories 8 --tags 25)
+Makes a synthetic corpus (bench/make_corpus.py, --categories 8 --tags 25)
 in a temporary folder, renders each post's body and Summary with the `markdown`
 package and pelicanconf.MARKDOWN (as Pelican's reader does), and adds the five seed
 posts (content/posts/*.md). Then it times `fix_html` over every fragment, best of
@@ -32,7 +32,7 @@ import markdown
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-MAKE_CORPUS = ROOT.parent / "shared" / "bench" / "make_corpus.py"
+MAKE_CORPUS = ROOT / "bench" / "make_corpus.py"
 
 from pelicanconf import MARKDOWN  # noqa: E402
 from plugins.french_typography.rules import fix_html  # noqa: E402

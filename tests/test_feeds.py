@@ -23,7 +23,7 @@ from lxml import etree, html
 from conftest import ROOT, build
 
 FIXTURES = Path(__file__).parent / "fixtures" / "feeds"
-CORPUS = ROOT.parent / "shared" / "bench" / "make_corpus.py"
+CORPUS = ROOT / "bench" / "make_corpus.py"
 PUBLIC = "http://127.0.0.1:8000"
 NS = {"a": "http://www.w3.org/2005/Atom", "content": "http://purl.org/rss/1.0/modules/content/",
       "dc": "http://purl.org/dc/elements/1.1/"}

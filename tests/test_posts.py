@@ -1,6 +1,6 @@
 """The five seed posts: metadata read by Pelican, and every word of the author on the built site.
 
-The expected paragraphs come from ../shared/seeds directly (minus the WordPress residue), so a
+The expected paragraphs come from the seed texts in tests/fixtures/seeds directly (minus the WordPress residue), so a
 paragraph lost or mangled while converting to Markdown makes these tests fail.
 """
 import re
@@ -16,7 +16,7 @@ from pelican.settings import read_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTENT = ROOT / "content"
-SEEDS = ROOT.parent / "shared" / "seeds"
+SEEDS = ROOT / "tests" / "fixtures" / "seeds"
 
 # seed file -> (post file, title, date, category, slug)
 POSTS = {
@@ -117,6 +117,12 @@ def read(readers, path: str, content_class=Article):
 
 def test_every_post_file_is_a_seed():
     assert sorted(p.name for p in (CONTENT / "posts").glob("*.md")) == sorted(v[0] for v in POSTS.values())
+
+
+def test_every_seed_text_is_in_the_repository():
+    """The seed texts are fixtures of this repository: nothing is read from beside it."""
+    assert sorted(p.name for p in SEEDS.glob("*.txt")) == sorted(POSTS)
+    assert all(seed_paragraphs(seed) for seed in POSTS)
 
 
 @pytest.mark.parametrize("seed", sorted(POSTS))
