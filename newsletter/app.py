@@ -120,7 +120,7 @@ def done(request: Request, name: str, status_json: int = 200) -> Response:
 
 def limit(request: Request, limiter_name: str, key: str, message: str) -> None:
     if not request.state.limiters[limiter_name].allow(key):
-        raise Refused(429, message, {"Retry-After": "60" if limiter_name != "per_address" else "3600"})
+        raise Refused(429, message, {"Retry-After": "60" if limiter_name != "mail_per_address" else "3600"})
 
 
 async def read_body(request: Request) -> bytes:
