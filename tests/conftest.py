@@ -1,17 +1,68 @@
-"""Shared fixtures: a real Pelican build of the project into a temporary folder."""
+"""Shared fixtures: a real Pelican build of the project into a temporary folder; the one rule
+for a missing external tool (skip locally, fail under CI)."""
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
-# Browser fixtures live here so one Chromium serves every browser test module (Playwright's
-# sync API allows one running instance per process).
-from tests.browser import browser, served_site  # noqa: F401,E402
-
 ROOT = Path(__file__).resolve().parent.parent
+
+
+# -- external tools: skip locally, fail under CI --------------------------------------------
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def missing(what: str) -> NoReturn:
+    """An external tool a test needs (Chromium, Java, a node_modules package) is absent.
+
+    Outside CI the test is skipped with `what` as the reason; under CI=true it fails: a suite
+    that skips there proves nothing. Only for tools outside the project: the project's own
+    modules are imported plainly, so their absence is an error.
+    """
+    if in_ci():
+        pytest.fail(f"{what} (CI=true: a missing tool fails the run)", pytrace=False)
+    pytest.skip(f"{what} (skipped outside CI only)")
+
+
+def require_command(name: str, install: str) -> str:
+    """The path of command `name`, or missing() with how to install it."""
+    path = shutil.which(name)
+    if path is None:
+        missing(f"`{name}` not found on PATH ({install})")
+    return path
+
+
+def require_file(path: Path, install: str) -> Path:
+    """`path` if it is a file, or missing() with how to get it."""
+    if not Path(path).is_file():
+        missing(f"{path} not found ({install})")
+    return Path(path)
+
+
+_skipped: list[str] = []
+
+
+def pytest_runtest_logreport(report):
+    if report.skipped and not hasattr(report, "wasxfail"):
+        _skipped.append(report.nodeid)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Under CI, a skip from anywhere (not only missing()) fails the run."""
+    if in_ci() and _skipped and session.exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        print(f"\nCI=true: {len(_skipped)} test(s) skipped, which fails the run: " + ", ".join(_skipped[:10]))
+
+
+# Browser fixtures live in tests/fixtures/browser.py; registered here so one Chromium serves every
+# browser test module (Playwright's sync API allows one running instance per process).
+pytest_plugins = ["tests.fixtures.browser"]
 
 
 def build(content: Path, output: Path, settings: str = "pelicanconf.py", env=None, check=True, args=()):

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from newsletter.signing import Signer
-from tests.browser import ARTIFACTS, AXE, TEST_SECRET, record_requests
+from tests.fixtures.browser import ARTIFACTS, AXE, TEST_SECRET, record_requests
 
 pytestmark = pytest.mark.browser
 
