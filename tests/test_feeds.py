@@ -33,7 +33,9 @@ ENV = {"PUBLIC_URL": PUBLIC}
 
 
 def feeds_of(site: Path) -> list[Path]:
-    return sorted(p for p in site.rglob("*.xml") if p.name in ("atom.xml", "rss.xml"))
+    feeds = sorted(p for p in site.rglob("*.xml") if p.name in ("atom.xml", "rss.xml"))
+    assert feeds, f"no feed in {site}"  # the callers loop over them: an empty list would check nothing
+    return feeds
 
 
 def parse(path: Path):

@@ -58,7 +58,9 @@ def page(site: Path, href: str):
 
 
 def html_files(site: Path):
-    return sorted(site.rglob("*.html"))
+    files = sorted(site.rglob("*.html"))
+    assert len(files) > 10, f"only {len(files)} page(s) in {site}"
+    return files
 
 
 @pytest.fixture(scope="module")
