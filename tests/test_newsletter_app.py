@@ -1,9 +1,9 @@
-"""The signup service over real HTTP (uvicorn on loopback), with a real SQLite file
-and the outbox (or a real aiosmtpd server) for mail."""
+"""The signup service over real HTTP (uvicorn on loopback), with a real SQLite file and
+a real aiosmtpd server for mail (its arrival order is the order the worker sent them in),
+or the outbox."""
 import dataclasses
 import email
 import re
-import socket
 import sqlite3
 import time
 from email.policy import default as default_policy
@@ -11,14 +11,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from aiosmtpd.controller import Controller
 
 from newsletter.app import create_app
 from newsletter.config import Config
 from newsletter.ratelimit import NO_LIMITS, Limits
 from newsletter.serving import serve_in_thread
 from newsletter.signing import Signer
-from tests.test_newsletter_mailer import Sink
+from tests.fixtures.mail.support import Sink, start_server
+from tests.fixtures.typography import badly_spaced
 
 SECRET = "secret-de-test-" + "x" * 24
 JSON = {"Accept": "application/json"}
@@ -33,12 +33,11 @@ def make_config(tmp_path: Path, smtp_url=None) -> Config:
 
 
 class Service:
-    """A running app: its HTTP client, its database file and its outbox."""
+    """A running app: its HTTP client, its database file and the SMTP sink it mails to."""
 
-    def __init__(self, client: httpx.Client, config: Config):
-        self.http, self.config = client, config
+    def __init__(self, client: httpx.Client, config: Config, sink: Sink):
+        self.http, self.config, self.sink = client, config, sink
         self.db = Path(config.db)
-        self.outbox = Path(config.outbox)
 
     def signup(self, address, json=False, **extra):
         data = {"email": address, "site_web": "", **extra}
@@ -47,16 +46,10 @@ class Service:
         return self.http.post("/newsletter/inscription", data=data)
 
     def mails(self, count: int, timeout: float = 10) -> list[email.message.EmailMessage]:
-        """Wait until the outbox holds `count` mails, and return them (oldest first)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            files = sorted(self.outbox.glob("*.eml"), key=lambda p: p.stat().st_mtime_ns) \
-                if self.outbox.exists() else []
-            if len(files) >= count or time.monotonic() > deadline:
-                break
-            time.sleep(0.02)
-        assert len(files) == count, f"expected {count} mail(s), found {len(files)}"
-        return [email.message_from_bytes(f.read_bytes(), policy=default_policy) for f in files]
+        """Wait until the SMTP server has received `count` mails, and return them in arrival order."""
+        envelopes = self.sink.wait_for(count, timeout)
+        assert len(envelopes) == count, f"expected {count} mail(s), found {len(envelopes)}"
+        return [email.message_from_bytes(e.content, policy=default_policy) for e in envelopes]
 
     def nothing_else_sent(self, already: int) -> None:
         """The worker handles mails in order: once a probe's mail is out, anything queued before is too."""
@@ -82,10 +75,15 @@ def path_of(url: str) -> str:
 
 @pytest.fixture
 def service(tmp_path):
-    config = make_config(tmp_path)
-    with serve_in_thread(create_app(config, limits=NO_LIMITS)) as url, \
-            httpx.Client(base_url=url, follow_redirects=False, timeout=20) as client:
-        yield Service(client, config)
+    sink = Sink()
+    smtp = start_server(sink, enable_SMTPUTF8=True)
+    try:
+        config = make_config(tmp_path, smtp_url=f"smtp://127.0.0.1:{smtp.port}")
+        with serve_in_thread(create_app(config, limits=NO_LIMITS)) as url, \
+                httpx.Client(base_url=url, follow_redirects=False, timeout=20) as client:
+            yield Service(client, config, sink)
+    finally:
+        smtp.stop()
 
 
 # -- signup -----------------------------------------------------------------
@@ -292,10 +290,11 @@ def test_bad_link(service, token):
 # -- unsubscribe --------------------------------------------------------------
 
 def subscribe(service, address):
+    already = len(service.sink.envelopes)
     service.signup(address)
-    mails = service.mails(len(list(service.outbox.glob("*.eml"))) or 1)
-    link = next(link_in(m) for m in reversed(mails) if m["To"] == address)
-    assert service.http.post(path_of(link)).status_code == 303
+    (mail,) = service.mails(already + 1)[already:]
+    assert mail["To"] == address
+    assert service.http.post(path_of(link_in(mail))).status_code == 303
 
 
 def test_unsubscribe_page_then_post_erases_every_byte(service):
@@ -444,20 +443,14 @@ def test_rate_limits_per_client_and_per_address(tmp_path):
 # -- SMTP ---------------------------------------------------------------------
 
 def test_confirmation_goes_through_smtp_when_configured(tmp_path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     sink = Sink()
-    controller = Controller(sink, hostname="127.0.0.1", port=port, enable_SMTPUTF8=True)
-    controller.start()
+    controller = start_server(sink, enable_SMTPUTF8=True)
     try:
-        config = make_config(tmp_path, smtp_url=f"smtp://127.0.0.1:{port}")
+        config = make_config(tmp_path, smtp_url=f"smtp://127.0.0.1:{controller.port}")
         with serve_in_thread(create_app(config, limits=NO_LIMITS)) as url:
             for a in ("smtp@exemple.fr", "eleve@école.fr"):
                 assert httpx.post(f"{url}/newsletter/inscription", data={"email": a}).status_code == 303
-            deadline = time.monotonic() + 10
-            while len(sink.envelopes) < 2 and time.monotonic() < deadline:
-                time.sleep(0.02)
+            sink.wait_for(2)
     finally:
         controller.stop()
     assert [e.rcpt_tos for e in sink.envelopes] == [["smtp@exemple.fr"], ["eleve@xn--cole-9oa.fr"]]
@@ -486,8 +479,6 @@ def test_dev_server_previews_the_mail_of_a_post(tmp_path, site):
 # -- French typography in what the service says -------------------------------------------
 
 def test_answers_pages_and_mail_use_french_spacing(service):
-    from tests.test_typography import badly_spaced
-
     texts = [service.signup("lecteur@exemple.fr", json=True).json()["message"],
              service.signup("pas-une-adresse", json=True).json()["erreur"],
              re.sub(r"<[^>]+>", " ", service.signup("pas-une-adresse").text)]

@@ -14,19 +14,9 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from newsletter.config import Config
 from newsletter.mailer import MailerError, OutboxMailer, SMTPMailer, open_mailer
+from tests.fixtures.mail.support import Sink
 
 USER, PASSWORD = "lettre", "p@ss:wörd/1"
-
-
-class Sink:
-    """Keeps what the server accepted."""
-
-    def __init__(self):
-        self.envelopes = []
-
-    async def handle_DATA(self, server, session, envelope):
-        self.envelopes.append(envelope)
-        return "250 OK"
 
 
 def authenticator(server, session, envelope, mechanism, auth_data):
