@@ -125,7 +125,9 @@ def test_plain_text_from_markdown(config):
     assert "[1] https://www.lemonde.fr/economie/article/2015/10/17/une-etude.html" in text
     assert "[2] https://blog.example.fr/2018/03/autre-billet/" in text  # intra-site link as the site resolved it
     long_url = "https://example.org/une/tres/longue/adresse/qui/ne/doit/jamais/etre/coupee/au/milieu/index.html"
-    assert long_url in text.splitlines()[-12:] or long_url in text
+    # The long link is the list's third reference, on one line of its own, whole (never cut).
+    assert "avec un lien [3] ;" in text
+    assert f"[3] {long_url}" in text.splitlines()
     assert "Une liste à puces\n-----------------" in text
     assert "\n- premier point" in text and "\n1. Un\n2. Deux" in text
     assert "> Une citation" in text
