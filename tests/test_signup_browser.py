@@ -8,11 +8,11 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import time
+import threading
+from dataclasses import dataclass
 from email.policy import default as default_policy
 from pathlib import Path
 
-import httpx
 import pytest
 
 from newsletter.signing import Signer
@@ -22,6 +22,60 @@ pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "secret-du-navigateur-" + "n" * 20
 LINK = re.compile(r"https?://\S+/newsletter/confirmer/[\w.\-]+")
+
+
+# What the devserver prints: once it listens, and for each confirmation mail it writes.
+LISTENING = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
+MAIL_WRITTEN = re.compile(r"mail de confirmation écrit dans (\S+\.eml) ; lien : (\S+)")
+
+
+class ChildLines:
+    """The lines a child process prints, read by a thread as they come; a test waits for one of
+    them instead of polling or sleeping."""
+
+    def __init__(self, stream):
+        self.lines: list[str] = []
+        self.ended = False
+        self._changed = threading.Condition()
+        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream):
+        for line in stream:
+            with self._changed:
+                self.lines.append(line)
+                self._changed.notify_all()
+        with self._changed:
+            self.ended = True
+            self._changed.notify_all()
+
+    def wait_for(self, pattern: re.Pattern, count: int = 1, timeout: float = 30) -> list[re.Match]:
+        """The first `count` matches of `pattern` in the printed lines, once they are there."""
+        def found():
+            return [m for m in map(pattern.search, self.lines) if m]
+        with self._changed:
+            self._changed.wait_for(lambda: len(found()) >= count or self.ended, timeout)
+            matches = found()
+            assert len(matches) >= count, f"expected {count} line(s) matching {pattern.pattern!r}:\n" \
+                + "".join(self.lines)
+            return matches[:count]
+
+    def join(self, timeout: float = 30) -> str:
+        self._thread.join(timeout)
+        return "".join(self.lines)
+
+
+@dataclass
+class DevServer:
+    base: str
+    folder: Path
+    printed: ChildLines
+
+    def mails(self, count: int) -> list[tuple[email.message.EmailMessage, str]]:
+        """The first `count` confirmation mails, in the order the server wrote them (its log says
+        which file each went to), each with the link it printed for the developer."""
+        written = self.printed.wait_for(MAIL_WRITTEN, count)
+        return [(email.message_from_bytes(Path(m[1]).read_bytes(), policy=default_policy), m[2]) for m in written]
 
 
 @pytest.fixture
@@ -39,32 +93,19 @@ def devserver(site, tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "newsletter.devserver", "--port", str(port),
                              "--output", str(output), "--no-watch"], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
+    printed = ChildLines(proc.stdout)
+    try:
+        (listening,) = printed.wait_for(LISTENING)  # uvicorn says so once the socket accepts connections
+        assert int(listening[1]) == port
+        yield DevServer(f"http://127.0.0.1:{port}", tmp_path, printed)
+    finally:
+        proc.terminate()
         try:
-            if httpx.get(base + "/", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise AssertionError("devserver did not start:\n" + proc.communicate()[0])
-        time.sleep(0.1)
-    yield base, tmp_path
-    proc.terminate()
-    log = proc.communicate(timeout=30)[0]
-    assert "Lien" in log or "lien" in log  # the confirmation link was printed for the developer
-
-
-def wait_for_mails(outbox: Path, count: int) -> list:
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        files = sorted(outbox.glob("*.eml"), key=lambda p: p.stat().st_mtime_ns) if outbox.exists() else []
-        if len(files) >= count:
-            return [email.message_from_bytes(f.read_bytes(), policy=default_policy) for f in files]
-        time.sleep(0.05)
-    raise AssertionError(f"{count} mail(s) expected in {outbox}")
+            proc.wait(timeout=30)
+        finally:
+            proc.kill()  # no-op when it has already exited
+            printed.join()
+            proc.stdout.close()
 
 
 def db_rows(db: Path) -> list:
@@ -92,8 +133,8 @@ def submit_signup(page, base, address, javascript):
 
 @pytest.mark.parametrize("javascript", [True, False], ids=["js", "nojs"])
 def test_subscribe_confirm_unsubscribe(browser, devserver, javascript):
-    base, folder = devserver
-    db, outbox = folder / "abonnes.sqlite3", folder / "outbox"
+    base, folder = devserver.base, devserver.folder
+    db = folder / "abonnes.sqlite3"
     address = f"lecteur.{'js' if javascript else 'sansjs'}+lettre@exemple.fr"
     context = browser.new_context(java_script_enabled=javascript)
     page = context.new_page()
@@ -101,10 +142,11 @@ def test_subscribe_confirm_unsubscribe(browser, devserver, javascript):
     page.on("request", lambda r: r.url.startswith(base) or requests_elsewhere.append(r.url))
 
     submit_signup(page, base, address, javascript)
-    (mail,) = wait_for_mails(outbox, 1)
+    ((mail, printed_link),) = devserver.mails(1)
     assert mail["To"] == address and mail["Subject"] == "Confirmez votre inscription à égoBlog"
     link = LINK.search(mail.get_body(("plain",)).get_content()).group(0)
     assert link.startswith(base + "/newsletter/confirmer/")
+    assert printed_link == link  # without SMTP_URL, the developer gets the link in the console
     assert db_rows(db) == []
 
     page.goto(link)
@@ -119,7 +161,8 @@ def test_subscribe_confirm_unsubscribe(browser, devserver, javascript):
 
     # A second signup: the same answer, and nothing changes.
     submit_signup(page, base, address, javascript)
-    wait_for_mails(outbox, 2)
+    (_, (again, _)) = devserver.mails(2)
+    assert again["To"] == address
     assert db_rows(db) == [(address,)]
 
     page.goto(f"{base}/newsletter/desinscription/{Signer([SECRET]).unsubscribe_token(address)}")
@@ -135,7 +178,7 @@ def test_subscribe_confirm_unsubscribe(browser, devserver, javascript):
 
 
 def test_error_shown_in_place_with_javascript(browser, devserver):
-    base, _ = devserver
+    base = devserver.base
     context = browser.new_context()
     page = context.new_page()
     page.goto(base + "/")
@@ -149,7 +192,7 @@ def test_error_shown_in_place_with_javascript(browser, devserver):
 
 
 def test_error_page_without_javascript(browser, devserver):
-    base, _ = devserver
+    base = devserver.base
     context = browser.new_context(java_script_enabled=False)
     page = context.new_page()
     page.goto(base + "/")
