@@ -57,7 +57,12 @@ def pytest_sessionfinish(session, exitstatus):
     """Under CI, a skip from anywhere (not only missing()) fails the run."""
     if in_ci() and _skipped and session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        print(f"\nCI=true: {len(_skipped)} test(s) skipped, which fails the run: " + ", ".join(_skipped[:10]))
+
+
+def pytest_terminal_summary(terminalreporter):
+    if in_ci() and _skipped:
+        terminalreporter.write_line(f"CI=true: {len(_skipped)} skipped test(s) fail the run: "
+                                    + ", ".join(_skipped[:10]), red=True)
 
 
 # Browser fixtures live in tests/fixtures/browser.py; registered here so one Chromium serves every
