@@ -2,8 +2,6 @@
 import json
 import subprocess
 
-import pytest
-
 from tests.conftest import ROOT, require_command, require_file
 
 VNU = ROOT / "node_modules" / "vnu-jar" / "build" / "dist" / "vnu.jar"

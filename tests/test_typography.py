@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from plugins.french_typography.rules import INLINE, SKIPPED, fix_html, fix_text
 from newsletter import plaintext
+from plugins.french_typography.rules import INLINE, SKIPPED, fix_html, fix_text
 from tests.conftest import ROOT, build
 from tests.fixtures.typography import badly_spaced
 
