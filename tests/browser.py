@@ -50,7 +50,7 @@ def browser():
 @pytest.fixture(scope="session")
 def served_site(site, tmp_path_factory) -> str:
     """Base URL (http://127.0.0.1:PORT) of the session's build served as `make serve` does:
-    the app newsletter.devserver runs (create_app with static_dir: the site, its 404.html and
+    the app sitebuild.devserver runs (create_app with static_dir: the site, its 404.html and
     the signup service on one port), in-process, minus the file watcher, with a throwaway
     store and outbox and TEST_SECRET as the signing key."""
     from newsletter.app import create_app
