@@ -45,7 +45,7 @@ def build_site(settings_file="pelicanconf.py", output=None, content=None, overri
 
     Raises BuildFailed, with output/ untouched, if Pelican raised or anything logged an error.
     """
-    from pelican import Pelican
+    from pelican import Pelican, signals
 
     settings = read(settings_file, overrides)
     live = os.path.abspath(output or settings["OUTPUT_PATH"])
@@ -56,6 +56,13 @@ def build_site(settings_file="pelicanconf.py", output=None, content=None, overri
     errors = ErrorLog()
     root = logging.getLogger()
     root.addHandler(errors)
+    written = set()
+
+    def note(path, context=None):
+        """content_written: a page the build wrote, or, in the live site, one it kept as it was."""
+        written.add(path)
+
+    signals.content_written.connect(note)
     try:
         Pelican(settings).run()
     except (Exception, SystemExit) as error:  # a plugin may stop the build with SystemExit (content_checks)
@@ -63,7 +70,9 @@ def build_site(settings_file="pelicanconf.py", output=None, content=None, overri
         raise BuildFailed("\n".join([*errors.messages, str(error) if isinstance(error, SystemExit) else f"{type(error).__name__}: {error}"])) from error
     finally:
         root.removeHandler(errors)
+        signals.content_written.disconnect(note)
     if errors.messages:
         staging.discard()
         raise BuildFailed("\n".join(errors.messages))
-    return staging.publish()
+    prefix = os.path.join(staging.output, "")
+    return staging.publish({path[len(prefix):] for path in written if path.startswith(prefix)})

@@ -2,13 +2,14 @@
 
 Pelican writes into OUTPUT_PATH as it goes, so a build that stops halfway would
 leave a half-built site. Here Pelican writes into a private staging folder next
-to output/ (on the same disk). The staging folder ends up holding the whole new
-site: pages the accelerator did not render again are hard links to output/'s
-own files (plugins/fast_build, FAST_BUILD_LIVE_OUTPUT). When the build has
-succeeded, each staged file that is not already output/'s file replaces it (one
-rename each), and, with DELETE_OUTPUT_DIRECTORY, files the build no longer
-produces are removed (OUTPUT_RETENTION's are kept). A build that fails leaves
-output/ as it was, and its staging folder is removed.
+to output/ (on the same disk). Pages the accelerator did not render again
+(plugins/fast_build, told by FAST_BUILD_LIVE_OUTPUT where the live site is) are
+not staged: they are `kept`, and the build names them (sitebuild.build hears
+them through Pelican's content_written signal). When the build has succeeded,
+each staged file replaces its counterpart in output/ (one rename each), and,
+with DELETE_OUTPUT_DIRECTORY, files the build neither staged nor kept are
+removed (OUTPUT_RETENTION's are left alone). A build that fails leaves output/
+as it was, and its staging folder is removed.
 """
 import atexit
 import os
@@ -38,9 +39,10 @@ class Staging:
         shutil.rmtree(self.path, ignore_errors=True)
         atexit.unregister(self.discard)
 
-    def publish(self) -> list[str]:
+    def publish(self, kept=frozenset()) -> list[str]:
         """Move the staged files into output/ and remove the ones this build did not produce.
 
+        kept: paths, relative to output/, of the files the build produced by leaving them as they are.
         Returns the paths, relative to output/, of the files that changed.
         """
         umask = os.umask(0)
@@ -52,13 +54,9 @@ class Staging:
             os.rename(self.path, self.output)
             atexit.unregister(self.discard)
             return sorted(staged)
-        live = files_under(self.output)
         changed = []
         made = set()
         for relative in sorted(staged):
-            info, old = staged[relative], live.get(relative)
-            if old is not None and (old.st_ino, old.st_dev) == (info.st_ino, info.st_dev):
-                continue  # a hard link to output/'s own file: the page did not change
             folder = os.path.dirname(relative)
             if folder not in made:
                 target = os.path.join(self.output, folder)
@@ -73,20 +71,22 @@ class Staging:
             os.replace(os.path.join(self.path, relative), target)
             changed.append(relative)
         if self.delete_others:
-            remove_files(self.output, {path for path in live.keys() - staged.keys()
-                                       if path.split(os.sep, 1)[0] not in self.retention})
+            remove_files(self.output, {path for path in files_under(self.output, self.retention).keys()
+                                       - staged.keys() - set(kept)})
         self.discard()
         return changed
 
 
-def files_under(root: str) -> dict:
-    """{relative path: stat} of every file (and link) under root."""
+def files_under(root: str, skipped=frozenset()) -> dict:
+    """{relative path: stat} of every file (and link) under root, but under the top-level names skipped."""
     found = {}
     stack = [""]
     while stack:
         relative = stack.pop()
         with os.scandir(os.path.join(root, relative)) as entries:
             for entry in entries:
+                if not relative and entry.name in skipped:
+                    continue
                 path = os.path.join(relative, entry.name)
                 if entry.is_dir(follow_symlinks=False):
                     stack.append(path)

@@ -3,11 +3,10 @@
 The pages manifest, kept in the site cache, maps each page of the live site to
 the fingerprint it was rendered from (fingerprints) and the identity of its
 file (inode, size, modification time): a page is kept, neither rendered nor
-written, only if both still hold. When the run writes into a staging folder
-that will replace the live site (FAST_BUILD_LIVE_OUTPUT, set by sitebuild), a
-kept page is hard-linked into it from the live site, so the staging folder is
-the whole new site; when it writes into the live site itself, the page is
-simply left where it is.
+written, only if both still hold. A kept page is left where it is, in the live
+site, which is OUTPUT_PATH itself or, when the run writes into a staging folder
+that will be moved into it, FAST_BUILD_LIVE_OUTPUT (set by sitebuild); the
+writer announces it with Pelican's content_written signal, under its live path.
 """
 import logging
 import os
@@ -44,8 +43,8 @@ class Pages:
         return None
 
     def keep(self, relative, template, extras, context) -> bool:
-        """True if the page need not be rendered: the live site has it as it would be now (and, when staging,
-        it is now linked into the staging folder). Else its fingerprint is noted for the manifest."""
+        """True if the page need not be rendered: the live site has it as it would be now. Else its fingerprint
+        is noted for the manifest."""
         fingerprint = self.fingerprints.page(template, extras, context)
         if fingerprint is None:
             return False
@@ -58,23 +57,15 @@ class Pages:
         return False
 
     def still_there(self, relative, entry) -> bool:
-        """The live site's file is the one the last build wrote (linked into the staging folder if there is one)."""
-        live = os.path.join(self.live, relative)
+        """The live site's file is the one the last build wrote."""
         try:
-            info = os.stat(live, follow_symlinks=False)
+            info = os.stat(os.path.join(self.live, relative), follow_symlinks=False)
         except OSError:
             return False
-        if entry[1:] != (info.st_ino, info.st_size, info.st_mtime_ns):
-            return False
-        if self.live == self.output:
-            return True
-        target = os.path.join(self.output, relative)
-        try:
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            os.link(live, target)
-        except OSError:
-            return False
-        return True
+        return entry[1:] == (info.st_ino, info.st_size, info.st_mtime_ns)
+
+    def live_path(self, relative) -> str:
+        return os.path.join(self.live, relative)
 
     def finish(self):
         """Write the manifest of the pages this run leaves (into the run's private cache folder)."""

@@ -37,7 +37,7 @@ class FastWriter(Writer):
                 logger.info('Skipping "%s", not overwriting', target)
             relative = pages.relative(path) if pages is not None else None
             if relative is not None and pages.keep(relative, template, extras, context):
-                signals.content_written.send(path, context={**context, **extras})
+                signals.content_written.send(pages.live_path(relative), context={**context, **extras})
                 return
             localcontext = {**context, **extras}
             if localcontext["localsiteurl"]:
