@@ -83,6 +83,7 @@ def read_in_parallel(generator):
     pelican_internals.replace_read_file(generator.readers, reads)
     if run.cache is not None:
         pelican_internals.reader_cache_off(generator.readers)
+    pelican_internals.generator_cache_off(generator)
 
 
 def save_objects(generator):

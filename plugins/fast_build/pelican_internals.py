@@ -9,7 +9,9 @@ hook serves:
    reading all files at once, on every core, needs the whole list first.
 2. `FileDataCacher._cache_data_policy` and `._cache` (reader_cache_off): when
    whole objects are cached, Pelican's reader cache would pickle every post's
-   HTML a second time; no setting turns it off without turning ours off.
+   HTML a second time; no setting turns it off without turning ours off. And
+   a generator whose own cache is off (generator_cache_off) still stats, or
+   hashes, every file three times to look into it and store into it.
 3. `Writer.write_file` and `Writer._open_w`, copied by FastWriter (claim, and
    writer.py): a page whose inputs did not change must be neither rendered
    nor written, and write_file offers no hook between choosing a page and
@@ -46,6 +48,8 @@ TESTED_VERSIONS = frozenset({"4.12.0"})
 MIRRORED = {
     "pelican.readers.Readers.read_file": "356c609e59c1b30a",
     "pelican.cache.FileDataCacher.__init__": "0e94df62b258a9c2",
+    "pelican.cache.FileStampDataCacher.get_cached_data": "9e22f9c49dede667",
+    "pelican.cache.FileStampDataCacher.cache_data": "1278c0b3c9b2ca32",
     "pelican.writers.Writer.write_file": "6a604ad67bbeec99",
     "pelican.writers.Writer._open_w": "69700ea0b4668663",
     "pelican.readers.MarkdownReader.read": "1c8cfd04d8822d57",
@@ -113,6 +117,13 @@ def reader_cache_off(readers):
     """Neither look into nor store into Pelican's reader cache for this Readers instance."""
     readers._cache_data_policy = False
     readers._cache = {}
+
+
+def generator_cache_off(generator):
+    """When Pelican's generator-level cache is off, make looking into it and storing into it free."""
+    if not generator._cache_data_policy:
+        generator.get_cached_data = lambda filename, default=None: default
+        generator.cache_data = lambda filename, data: None
 
 
 # 3. The writer's bookkeeping (Writer._open_w, Pelican 4.12) ------------------------------------------------
