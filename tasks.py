@@ -8,48 +8,37 @@ from pathlib import Path
 from invoke import task
 
 ROOT = Path(__file__).resolve().parent
-OUTPUT = ROOT / "output"
 PY = sys.executable
 
 
-class BuildFailed(Exception):
-    """Pelican refused the content; output/ was left as it was."""
+def run(*args: str):
+    """Run a Python command of the project with this terminal as its output, and exit with its status.
+
+    Its output goes straight to the terminal: invoke's c.run decodes a child's output in fixed-size byte
+    chunks, which garbles a French character cut in two (« ��� »)."""
+    status = subprocess.call([PY, *args], cwd=ROOT)
+    if status:
+        sys.exit(status)
 
 
 def compile_sources():
-    """Byte-compile the plugins and settings files if they changed (compileall skips the others).
+    """Byte-compile the plugins, the core and the settings files if they changed (compileall skips the others).
 
     Python caches what it compiles in __pycache__, unless PYTHONDONTWRITEBYTECODE
     is set, as it is on this machine: every build would then compile the plugins
     again, a twentieth of a warm rebuild.
     """
-    compileall.compile_dir(ROOT / "plugins", quiet=2)
+    for folder in ("plugins", "blogcore", "sitebuild"):
+        if (ROOT / folder).is_dir():
+            compileall.compile_dir(ROOT / folder, quiet=2)
     for name in ("pelicanconf.py", "publishconf.py"):
         compileall.compile_file(ROOT / name, quiet=2)
 
 
-def build_site(settings, output=OUTPUT, content=ROOT / "content"):
-    """Build output/; a failed build leaves it as it was.
-
-    Pelican writes into a staging folder beside output/, and plugins/fast_build
-    moves the result in only once every page is written (and keeps the pages
-    that did not change), so output/ is never half-built.
-    """
-    compile_sources()
-    result = subprocess.run(
-        [PY, "-m", "pelican", str(content), "-s", str(ROOT / settings), "-o", str(output), "--fatal", "errors"],
-        cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    if result.returncode != 0:
-        raise BuildFailed(result.stdout)
-    return result.stdout
-
-
 def build_or_exit(settings):
-    """Build for the author's commands: Pelican's report on success, its complaint and exit 1 on failure."""
-    try:
-        print(build_site(settings), end="")
-    except BuildFailed as failure:
-        sys.exit(f"{failure}\nBuild failed: output/ was left unchanged.")
+    """Build for the author's commands, staged (sitebuild): output/ is left as it was if the build fails."""
+    compile_sources()
+    run("-m", "sitebuild", "--settings", settings)
 
 
 @task
@@ -69,52 +58,52 @@ def serve(c, port=8000):
     """Build, then serve the site and the newsletter service on one port, rebuilding on change."""
     build(c)
     os.environ["PORT"] = str(port)
-    c.run(f'"{PY}" -m newsletter.devserver --port {port}', pty=False)
+    run("-m", "sitebuild.devserver", "--port", str(port))
 
 
 @task
 def test(c):
     """Run the whole test suite."""
-    c.run(f'"{PY}" -m pytest', pty=False)
+    run("-m", "pytest")
 
 
 @task(name="import")
 def import_(c, file):
     """Add addresses from a CSV with an email column, or one address a line."""
-    c.run(f'"{PY}" -m newsletter import "{file}"', pty=False)
+    run("-m", "newsletter", "import", file)
 
 
 @task
 def export(c):
     """Print the subscribers' addresses as CSV."""
-    c.run(f'"{PY}" -m newsletter export', pty=False)
+    run("-m", "newsletter", "export")
 
 
 @task
 def remove(c, email):
     """Remove one address from the subscribers."""
-    c.run(f'"{PY}" -m newsletter remove "{email}"', pty=False)
+    run("-m", "newsletter", "remove", email)
 
 
 @task
 def send(c, post):
     """Mail a post (or several, comma-separated, as one digest) to every subscriber, once."""
-    c.run(f'"{PY}" -m newsletter.sender "{post}"', pty=False)
+    run("-m", "newsletter.sender", post)
 
 
 @task
 def preview(c, post):
     """Write the HTML and text mail of a post to open in a browser."""
-    c.run(f'"{PY}" -m newsletter.preview "{post}"', pty=False)
+    run("-m", "newsletter.preview", post)
 
 
 @task
 def bench(c, growth=False):
     """Time our build against stock Pelican on 1,000 posts (--growth: also 100 and 5,000 posts)."""
-    c.run(f'"{PY}" bench/build_bench.py' + (" --growth" if growth else ""), pty=False)
+    run("bench/build_bench.py", *(["--growth"] if growth else []))
 
 
 @task
 def audit(c):
     """Lighthouse on the home page and a post, served as by make serve; fails if a score is under 95."""
-    c.run(f'"{PY}" bench/audit.py', pty=False)
+    run("bench/audit.py")

@@ -1,6 +1,6 @@
 """`make audit`: Lighthouse on the home page and a post, served as `make serve` serves them.
 
-Builds the site into a temporary folder, starts newsletter.devserver on a free loopback
+Builds the site into a temporary folder, starts sitebuild.devserver on a free loopback
 port (throwaway store and outbox), runs Lighthouse 13.5.0 (fetched on demand by npx, not a
 dependency of the project) with Debian's Chromium, prints the four category scores of each
 page and the audits that cost points, and exits 1 if any score is under 95.
@@ -96,7 +96,7 @@ def main(argv=None) -> int:
         subprocess.run([sys.executable, "-m", "pelican", "content", "-s", "pelicanconf.py", "-o", str(tmp / "output"),
                         "--fatal", "errors", "--quiet"], cwd=ROOT, env=env, check=True, stdin=subprocess.DEVNULL)
         server = subprocess.Popen(
-            [sys.executable, "-m", "newsletter.devserver", "--port", str(port), "--output", str(tmp / "output"),
+            [sys.executable, "-m", "sitebuild.devserver", "--port", str(port), "--output", str(tmp / "output"),
              "--no-watch"], cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:

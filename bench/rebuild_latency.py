@@ -3,14 +3,17 @@
 
     python bench/rebuild_latency.py [--count 1000] [--edits 3] [--seed 1]
 
-Reproduces newsletter/devserver.py's loop on a synthetic site in a temporary
+Reproduces sitebuild/devserver.py's loop on a synthetic site in a temporary
 folder: watchfiles on the content, and on a change the devserver's exact rebuild
-(`python -m pelican CONTENT -s pelicanconf.py -o output --fatal errors`, which
-stages beside output/ and moves in what changed). After a first build (which fills the content
-cache) it appends a sentence to one post, and times from the save until the
-post's page in output/ holds the new sentence (the devserver serves output/ as
-files, so on disk is served). Each edit is timed with the content cache as
-pelicanconf.py sets it, and, alternating, with the cache ignored (--ignore-cache).
+(sitebuild.build.build_site, in this long-lived process: staged beside output/,
+moved in on success). After a first build (which fills the content cache) it
+appends a sentence to one post, and times from the save until the post's page
+in output/ holds the new sentence (the devserver serves output/ as files, so on
+disk is served). Each edit is timed with the content cache as pelicanconf.py
+sets it, and, alternating, with the cache ignored (LOAD_CONTENT_CACHE = False).
+The anchor, in the same run: stock Pelican rebuilding the same site after the
+same edit in a new process (`python -m pelican`, FAST_BUILD = False), which is
+what `pelican --autoreload` users wait for.
 """
 import argparse
 import shutil
@@ -26,7 +29,9 @@ from watchfiles import watch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from sitebuild.build import build_site  # noqa: E402
 from tasks import compile_sources  # noqa: E402
+
 MAKE_CORPUS = ROOT / "bench" / "make_corpus.py"
 
 
@@ -40,16 +45,20 @@ class DevLoop:
         self.stop = threading.Event()
 
     def rebuild(self) -> None:
-        """newsletter.devserver.rebuild (tasks.build_site), synchronously: Pelican builds over output/,
-        staging beside it and moving in only the files that changed."""
+        """sitebuild.devserver.rebuild, synchronously: build_site in this process."""
         started = time.perf_counter()
-        command = [sys.executable, "-m", "pelican", str(self.content), "-s", str(ROOT / "pelicanconf.py"),
-                   "-o", str(self.output), "--fatal", "errors", "--cache-path", str(self.cache),
-                   "-e", f'MAIL_POSTS_PATH="{self.mail}"'] + (["--ignore-cache"] if self.ignore_cache else [])
-        result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
-        if result.returncode != 0:
-            raise SystemExit(f"build failed:\n{result.stdout}\n{result.stderr}")
+        build_site("pelicanconf.py", self.output, self.content,
+                   {"CACHE_PATH": str(self.cache), "MAIL_POSTS_PATH": str(self.mail),
+                    "LOAD_CONTENT_CACHE": not self.ignore_cache})
         self.builds.append((started, time.perf_counter()))
+
+    def stock(self, output: Path) -> float:
+        """The anchor: stock Pelican's rebuild of the same content in a new process, in seconds."""
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "pelican", str(self.content), "-s", str(ROOT / "pelicanconf.py"),
+                        "-o", str(output), "-e", "FAST_BUILD=false", "CACHE_CONTENT=false",
+                        f'MAIL_POSTS_PATH="{self.mail}-stock"'], cwd=ROOT, capture_output=True, check=True)
+        return time.perf_counter() - started
 
     def run(self) -> None:
         for _ in watch(self.content, stop_event=self.stop):
@@ -81,6 +90,7 @@ def main():
         time.sleep(1.0)  # let the watcher start
 
         timings = {False: [], True: []}
+        anchors = []
         for number in range(2 * args.edits):
             loop.ignore_cache = bool(number % 2)
             marker = f"Correctif{number}x{args.seed}"  # one word: typography leaves it as it is
@@ -104,6 +114,9 @@ def main():
             mode = "cache ignored" if loop.ignore_cache else "cache on     "
             print(f"  edit {number + 1}: {mode} save -> page {served - saved:5.2f} s "
                   f"(change seen after {started - saved:4.2f} s, rebuild {finished - started:4.2f} s)", flush=True)
+            if number % 2:
+                anchors.append(loop.stock(work / "output-stock"))
+                print(f"  stock Pelican, new process: {anchors[-1]:5.2f} s", flush=True)
             time.sleep(0.5)
         loop.stop.set()
 
@@ -113,6 +126,7 @@ def main():
             print(f"  {label:36} {statistics.median(r[0] for r in rows):5.2f} s  "
                   f"(detection {statistics.median(r[1] for r in rows):4.2f} s, "
                   f"rebuild {statistics.median(r[2] for r in rows):4.2f} s)")
+        print(f"  {'anchor: stock Pelican (new process)':36} {statistics.median(anchors):5.2f} s  (rebuild only)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -3,7 +3,7 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from tasks import BuildFailed, build_site
+from sitebuild.build import BuildFailed, build_site
 
 
 def tree_digest(folder: Path) -> str:

@@ -12,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SEQUENTIAL = ["FAST_BUILD=false", "CACHE_CONTENT=false", "LOAD_CONTENT_CACHE=false"]
-PARALLEL = ["FAST_BUILD_WORKERS=2", "FAST_BUILD_RENDER_WORKERS=2"]  # forked helpers read and render
+PARALLEL = ["FAST_BUILD_WORKERS=2"]  # a forked helper reads with the main process
 DEFAULT = []  # pelicanconf.py as it is: helpers read, the main process renders
 
 CATEGORIES = ["Humeurs Marketing", "Relation client", "Réseaux sociaux", "Fidélisation", "Données & vie privée"]
@@ -62,10 +62,9 @@ def markdown_state_posts(folder: Path):
 
 
 def build(content: Path, output: Path, cache: Path, extra: list[str]):
-    """`make build`'s Pelican command, with a given cache folder and extra settings."""
-    command = [sys.executable, "-m", "pelican", str(content), "-s", str(ROOT / "pelicanconf.py"), "-o", str(output),
-               "--fatal", "errors", "--cache-path", str(cache),
-               "-e", f'MAIL_POSTS_PATH="{output.parent / (output.name + "-mail")}"', *extra]
+    """`make build`'s command (staged by sitebuild), with a given cache folder and extra settings."""
+    command = [sys.executable, "-m", "sitebuild", "--content", str(content), "--output", str(output),
+               "-e", f'CACHE_PATH="{cache}"', f'MAIL_POSTS_PATH="{output.parent / (output.name + "-mail")}"', *extra]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, f"build failed:\n{result.stdout}\n{result.stderr}"
     return output
@@ -237,8 +236,7 @@ def test_warm_rebuild_rewrites_only_the_pages_an_edit_changes(site, tmp_path):
     assert_same_site(build(content, tmp_path / "cold", tmp_path / "no-cache", SEQUENTIAL), output)
 
 
-@pytest.mark.parametrize("renderers", ["2", "1"], ids=["helpers-render", "main-renders"])
-def test_rebuild_failing_while_writing_pages_leaves_output_as_it_was(site, tmp_path, renderers):
+def test_rebuild_failing_while_writing_pages_leaves_output_as_it_was(site, tmp_path):
     """Pages are staged beside output/ and moved in only when all are written; a failure moves nothing in."""
     _, original, _ = site
     content, theme = tmp_path / "content", tmp_path / "theme"
@@ -254,9 +252,9 @@ def test_rebuild_failing_while_writing_pages_leaves_output_as_it_was(site, tmp_p
     template.write_text(template.read_text(encoding="utf-8").replace(
         "{% block content %}", "{% block content %}{% if article.slug == 'synthese-99' %}{{ panne() }}{% endif %}"),
         encoding="utf-8")
-    command = [sys.executable, "-m", "pelican", str(content), "-s", str(ROOT / "pelicanconf.py"), "-o", str(output),
-               "--fatal", "errors", "--cache-path", str(cache),  # one -e takes them all: a second one replaces the first
-               "-e", f'MAIL_POSTS_PATH="{tmp_path / "output-mail"}"', f'THEME="{theme}"', "FAST_BUILD_WORKERS=2", f"FAST_BUILD_RENDER_WORKERS={renderers}"]
+    command = [sys.executable, "-m", "sitebuild", "--content", str(content), "--output", str(output),
+               "-e", f'CACHE_PATH="{cache}"', f'MAIL_POSTS_PATH="{tmp_path / "output-mail"}"', f'THEME="{theme}"',
+               "FAST_BUILD_WORKERS=2"]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     assert result.returncode != 0 and "panne" in result.stdout + result.stderr
     assert files(output) == before

@@ -80,7 +80,7 @@ class DevServer:
 
 @pytest.fixture
 def devserver(site, tmp_path):
-    """python -m newsletter.devserver on a free port, with its own database and outbox."""
+    """python -m sitebuild.devserver on a free port, with its own database and outbox."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -90,7 +90,7 @@ def devserver(site, tmp_path):
            "NEWSLETTER_OUTBOX": str(tmp_path / "outbox"), "NEWSLETTER_SECRET": SECRET, "PORT": str(port)}
     env.pop("SMTP_URL", None)
     env.pop("PUBLIC_URL", None)
-    proc = subprocess.Popen([sys.executable, "-m", "newsletter.devserver", "--port", str(port),
+    proc = subprocess.Popen([sys.executable, "-m", "sitebuild.devserver", "--port", str(port),
                              "--output", str(output), "--no-watch"], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     printed = ChildLines(proc.stdout)

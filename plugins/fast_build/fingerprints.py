@@ -150,42 +150,44 @@ class Fingerprints:
                                   tuple({node.name for node in tree.find_all(nodes.Name) if node.ctx == "load"}))
         return self.analysed[key]
 
-    def value(self, value) -> bytes:
-        """A digest of a value a template reads (Unknown if it cannot be made)."""
+    def value(self, value, shallow=False) -> bytes:
+        """A digest of a value a template reads (Unknown if it cannot be made). shallow: content objects inside
+        count by their read digest only (for what is attached to another object: no cascade, no cycle)."""
         if value is None or isinstance(value, (str, int, float, bool)):
             return repr(value).encode()
         if isinstance(value, (datetime.datetime, datetime.date)):
             return repr(value).encode()
-        key = id(value)
+        key = (id(value), shallow)
         known = self.values.get(key)
         if known is not None and known[0] is value:
             return known[1]
         if isinstance(value, Content):
-            digest = self.content(value)
+            digest = self.content(value, shallow)
         elif isinstance(value, URLWrapper):
             digest = f"{type(value).__name__}:{value.name}:{value.slug}".encode()
         elif isinstance(value, Paginator):  # pagination links only: its pages carry their own objects
             digest = f"Paginator:{value.name}:{value.url}:{value.count}:{value.per_page}".encode()
         elif isinstance(value, PaginatorPage):
-            digest = self.sequence((value.number, value.paginator, value.object_list))
+            digest = self.sequence((value.number, value.paginator, value.object_list), shallow)
         elif isinstance(value, (list, tuple)):
-            digest = self.sequence(value)
+            digest = self.sequence(value, shallow)
         elif isinstance(value, dict):
-            digest = self.sequence(sorted((self.value(k), self.value(v)) for k, v in value.items()))
+            digest = self.sequence(sorted((self.value(k, shallow), self.value(v, shallow)) for k, v in value.items()))
         else:
             raise Unknown(type(value).__name__)
         self.values[key] = (value, digest)
         return digest
 
-    def sequence(self, items) -> bytes:
+    def sequence(self, items, shallow=False) -> bytes:
         digest = hashlib.blake2b(digest_size=16)
         for item in items:
-            digest.update(item if isinstance(item, bytes) else self.value(item))
+            digest.update(item if isinstance(item, bytes) else self.value(item, shallow))
             digest.update(b",")
         return digest.digest()
 
     def content(self, content, shallow=False) -> bytes:
-        """A content object: its read digest, plus (unless shallow) what was attached to it after reading."""
+        """A content object: its read digest, plus (unless shallow) what was attached to it after reading,
+        in which other content objects count by their read digest."""
         known = self.objects.get(id(content))
         if known is None or known[0] is not content or known[1] is None:
             raise Unknown(content)
@@ -195,12 +197,5 @@ class Fingerprints:
         extra = hashlib.blake2b(digest, digest_size=16)
         attributes = vars(content)
         for key in sorted((attributes.keys() - read_keys) | (attributes.keys() & REPLACED_LATER)):
-            value = attributes[key]
-            if isinstance(value, Content):
-                value = self.content(value, shallow=True)
-            elif isinstance(value, (list, tuple)) and all(isinstance(v, Content) for v in value):
-                value = b"".join(self.content(v, shallow=True) for v in value)
-            else:
-                value = self.value(value)
-            extra.update(key.encode() + b"=" + value + b";")
+            extra.update(key.encode() + b"=" + self.value(attributes[key], shallow=True) + b";")
         return extra.digest()

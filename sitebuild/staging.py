@@ -2,11 +2,14 @@
 
 Pelican writes into OUTPUT_PATH as it goes, so a build that stops halfway would
 leave a half-built site. Here Pelican writes into a private staging folder next
-to it; when every page is written, each staged file replaces its counterpart in
-output/ (one rename each), and files the build no longer produces are removed.
-A page the writer vouches is already in output/, unchanged, is not written at
-all: it is `kept`. A build that fails leaves output/ as it was, and its staging
-folder is removed.
+to output/ (on the same disk). Pages the accelerator did not render again
+(plugins/fast_build, told by FAST_BUILD_LIVE_OUTPUT where the live site is) are
+not staged: they are `kept`, and the build names them (sitebuild.build hears
+them through Pelican's content_written signal). When the build has succeeded,
+each staged file replaces its counterpart in output/ (one rename each), and,
+with DELETE_OUTPUT_DIRECTORY, files the build neither staged nor kept are
+removed (OUTPUT_RETENTION's are left alone). A build that fails leaves output/
+as it was, and its staging folder is removed.
 """
 import atexit
 import os
@@ -29,34 +32,31 @@ class Staging:
         os.makedirs(parent, exist_ok=True)
         remove_stale(parent, os.path.basename(self.output))
         self.path = tempfile.mkdtemp(prefix=PREFIX + os.path.basename(self.output) + "-", dir=parent)
-        self.kept = set()  # paths relative to output/
         atexit.register(self.discard)
 
     def discard(self):
         """The build did not finish: drop what it staged, output/ is untouched."""
         shutil.rmtree(self.path, ignore_errors=True)
+        atexit.unregister(self.discard)
 
-    def keep(self, relative: str):
-        self.kept.add(relative)
-
-    def publish(self, previous: set | None = None) -> dict:
+    def publish(self, kept=frozenset()) -> list[str]:
         """Move the staged files into output/ and remove the ones this build did not produce.
 
-        previous: the files output/ held after the last build, if known (else output/ is walked).
-        Returns {relative path: os.stat_result} of the files moved in.
+        kept: paths, relative to output/, of the files the build produced by leaving them as they are.
+        Returns the paths, relative to output/, of the files that changed.
         """
         umask = os.umask(0)
         os.umask(umask)
+        staged = files_under(self.path)
         if not os.path.isdir(self.output):
             os.chmod(self.path, 0o777 & ~umask)  # mkdtemp makes it 0700: a web server could not read it
-            moved = staged_files(self.path)
             shutil.rmtree(self.output, ignore_errors=True)  # a file, or a broken link, in its place
             os.rename(self.path, self.output)
             atexit.unregister(self.discard)
-            return moved
-        moved = staged_files(self.path)
+            return sorted(staged)
+        changed = []
         made = set()
-        for relative in sorted(moved):
+        for relative in sorted(staged):
             folder = os.path.dirname(relative)
             if folder not in made:
                 target = os.path.join(self.output, folder)
@@ -69,56 +69,30 @@ class Staging:
             if os.path.isdir(target) and not os.path.islink(target):
                 shutil.rmtree(target)
             os.replace(os.path.join(self.path, relative), target)
-        wanted = set(moved) | self.kept
-        if not self.delete_others:
-            pass
-        elif previous is None:
-            remove_others(self.output, wanted, self.retention)
-        else:
-            remove_files(self.output, {path for path in previous - wanted
-                                       if path.split(os.sep, 1)[0] not in self.retention})
+            changed.append(relative)
+        if self.delete_others:
+            remove_files(self.output, {path for path in files_under(self.output, self.retention).keys()
+                                       - staged.keys() - set(kept)})
         self.discard()
-        atexit.unregister(self.discard)
-        return moved
+        return changed
 
 
-def staged_files(root: str) -> dict:
-    """{relative path: stat} of every file under root."""
+def files_under(root: str, skipped=frozenset()) -> dict:
+    """{relative path: stat} of every file (and link) under root, but under the top-level names skipped."""
     found = {}
     stack = [""]
     while stack:
         relative = stack.pop()
         with os.scandir(os.path.join(root, relative)) as entries:
             for entry in entries:
+                if not relative and entry.name in skipped:
+                    continue
                 path = os.path.join(relative, entry.name)
                 if entry.is_dir(follow_symlinks=False):
                     stack.append(path)
                 else:
                     found[path] = entry.stat(follow_symlinks=False)
     return found
-
-
-def remove_others(root: str, wanted: set, retention=frozenset()):
-    """Delete the files under root that are not wanted, then the folders left empty (retention: top-level
-    names left alone)."""
-    for folder, dirs, files in os.walk(root, topdown=False):
-        relative = os.path.relpath(folder, root)
-        relative = "" if relative == "." else relative
-        if relative.split(os.sep, 1)[0] in retention:
-            continue
-        if not relative:
-            files = [name for name in files if name not in retention]
-            dirs = [name for name in dirs if name not in retention]
-        for name in files:
-            if os.path.join(relative, name) not in wanted:
-                os.unlink(os.path.join(folder, name))
-        for name in dirs:
-            path = os.path.join(folder, name)
-            if os.path.islink(path):
-                if os.path.join(relative, name) not in wanted:
-                    os.unlink(path)
-            elif not os.listdir(path):
-                os.rmdir(path)
 
 
 def remove_files(root: str, unwanted: set):

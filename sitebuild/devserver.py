@@ -1,12 +1,15 @@
 """`make serve`: the built site and the signup service on one port, rebuilt on change.
 
-    python -m newsletter.devserver --port 8000 [--output output] [--no-watch]
+    python -m sitebuild.devserver --port 8000 [--output output] [--no-watch]
 
 Serves output/ (index.html for folders, 404.html for what is missing) and the
 service under NEWSLETTER_URL in one Starlette app on 127.0.0.1. Watches content/,
-theme/, plugins/ and pelicanconf.py, and rebuilds as `make build` does: staged
+theme/, plugins/ and pelicanconf.py, and rebuilds as `make build` does (staged
 beside output/ and moved in on success, so a broken edit leaves the last good
-site online.
+site online), but in this process: no Python, Pelican or plugins to start again,
+and the build runs on the event loop's thread, so that no other thread holds a
+lock when the accelerator forks its readers (requests wait the ~0.1 s it takes).
+A change to the plugins' code needs a restart (Python does not reload modules).
 Without SMTP_URL, each confirmation link is printed here (development only).
 """
 from __future__ import annotations
@@ -15,29 +18,39 @@ import argparse
 import asyncio
 import logging
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import uvicorn
 
-from .config import ROOT, Config
+from newsletter.config import Config
+
+from .build import ROOT, BuildFailed, build_site
 
 logger = logging.getLogger(__name__)
 
-WATCHED = ("content", "theme", "plugins", "pelicanconf.py")
+WATCHED = ("content", "theme", "plugins", "blogcore", "pelicanconf.py", "publishconf.py")
+# Code this process has imported: after a change there, the build runs in a new process.
+CODE = ("plugins", "blogcore")
 
 
-async def rebuild(output: Path, settings: str) -> bool:
+async def rebuild(output: Path, settings: str, fresh_process: bool = False) -> bool:
     """Rebuild as `make build` does (staged, moved into output/ on success); False if Pelican fails."""
-    from tasks import BuildFailed, build_site
-
     started = time.monotonic()
     try:
-        await asyncio.to_thread(build_site, settings, output)
+        if fresh_process:
+            result = subprocess.run([sys.executable, "-m", "sitebuild", "--settings", settings, "--output", str(output)],
+                                    cwd=ROOT, stdin=subprocess.DEVNULL, capture_output=True, text=True)
+            if result.returncode:
+                raise BuildFailed(result.stderr)
+        else:
+            build_site(settings, output)
     except BuildFailed as failure:
         logger.error("Échec de la reconstruction (build failed), le site précédent reste en ligne :\n%s", failure)
         return False
-    logger.info("Site reconstruit en %.1f s (rebuilt)", time.monotonic() - started)
+    logger.info("Site reconstruit en %.2f s (rebuilt)", time.monotonic() - started)
     return True
 
 
@@ -47,11 +60,12 @@ async def watch(output: Path, settings: str, stop: asyncio.Event) -> None:
     paths = [ROOT / p for p in WATCHED if (ROOT / p).exists()]
     async for changes in awatch(*paths, stop_event=stop):
         logger.info("%d fichier(s) modifié(s), reconstruction…", len(changes))
-        await rebuild(output, settings)
+        code = [ROOT / name for name in CODE]
+        await rebuild(output, settings, any(Path(path).is_relative_to(folder) for _, path in changes for folder in code))
 
 
 async def main_async(port: int, output: Path, watching: bool) -> None:
-    from .app import create_app
+    from newsletter.app import create_app
 
     config = Config.from_env()
     if not (output / "index.html").exists():
@@ -76,7 +90,7 @@ async def main_async(port: int, output: Path, watching: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m newsletter.devserver", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m sitebuild.devserver", description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     parser.add_argument("--output", type=Path, default=ROOT / "output", help="the built site (default: output/)")
     parser.add_argument("--no-watch", dest="watch", action="store_false", help="do not rebuild on change")
