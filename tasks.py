@@ -17,13 +17,14 @@ class BuildFailed(Exception):
 
 
 def compile_sources():
-    """Byte-compile the plugins and settings files if they changed (compileall skips the others).
+    """Byte-compile the plugins, blogcore and the settings files if they changed (compileall skips the others).
 
     Python caches what it compiles in __pycache__, unless PYTHONDONTWRITEBYTECODE
     is set, as it is on this machine: every build would then compile the plugins
     again, a twentieth of a warm rebuild.
     """
     compileall.compile_dir(ROOT / "plugins", quiet=2)
+    compileall.compile_dir(ROOT / "blogcore", quiet=2)
     for name in ("pelicanconf.py", "publishconf.py"):
         compileall.compile_file(ROOT / name, quiet=2)
 
