@@ -172,3 +172,18 @@ def test_blogcore_imports_no_framework():
     modules = imported_modules("import blogcore.typography, blogcore.dates, blogcore.header, blogcore.records, "
                                "blogcore.urls, blogcore.htmltext, blogcore.language")
     assert not {m for m in modules if m.split(".")[0] in ("pelican", "starlette", "jinja2", "markupsafe", "markdown")}
+
+
+def test_the_sender_turns_stale_records_into_an_instruction(tmp_path):
+    from newsletter.config import Config
+    from newsletter.mail_message import PostError, load_post
+
+    db = sqlite3.connect(tmp_path / records.RECORDS_FILE)  # a records file of the first version
+    db.execute("CREATE TABLE posts (slug TEXT PRIMARY KEY, stamp TEXT NOT NULL, record TEXT NOT NULL)")
+    db.commit()
+    db.close()
+    config = Config(public_url="https://b.example", newsletter_url="https://b.example/newsletter", mail_from="a@b.example",
+                    reply_to="", site_name="égoBlog", db=str(tmp_path / "db"), outbox=tmp_path,
+                    settings={"MAIL_POSTS_PATH": str(tmp_path)})
+    with pytest.raises(PostError, match="run make build"):
+        load_post(config, "un")
