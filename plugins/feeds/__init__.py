@@ -176,7 +176,7 @@ def make_feeds_here(settings: dict):
 
 # Entries --------------------------------------------------------------------------
 
-def paris(date: datetime, settings: dict) -> datetime:
+def site_time(date: datetime, settings: dict) -> datetime:
     """The date in the site's time zone (blogcore.dates' rule), whole seconds."""
     return dates.localized(date, dates.site_zone(settings)).replace(microsecond=0)
 
@@ -186,7 +186,7 @@ def entry_id(article, settings: dict) -> str:
     guid = str(article.metadata.get("guid") or "").strip()
     if guid:
         return guid
-    day = paris(article.date, settings).strftime("%Y-%m-%d")
+    day = site_time(article.date, settings).strftime("%Y-%m-%d")
     return f"tag:{settings['FEEDS_ID_AUTHORITY']},{day}:{quote(article.slug, safe=TAG_SAFE)}"
 
 
@@ -194,8 +194,8 @@ def add_entry(fg, article, settings: dict) -> datetime:
     """Append one post to the feed; return its updated date."""
     base = public_url(settings)
     permalink = f"{base}/{article.url}"
-    published = paris(article.date, settings)
-    updated = paris(getattr(article, "modified", None) or article.date, settings)
+    published = site_time(article.date, settings)
+    updated = site_time(getattr(article, "modified", None) or article.date, settings)
     updated = max(updated, published)
     authors = [a for a in getattr(article, "authors", []) if a.name] or []
     fe = fg.add_entry(order="append")
@@ -292,7 +292,7 @@ def add_template_global(generator):
         generator.env.globals["feeds_here"] = make_feeds_here(generator.settings)
 
 
-# Settings a feed is made of, besides its own (render, add_entry, public_url, paris, entry_id, feed_title).
+# Settings a feed is made of, besides its own (render, add_entry, public_url, site_time, entry_id, feed_title).
 READ_SETTINGS = ("SITENAME", "SITESUBTITLE", "DEFAULT_LANG", "AUTHOR", "TIMEZONE", "PUBLIC_URL", "SITEURL",
                  "FEED_MAX_ITEMS", *DEFAULTS)
 CACHE_FILE = "FeedsCache"

@@ -3,9 +3,15 @@
 At build time, every published article is written as one record outside the
 published site (blogcore.records holds the contract: file, folder, schema, version):
 the typographed title, summary and content exactly as the site shows them, with
-every link and image made absolute against the post's public URL, plus the path and hash of its Markdown source for
-the plain-text alternative. `make send` reads these records, so the mail is the
+every link and image made absolute against the post's public URL, plus the path
+and hash of its Markdown source for the plain-text alternative. `make send` reads these records, so the mail is the
 post as it was built, never a second rendering that could drift from the site.
+
+Settings:
+    MAIL_POSTS_PATH: where the records go. Unset (the default), var/posts beside the
+        output folder: `make build` writes <project>/var/posts, where `make send` reads,
+        and a test build into a temporary folder keeps its records there. A relative
+        path is taken from the project root (blogcore.records has the rule).
 """
 import hashlib
 import logging
@@ -15,19 +21,13 @@ from urllib.parse import urljoin
 
 from pelican import signals
 
-from blogcore import htmltext, records, urls
+from blogcore import htmltext, language, records, urls
 from blogcore.htmltext import plain_text
+from blogcore.language import lang_of
 from blogcore.records import RecordsError, RecordsWriter, make_record, records_folder
 from blogcore.urls import absolute_urls, problem, public_url
 
 logger = logging.getLogger(__name__)
-
-# MAIL_POSTS_PATH: where the records go (blogcore.records says the rule: unset, var/posts
-# beside the output folder, so `make build` writes <project>/var/posts where `make send`
-# reads, and a test build into a temporary folder keeps its records there).
-MAIL_POSTS_DEFAULTS = {
-    "MAIL_POSTS_PATH": None,
-}
 
 _collected: list = []
 _prepared: list = []  # (open RecordsWriter, count, remade) from page_writer_finalized
@@ -45,7 +45,7 @@ def record(article, base: str) -> dict:
         title_text=plain_text(article.title),
         url=url,
         date=article.date.isoformat(),
-        lang=getattr(article, "lang", None) or article.settings.get("DEFAULT_LANG") or "fr",
+        lang=lang_of(article, article.settings),
         category={"name": category.name, "url": urljoin(base + "/", category.url)} if category else None,
         tags=[{"name": tag.name, "url": urljoin(base + "/", tag.url)} for tag in getattr(article, "tags", [])],
         author=getattr(getattr(article, "author", None), "name", None),
@@ -58,8 +58,8 @@ def record(article, base: str) -> dict:
 
 
 # This plugin's code and the core it writes with: a change to any rewrites every record.
-CODE_DIGEST = hashlib.sha256(b"".join(
-    Path(module).read_bytes() for module in (__file__, htmltext.__file__, records.__file__, urls.__file__))).hexdigest()
+CODE_DIGEST = hashlib.sha256(b"".join(Path(module).read_bytes() for module in (
+    __file__, htmltext.__file__, language.__file__, records.__file__, urls.__file__))).hexdigest()
 
 
 def stamp(article, base: str) -> str:
