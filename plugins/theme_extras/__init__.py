@@ -85,7 +85,8 @@ def check_settings(pelican):
     The templates' PUBLIC_URL becomes the resolved public URL (blogcore.urls: PUBLIC_URL,
     else SITEURL, no trailing slash), so canonical and Open Graph links follow the one rule.
     """
-    pelican.settings["PUBLIC_URL"] = public_url(pelican.settings)
+    if public_url(pelican.settings):  # (left undefined when there is none: the templates then skip canonical links)
+        pelican.settings["PUBLIC_URL"] = public_url(pelican.settings)
     key = "THEME_EXTRAS_WORDS_PER_MINUTE"
     value = pelican.settings.get(key, DEFAULTS[key])
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
