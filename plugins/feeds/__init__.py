@@ -42,8 +42,10 @@ Settings:
 
 With Pelican's content cache on (CACHE_CONTENT), each feed's bytes are kept in
 CACHE_PATH/FeedsCache under a digest of all it is made of (its entries' fields,
-the settings it reads, this file's source, feedgen and lxml versions); a feed
-whose digest is unchanged is written from there, without feedgen or lxml.
+the settings it reads, the source of this file and of the blogcore modules it uses,
+feedgen and lxml versions); a feed whose digest is unchanged is written from there,
+without feedgen or lxml. A post's `read_digest` (bytes, left by an accelerator such
+as fast_build) stands for its entry's fields when present.
 """
 import hashlib
 import logging
