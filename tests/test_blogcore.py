@@ -168,6 +168,12 @@ def test_the_service_imports_no_pelican():
     assert not {m for m in modules if m.split(".")[0] in ("pelican", "plugins", "feedgen")}
 
 
+def test_the_sender_imports_no_pelican():
+    modules = imported_modules("import newsletter.sender, newsletter.preview, newsletter.mail_message")
+    assert "blogcore.records" in modules
+    assert not {m for m in modules if m.split(".")[0] in ("pelican", "plugins", "feedgen")}
+
+
 def test_blogcore_imports_no_framework():
     modules = imported_modules("import blogcore.typography, blogcore.dates, blogcore.header, blogcore.records, "
                                "blogcore.urls, blogcore.htmltext, blogcore.language")
