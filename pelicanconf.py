@@ -1,5 +1,12 @@
 """Every non-secret setting of the site. publishconf.py overrides what production needs."""
 import os
+import sys
+
+# The plugins import the core package, blogcore/, which sits beside this file. `python -m pelican`
+# from the project root (tasks.py, the tests) finds it already; `pelican` started elsewhere, or with
+# another settings file that imports this one, would not: the project root goes on sys.path once.
+if os.path.dirname(os.path.abspath(__file__)) not in sys.path:
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 AUTHOR = "François"
 SITENAME = "égoBlog"

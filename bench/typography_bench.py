@@ -3,7 +3,7 @@
 
     python bench/typography_bench.py [--count 300] [--seed 1] [--rounds 5]
                                      [--save-reference FILE] [--reference FILE]
-                                     [--baseline PATH/TO/rules.py]
+                                     [--baseline PATH/TO/typography.py]
 
 Makes a synthetic corpus (bench/make_corpus.py, --categories 8 --tags 25)
 in a temporary folder, renders each post's body and Summary with the `markdown`
@@ -13,15 +13,14 @@ posts (content/posts/*.md). Then it times `fix_html` over every fragment, best o
 plugin makes per post).
 
 --save-reference FILE writes the outputs (JSON) so a later run of a changed
-rules.py can be compared with --reference FILE: any fragment whose output differs
+blogcore/typography.py can be compared with --reference FILE: any fragment whose output differs
 is reported and the exit status is 1. --baseline PATH times another copy of
-rules.py on the same fragments in the same run (e.g. the original, kept outside
+typography.py on the same fragments in the same run (e.g. the original, kept outside
 the project) and compares outputs with it too.
 """
 import argparse
 import importlib.util
 import json
-import re
 import subprocess
 import sys
 import tempfile
@@ -35,7 +34,8 @@ sys.path.insert(0, str(ROOT))
 MAKE_CORPUS = ROOT / "bench" / "make_corpus.py"
 
 from pelicanconf import MARKDOWN  # noqa: E402
-from plugins.french_typography.rules import fix_html  # noqa: E402
+from blogcore.header import split_header  # noqa: E402
+from blogcore.typography import fix_html  # noqa: E402
 
 
 def renderer():
@@ -46,11 +46,11 @@ def renderer():
 
 def fragments_of(path: Path, md) -> list[str]:
     """The post's HTML body and, if it has one, its Summary rendered as Markdown."""
-    header, _, body = path.read_text(encoding="utf-8").partition("\n\n")
-    summary = re.search(r"^Summary:\s*(.*)$", header, re.M | re.I)
+    header, body = split_header(path.read_text(encoding="utf-8"))
+    summary = next((entry for entry in header.entries if entry.name == "summary"), None)
     out = [md.reset().convert(body)]
     if summary:
-        out.append(md.reset().convert(summary.group(1)))
+        out.append(md.reset().convert("\n".join([summary.value, *summary.more])))  # as Pelican joins its lines
     return out
 
 

@@ -27,7 +27,7 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from plugins.french_typography.rules import fix_html, fix_text
+from blogcore.typography import fix_html, fix_text
 
 from .addresses import InvalidAddress, normalize_address
 from .config import Config

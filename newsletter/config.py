@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from blogcore import urls
+
 logger = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,8 +57,8 @@ class Config:
         settings_file = env.get("NEWSLETTER_SETTINGS") or settings_file or "pelicanconf.py"
         settings = read_settings(settings_file)
 
-        public_url = str(settings.get("PUBLIC_URL") or settings.get("SITEURL") or "").rstrip("/")
-        if urlsplit(public_url).scheme not in ("http", "https") or not urlsplit(public_url).netloc:
+        public_url = urls.public_url(settings)
+        if urls.problem(public_url):
             raise ConfigError(f"PUBLIC_URL ({settings_file}) doit être une adresse absolue http(s)://, pas {public_url!r}")
         newsletter_url = str(settings.get("NEWSLETTER_URL", "/newsletter")).rstrip("/")
         if newsletter_url.startswith("/"):

@@ -9,7 +9,7 @@ from email.utils import formatdate, make_msgid, parseaddr
 
 from jinja2 import Environment
 
-from plugins.french_typography.rules import fix_html, fix_text
+from blogcore.typography import fix_html, fix_text
 
 from .config import Config
 from .links import confirm_url

@@ -14,9 +14,7 @@ import difflib
 import hashlib
 import email.policy
 import html
-import json
 import re
-import sqlite3
 import textwrap
 import uuid
 from dataclasses import dataclass, replace
@@ -31,15 +29,16 @@ import css_inline
 import jinja2
 import markupsafe
 
-from .config import ROOT, Config
-from plugins.french_typography.rules import fix_html
-from plugins.theme_extras import fr_date  # the site's French dates, so the mail says what the page says
+from blogcore.dates import local_date, site_zone
+from blogcore.header import read_header
+from blogcore.language import is_french
+from blogcore.records import RecordsError, read_record, records_folder
+from blogcore.typography import fix_html
 
+from .config import ROOT, Config
 from .plaintext import WIDTH, fix_text, render_text
 
 TEMPLATES = ROOT / "theme" / "templates" / "email"
-DEFAULT_POSTS_PATH = "var/posts"
-RECORDS = "records.sqlite3"  # written by plugins/mail_posts: table posts(slug, stamp, record JSON)
 PLACEHOLDER = "xUNSUBSCRIBEx9f2c7e1bx"  # letters only: survives HTML serialisation and quoted-printable
 PREHEADER_PADDING = "&#847;&zwnj;&nbsp;" * 60  # keeps clients from pulling body text into the preview line
 # compat32 with CRLF: headers are stored as given (pre-encoded below), which keeps
@@ -67,9 +66,15 @@ class Post:
     content_html: str
     source_path: str
     source_sha256: str
+    lang: str = "fr"
+
+    @property
+    def french(self) -> bool:
+        return is_french(self.lang)
 
     @classmethod
     def from_record(cls, data: dict) -> "Post":
+        """A post from a record of blogcore.records (its version already checked)."""
         fields = {name: data.get(name) for name in cls.__dataclass_fields__}
         fields["date"] = datetime.fromisoformat(data["date"])
         fields["tags"] = data.get("tags") or []
@@ -80,14 +85,11 @@ class Post:
 
 
 def posts_path(config: Config) -> Path:
-    """Where plugins/mail_posts wrote the records: MAIL_POSTS_PATH (relative to the project
-    root), else var/posts beside the output folder, as the plugin does."""
-    value = config.settings.get("MAIL_POSTS_PATH")
-    if not value:
-        output = Path(config.settings.get("OUTPUT_PATH") or "output")
-        return (output if output.is_absolute() else ROOT / output).parent / DEFAULT_POSTS_PATH
-    path = Path(value)
-    return path if path.is_absolute() else ROOT / path
+    """Where plugins/mail_posts wrote the records (the rule is blogcore.records')."""
+    try:
+        return records_folder(config.settings, ROOT)
+    except RecordsError as error:
+        raise PostError(str(error)) from None
 
 
 def source_slugs(config: Config) -> dict[str, Path]:
@@ -98,32 +100,20 @@ def source_slugs(config: Config) -> dict[str, Path]:
     for path in sorted(content.rglob("*.md")):
         if "pages" in path.relative_to(content).parts:
             continue
-        slug = path.stem
-        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-            if not line.strip():
-                break
-            key, _, value = line.partition(":")
-            if key.strip().lower() == "slug" and value.strip():
-                slug = value.strip()
+        try:
+            slug = read_header(path).get("slug") or path.stem
+        except UnicodeDecodeError:
+            slug = path.stem
         found[slug] = path
     return found
 
 
-def built_record(path: Path, slug: str) -> tuple[str | None, list[str]]:
-    """The record JSON of one post as the last good build left it (None if absent), and every built slug."""
-    if not path.is_file():
-        return None, []
-    db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
-    try:
-        found = db.execute("SELECT record FROM posts WHERE slug = ?", (slug,)).fetchone()
-        return (found[0] if found else None), [row[0] for row in db.execute("SELECT slug FROM posts ORDER BY slug")]
-    finally:
-        db.close()
-
-
 def load_post(config: Config, slug: str) -> Post:
     """The built record of one post, or a PostError that tells the author what to do."""
-    found, built = built_record(posts_path(config) / RECORDS, slug)
+    try:
+        found, built = read_record(posts_path(config), slug)
+    except RecordsError as error:
+        raise PostError(str(error)) from None
     if found is None:
         if slug in source_slugs(config):
             raise PostError(f"Post '{slug}' is not built yet: run make build first.")
@@ -132,7 +122,7 @@ def load_post(config: Config, slug: str) -> Post:
         hint = f" Did you mean '{close[0]}'?" if close else ""
         listing = ", ".join(known) if known else "none (run make build first)"
         raise PostError(f"No post with slug '{slug}'.{hint} Known slugs: {listing}.")
-    post = Post.from_record(json.loads(found))
+    post = Post.from_record(found)
     if not post.url.startswith(config.public_url.rstrip("/") + "/"):
         # Otherwise a mail would mix the post's links with unsubscribe links to another site.
         built_for = "{0.scheme}://{0.netloc}".format(urlsplit(post.url))
@@ -169,24 +159,51 @@ def subject_of(config: Config, posts: list[Post]) -> str:
     return fix_text(f"{config.site_name} : {len(posts)} nouveaux billets")
 
 
-def _environment() -> jinja2.Environment:
+def _environment(config: Config) -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
                              keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
-    env.filters["fr_date"] = fr_date
+    zone = site_zone(config.settings)  # the site's dates, so the mail says what the page says
+    env.filters["local_date"] = lambda date, lang, year=True: local_date(date, lang, zone, year)
     return env
+
+
+class _Kept:
+    """Texts French typography must not touch (a post in another language), held out of the page by a
+    placeholder while the template's own French words are fixed, then put back."""
+
+    def __init__(self):
+        self.texts: list[str] = []
+
+    def hold(self, text) -> str:
+        self.texts.append(str(text))
+        return f"xKEPT{len(self.texts) - 1}x9f2c7e1bx"  # letters and digits only: fix_html leaves it alone
+
+    def restore(self, page: str) -> str:
+        for number, text in enumerate(self.texts):
+            page = page.replace(f"xKEPT{number}x9f2c7e1bx", text)
+        return page
 
 
 def render_html(config: Config, posts: list[Post], unsubscribe_url: str = PLACEHOLDER) -> str:
     """The HTML mail with its CSS inlined (the @media rules kept in <style>)."""
     subject = subject_of(config, posts)
     preheader = posts[0].summary_text if len(posts) == 1 else " · ".join(p.title_text for p in posts)
-    fixed = [_with_alt(post) for post in posts]
-    page = _environment().get_template("post.html").render(
+    kept = _Kept()
+    if len(posts) == 1 and not posts[0].french:
+        subject, preheader = kept.hold(markupsafe.escape(subject)), kept.hold(markupsafe.escape(preheader))
+    fixed = [_with_alt(post) if post.french else _held(_with_alt(post), kept) for post in posts]
+    page = _environment(config).get_template("post.html").render(
         subject=subject, preheader=preheader, preheader_padding=markupsafe.Markup(PREHEADER_PADDING),
         posts=fixed, digest=len(posts) > 1, site_name=config.site_name, public_url=config.public_url,
         unsubscribe_url=unsubscribe_url, css=(TEMPLATES / "email.css").read_text(encoding="utf-8"))
     inliner = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False, minify_css=True)
-    return inliner.inline(fix_html(page))  # the template's own words get French spacing too
+    return inliner.inline(kept.restore(fix_html(page)))  # the template's own words get French spacing too
+
+
+def _held(post: Post, kept: _Kept) -> Post:
+    """The post with its title, summary and content held out of French typography."""
+    return replace(post, title=kept.hold(post.title), summary_html=kept.hold(post.summary_html),
+                   content_html=kept.hold(post.content_html))
 
 
 def _with_alt(post: Post) -> Post:
@@ -198,16 +215,17 @@ def _with_alt(post: Post) -> Post:
 def render_plain(config: Config, posts: list[Post], unsubscribe_url: str = PLACEHOLDER) -> str:
     """The text/plain alternative: the post from its Markdown, or the digest's summaries."""
     markdown_settings = config.settings.get("MARKDOWN") or {}
+    zone = site_zone(config.settings)
     parts = []
     if len(posts) == 1:
         post = posts[0]
         head = [post.title_text, "=" * len(post.title_text), ""]
-        meta = fr_date(post.date) + (f" · {post.author}" if post.author else "")
+        meta = local_date(post.date, post.lang, zone) + (f" · {post.author}" if post.author else "")
         if post.category:
             meta = f"{post.category['name']} · {meta}"
-        head += [fix_text(meta), ""]
+        head += [fix_text(meta) if post.french else meta, ""]
         body = render_text(Path(post.source_path).read_text(encoding="utf-8"), post.url, markdown_settings,
-                           post.content_html)
+                           post.content_html, french=post.french)
         parts.append("\n".join(head) + "\n" + body.rstrip("\n"))
         parts.append(fix_text("Lire sur le blog :") + f" {post.url}")
     else:
@@ -215,10 +233,11 @@ def render_plain(config: Config, posts: list[Post], unsubscribe_url: str = PLACE
         parts.append(f"{subject}\n{'=' * len(subject)}")
         for post in posts:
             lines = [post.title_text, "-" * len(post.title_text)]
-            meta = fr_date(post.date) + (f" · {post.category['name']}" if post.category else "")
-            lines.append(fix_text(meta))
+            meta = local_date(post.date, post.lang, zone) + (f" · {post.category['name']}" if post.category else "")
+            lines.append(fix_text(meta) if post.french else meta)
             lines.append("")
-            lines += textwrap.wrap(fix_text(post.summary_text), WIDTH, break_long_words=False, break_on_hyphens=False)
+            summary = fix_text(post.summary_text) if post.french else post.summary_text
+            lines += textwrap.wrap(summary, WIDTH, break_long_words=False, break_on_hyphens=False)
             lines += ["", fix_text("Lire sur le blog :") + f" {post.url}"]
             parts.append("\n".join(lines))
     parts.append("-- \n"

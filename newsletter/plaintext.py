@@ -5,7 +5,7 @@ serialising its element tree to HTML we walk it and write text a reader can
 follow without any HTML: headings underlined, lists kept, quotes prefixed with
 « > », links as numbered references [1] listed at the end, paragraphs wrapped
 at 72 columns without ever breaking a URL. French typography (fix_text) is
-applied to the prose, never to URLs or code.
+applied to the prose of a French post, never to URLs or code.
 """
 import html
 import re
@@ -17,7 +17,8 @@ from xml.etree import ElementTree
 import markdown
 from markdown.treeprocessors import Treeprocessor
 
-from plugins.french_typography.rules import fix_text
+from blogcore.header import split_header
+from blogcore.typography import fix_text
 
 WIDTH = 72
 BLOCKS = {"p", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "li", "blockquote", "pre", "hr", "div",
@@ -30,7 +31,6 @@ _TAG = re.compile(r"<[^>]+>")
 _HREF = re.compile(r'<a\s[^>]*?href\s*=\s*"([^"]*)"', re.IGNORECASE)
 _SRC = re.compile(r'<img\s[^>]*?src\s*=\s*"([^"]*)"', re.IGNORECASE)
 HARD_BREAK = "\ue002"  # a <br>: the only line break kept inside a paragraph
-_META_LINE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*\s*:")
 
 
 _SPACES = re.compile(r"[ \t\n\r\f\v]+")
@@ -54,14 +54,8 @@ class _Extension(markdown.Extension):
 
 
 def strip_metadata(source: str) -> str:
-    """Drop Pelican's `Key: value` header (up to the first blank line)."""
-    lines = source.lstrip("\ufeff").splitlines()
-    if lines and _META_LINE.match(lines[0]):
-        for index, line in enumerate(lines):
-            if not line.strip():
-                return "\n".join(lines[index + 1:])
-        return ""
-    return "\n".join(lines)
+    """The post without its metadata header, as Pelican's Markdown reader leaves it (blogcore.header)."""
+    return split_header(source.lstrip("\ufeff"))[1]
 
 
 class _Refs:
@@ -77,8 +71,9 @@ class _Refs:
 
 
 class _Renderer:
-    def __init__(self, md, base_url, hrefs, srcs):
+    def __init__(self, md, base_url, hrefs, srcs, french=True):
         self.md = md
+        self.french = french
         self.base_url = base_url
         self.hrefs = iter(hrefs) if hrefs is not None else None
         self.srcs = iter(srcs) if srcs is not None else None
@@ -155,8 +150,8 @@ class _Renderer:
         return _PROTECTED.sub(lambda m: self.protected[int(m[1])], text)
 
     def prose(self, text: str) -> str:
-        """Typography on the prose only; protected parts come back untouched afterwards."""
-        return fix_text(text)
+        """Typography on the prose only (French posts); protected parts come back untouched afterwards."""
+        return fix_text(text) if self.french else text
 
     def wrap(self, text: str, first: str = "", rest: str = "", width: int = WIDTH) -> list[str]:
         lines = []
@@ -251,7 +246,7 @@ class _Renderer:
 
 
 def render_text(source: str, base_url: str, markdown_settings: dict | None = None,
-                content_html: str | None = None) -> str:
+                content_html: str | None = None, french: bool = True) -> str:
     """The plain text of one post's Markdown body (metadata header removed).
 
     `content_html` is the post as the site built it; its links and images, in
@@ -273,7 +268,7 @@ def render_text(source: str, base_url: str, markdown_settings: dict | None = Non
             hrefs = found_hrefs
         if len(found_srcs) == sum(1 for _ in root.iter("img")):
             srcs = found_srcs
-    renderer = _Renderer(md, base_url, hrefs, srcs)
+    renderer = _Renderer(md, base_url, hrefs, srcs, french)
     paragraphs = ["\n".join(block) for block in renderer.blocks(root)]
     text = "\n\n".join(p for p in paragraphs if p.strip())
     if renderer.refs.urls:

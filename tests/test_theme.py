@@ -19,13 +19,22 @@ from pelican.contents import Article
 from pelican.readers import Readers
 from pelican.settings import read_settings
 
-from plugins.theme_extras import fr_date, iso_date, json_ld, reading_minutes
+from blogcore import dates
+from plugins.theme_extras import json_ld, reading_minutes
 from tests.conftest import ROOT, build
 
 PUBLIC_URL = "http://127.0.0.1:8000"
 FRENCH_DATE = re.compile(r"^(1er|[12]?[0-9]|3[01]) (janvier|février|mars|avril|mai|juin|juillet|août|septembre"
                          r"|octobre|novembre|décembre) \d{4}$")
-PARIS = ZoneInfo("Europe/Paris")
+PARIS = ZoneInfo("Europe/Paris")  # pelicanconf's TIMEZONE
+
+
+def fr_date(date, year=True):
+    return dates.fr_date(date, PARIS, year)
+
+
+def iso_date(date):
+    return dates.iso_date(date, PARIS)
 
 
 def text(node) -> str:
@@ -414,7 +423,7 @@ def test_json_ld_cannot_close_its_script_element():
     post = SimpleNamespace(title="Fin &lt;/script&gt;<em>!</em>", summary="<p>Résumé</p>",
                            date=datetime(2015, 10, 17, 8), modified=None, url="2015/10/x/", authors=[author],
                            category=SimpleNamespace(name="Humeurs Marketing"), tags=[])
-    source = json_ld(post, {"PUBLIC_URL": PUBLIC_URL, "SITENAME": "égoBlog"})
+    source = json_ld(post, {"PUBLIC_URL": PUBLIC_URL, "SITENAME": "égoBlog", "TIMEZONE": "Europe/Paris"})
     assert "</" not in source
     data = json.loads(source)
     assert data["headline"] == "Fin </script>!" and data["datePublished"] == "2015-10-17T08:00:00+02:00"

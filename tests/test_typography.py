@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from blogcore.typography import INLINE, SKIPPED, fix_html, fix_text
 from newsletter import plaintext
-from plugins.french_typography.rules import INLINE, SKIPPED, fix_html, fix_text
 from tests.conftest import ROOT, build
 from tests.fixtures.typography import badly_spaced
 
@@ -141,7 +141,7 @@ def test_fix_html_agrees_with_fix_text_on_plain_sentences(text, expected):
     assert fix_html(f"<p>{text}</p>") == f"<p>{expected}</p>"
 
 
-# Where the fast paths of rules.py (rules skipped by what a text holds, signs found first and
+# Where the fast paths of blogcore/typography.py (rules skipped by what a text holds, signs found first and
 # the gap walked back, HTML split in one pass) could part from a plain scan: outputs as the
 # first, plain implementation gave them.
 FAST_PATH_TEXT_CASES = [
@@ -184,12 +184,13 @@ def test_fix_html_fast_path_edges(fragment, expected):
     assert fix_html(fragment) == expected
 
 
-def test_both_import_paths_share_the_rules(monkeypatch):
+def test_the_plugin_applies_the_core_rules(monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT / "plugins"))  # as Pelican imports it, via PLUGIN_PATHS
-    import french_typography.rules
-    from plugins.french_typography import rules
+    import blogcore.typography
+    import french_typography
 
-    assert french_typography.rules.fix_text("Non ?") == rules.fix_text("Non ?") == "Non\u202f?"
+    assert french_typography.fix_text is blogcore.typography.fix_text
+    assert french_typography.fix_html is blogcore.typography.fix_html
 
 
 # --- properties ----------------------------------------------------------------------

@@ -158,7 +158,8 @@ def site_cache_key(settings) -> str:
     and Markdown."""
     relevant = {k: v for k, v in settings.items() if k not in VOLATILE_SETTINGS}
     digest = hashlib.sha256()
-    for folder in settings.get("PLUGIN_PATHS", []):  # plugins change objects after reading (typography...)
+    core = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "blogcore")  # the plugins' core package
+    for folder in [*settings.get("PLUGIN_PATHS", []), core]:  # plugins change objects after reading (typography...)
         for root, dirs, files in sorted(os.walk(folder)):
             dirs.sort()
             for name in sorted(f for f in files if f.endswith(".py")):

@@ -10,7 +10,7 @@ collide, and a feed's path depends only on its category or tag, never on a post)
 Entry ids never change when a post is edited, retitled or moved to another
 category (pelican #1933: feed-to-email services resend edited posts):
 
-    tag:{FEEDS_ID_AUTHORITY},{Date as YYYY-MM-DD in Paris}:{slug}
+    tag:{FEEDS_ID_AUTHORITY},{Date as YYYY-MM-DD in the site's TIMEZONE}:{slug}
 
 A post's `Guid:` metadata, when present, is used as is instead; give one to a
 published post before changing its Date or Slug. RSS carries the same value as
@@ -42,30 +42,27 @@ Settings:
 
 With Pelican's content cache on (CACHE_CONTENT), each feed's bytes are kept in
 CACHE_PATH/FeedsCache under a digest of all it is made of (its entries' fields,
-the settings it reads, this file's source, feedgen and lxml versions); a feed
-whose digest is unchanged is written from there, without feedgen or lxml.
+the settings it reads, the source of this file and of the blogcore modules it uses,
+feedgen and lxml versions); a feed whose digest is unchanged is written from there,
+without feedgen or lxml. A post's `read_digest` (bytes, left by an accelerator such
+as fast_build) stands for its entry's fields when present.
 """
 import hashlib
-import html
 import logging
 import os
 import pickle
 import re
 from collections import namedtuple
 from datetime import datetime, timezone
-from functools import lru_cache
 from importlib.metadata import version
-from urllib.parse import quote, urljoin, urlsplit
-from zoneinfo import ZoneInfo
+from urllib.parse import quote, urlsplit
 
 from jinja2 import pass_context
 from pelican import signals
 
-try:  # plugins/fast_build knows each post as it was read; without it, feed_key reads every post's inputs
-    from fast_build import read_digest_of
-except ImportError:
-    def read_digest_of(content):
-        return None
+from blogcore import dates, htmltext, urls
+from blogcore.htmltext import plain_text
+from blogcore.urls import absolute_urls, public_url
 
 logger = logging.getLogger(__name__)
 
@@ -84,11 +81,6 @@ DEFAULTS = {
 ATOM, RSS = "application/atom+xml", "application/rss+xml"
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 DNS_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$", re.I)
-URL_ATTR = re.compile(r"""(?P<lead>\s(?:href|src|poster|cite|action|longdesc)\s*=\s*)"""
-                      r"""(?:(?P<q>["'])(?P<quoted>.*?)(?P=q)|(?P<bare>[^\s"'>]+))""", re.I | re.S)
-SRCSET_ATTR = re.compile(r"""(?P<lead>\ssrcset\s*=\s*)(?P<q>["'])(?P<value>.*?)(?P=q)""", re.I | re.S)
-TAG = re.compile(r"<[^>]+>")
-ASCII_SPACES = re.compile(r"[ \t\n\r\f\v]+")  # not str.split(): it would drop French no-break spaces
 TAG_SAFE = "-._~!$&'()*+,;=:@/"  # RFC 4151 specific part: pchar and "/"
 
 Feed = namedtuple("Feed", "scope mime title label href")
@@ -117,6 +109,8 @@ def resolve_settings(settings: dict) -> dict:
             bad.append((key, value, need, DEFAULTS[key]))
     if merged["FEEDS_ID_AUTHORITY"] is None:
         merged["FEEDS_ID_AUTHORITY"] = urlsplit(public_url(settings)).hostname or "localhost"
+    if urls.problem(public_url(settings)):
+        logger.error("feeds: %s; the feeds' links will not be absolute", urls.problem(public_url(settings)))
     if not isinstance(merged["FEEDS_ID_AUTHORITY"], str) or not DNS_NAME.match(merged["FEEDS_ID_AUTHORITY"]):
         bad.append(("FEEDS_ID_AUTHORITY", merged["FEEDS_ID_AUTHORITY"], "a domain name such as blog.example.fr",
                     "localhost"))
@@ -133,11 +127,6 @@ def resolve_settings(settings: dict) -> dict:
         logger.error("feeds: setting %s = %r is not %s; using %r", key, value, need, default)
         merged[key] = default
     return merged
-
-
-def public_url(settings: dict) -> str:
-    """The absolute base of the site, without a trailing slash."""
-    return (settings.get("PUBLIC_URL") or settings.get("SITEURL") or "http://localhost").rstrip("/")
 
 
 # What the templates and the writer share ------------------------------------------
@@ -189,11 +178,9 @@ def make_feeds_here(settings: dict):
 
 # Entries --------------------------------------------------------------------------
 
-def paris(date: datetime, settings: dict) -> datetime:
-    """The date with the site's offset (a naive date is taken as site time), whole seconds."""
-    zone = ZoneInfo(settings.get("TIMEZONE") or "Europe/Paris")
-    date = date.replace(tzinfo=zone) if date.tzinfo is None else date.astimezone(zone)
-    return date.replace(microsecond=0)
+def site_time(date: datetime, settings: dict) -> datetime:
+    """The date in the site's time zone (blogcore.dates' rule), whole seconds."""
+    return dates.localized(date, dates.site_zone(settings)).replace(microsecond=0)
 
 
 def entry_id(article, settings: dict) -> str:
@@ -201,44 +188,16 @@ def entry_id(article, settings: dict) -> str:
     guid = str(article.metadata.get("guid") or "").strip()
     if guid:
         return guid
-    day = paris(article.date, settings).strftime("%Y-%m-%d")
+    day = site_time(article.date, settings).strftime("%Y-%m-%d")
     return f"tag:{settings['FEEDS_ID_AUTHORITY']},{day}:{quote(article.slug, safe=TAG_SAFE)}"
-
-
-@lru_cache(maxsize=256)  # a post is in the site's, its category's and its tags' feeds, then in its mail record
-def absolute_urls(fragment: str, base: str) -> str:
-    """The HTML with every relative href/src/srcset/poster/cite resolved against base."""
-    def one(url: str) -> str:
-        raw = html.unescape(url.strip())
-        return html.escape(urljoin(base, raw), quote=True) if raw else html.escape(base)
-
-    def attr(match):
-        if match["bare"] is not None:
-            return f'{match["lead"]}"{one(match["bare"])}"'
-        return f'{match["lead"]}{match["q"]}{one(match["quoted"])}{match["q"]}'
-
-    def srcset(match):
-        candidates = []
-        for candidate in match["value"].split(","):
-            parts = candidate.strip().split(None, 1)
-            if parts:
-                candidates.append(" ".join([one(parts[0])] + parts[1:]))
-        return f'{match["lead"]}{match["q"]}{", ".join(candidates)}{match["q"]}'
-
-    return SRCSET_ATTR.sub(srcset, URL_ATTR.sub(attr, fragment))
-
-
-def plain_text(fragment: str) -> str:
-    """HTML as one line of text, for summaries."""
-    return ASCII_SPACES.sub(" ", html.unescape(TAG.sub(" ", fragment or ""))).strip()
 
 
 def add_entry(fg, article, settings: dict) -> datetime:
     """Append one post to the feed; return its updated date."""
     base = public_url(settings)
     permalink = f"{base}/{article.url}"
-    published = paris(article.date, settings)
-    updated = paris(getattr(article, "modified", None) or article.date, settings)
+    published = site_time(article.date, settings)
+    updated = site_time(getattr(article, "modified", None) or article.date, settings)
     updated = max(updated, published)
     authors = [a for a in getattr(article, "authors", []) if a.name] or []
     fe = fg.add_entry(order="append")
@@ -335,7 +294,7 @@ def add_template_global(generator):
         generator.env.globals["feeds_here"] = make_feeds_here(generator.settings)
 
 
-# Settings a feed is made of, besides its own (render, add_entry, public_url, paris, entry_id, feed_title).
+# Settings a feed is made of, besides its own (render, add_entry, public_url, site_time, entry_id, feed_title).
 READ_SETTINGS = ("SITENAME", "SITESUBTITLE", "DEFAULT_LANG", "AUTHOR", "TIMEZONE", "PUBLIC_URL", "SITEURL",
                  "FEED_MAX_ITEMS", *DEFAULTS)
 CACHE_FILE = "FeedsCache"
@@ -343,10 +302,12 @@ _source = []
 
 
 def source_digest() -> str:
-    """This plugin's code and the libraries that make the XML."""
+    """This plugin's code, the blogcore modules it uses and the libraries that make the XML."""
     if not _source:
-        with open(__file__, "rb") as file:
-            code = file.read()
+        code = b""
+        for module in (__file__, dates.__file__, htmltext.__file__, urls.__file__):
+            with open(module, "rb") as file:
+                code += file.read() + b"\0"
         _source.append(hashlib.blake2b(code + f"\0{version('feedgen')}\0{version('lxml')}"
                                        .encode(), digest_size=16).hexdigest())
     return _source[0]
@@ -370,7 +331,9 @@ def feed_key(settings, scope, item, chosen, mime, save_as, page_url, entries) ->
     for article in chosen:
         found = entries.get(id(article))
         if found is None:
-            read = read_digest_of(article)  # the post as read: it holds everything entry_inputs lists
+            # The post as read, when an accelerator (fast_build) left its digest: it holds everything
+            # entry_inputs lists; else entry_inputs is hashed.
+            read = getattr(article, "read_digest", None)
             found = entries[id(article)] = (article, b"read:" + read if read is not None else hashlib.blake2b(
                 entry_inputs(article).encode("utf-8", "surrogatepass"), digest_size=20).digest())
         digest.update(found[1])

@@ -1,7 +1,8 @@
 """French typography on every post and page: titles, summaries and bodies.
 
-The rules live in `rules.py` (pure functions, also used by the newsletter sender);
-this module only decides what they apply to. Titles get `fix_text`, bodies and
+The rules live in `blogcore.typography` (pure functions, also used by the newsletter);
+this module only decides what they apply to: French posts and pages only (their `Lang`,
+else DEFAULT_LANG; an English post keeps its own spacing). Titles get `fix_text`, bodies and
 summaries (HTML) get `fix_html`, and SITENAME and SITESUBTITLE get `fix_text`,
 so pages, feeds, <title>, Open Graph, JSON-LD and mails all read the same text.
 Templates get a `french_typography` Jinja filter for their own French strings, and
@@ -21,7 +22,8 @@ from markupsafe import Markup
 from pelican import signals
 from pelican.contents import Article, Page
 
-from .rules import fix_html, fix_text
+from blogcore.language import is_french, lang_of
+from blogcore.typography import fix_html, fix_text
 
 logger = logging.getLogger(__name__)
 
@@ -40,14 +42,16 @@ def check_settings(pelican):
         logger.warning("FRENCH_TYPOGRAPHY must be True or False, got %r: using True", value)
         value = True
     settings["FRENCH_TYPOGRAPHY"] = value
-    if value:
+    if value and is_french(settings.get("DEFAULT_LANG")):  # the site's own texts are in its language
         for key in SITE_TEXTS:
             if isinstance(settings.get(key), str):
                 settings[key] = fix_text(settings[key])
 
 
 def wanted(content) -> bool:
-    """The post's `Typographie:` metadata if it has one, else the FRENCH_TYPOGRAPHY setting."""
+    """False for a post that is not French; else its `Typographie:` metadata, else FRENCH_TYPOGRAPHY."""
+    if not is_french(lang_of(content, content.settings)):
+        return False
     for key in METADATA_KEYS:
         value = content.metadata.get(key)
         if value is None:

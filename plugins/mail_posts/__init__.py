@@ -1,100 +1,78 @@
 """mail_posts: record each published article for the newsletter sender.
 
-At build time, every published article is written as one JSON file in
-MAIL_POSTS_PATH (outside the published site): the typographed title, summary and
-content exactly as the site shows them, with every link and image made absolute
-against the post's public URL, plus the path and hash of its Markdown source for
-the plain-text alternative. `make send` reads these records, so the mail is the
+At build time, every published article is written as one record outside the
+published site (blogcore.records holds the contract: file, folder, schema, version):
+the typographed title, summary and content exactly as the site shows them, with
+every link and image made absolute against the post's public URL, plus the path
+and hash of its Markdown source for the plain-text alternative. `make send` reads these records, so the mail is the
 post as it was built, never a second rendering that could drift from the site.
+
+Settings:
+    MAIL_POSTS_PATH: where the records go. Unset (the default), var/posts beside the
+        output folder: `make build` writes <project>/var/posts, where `make send` reads,
+        and a test build into a temporary folder keeps its records there. A relative
+        path is taken from the project root (blogcore.records has the rule).
 """
 import hashlib
-import json
 import logging
 import os
-import sqlite3
 from pathlib import Path
 from urllib.parse import urljoin
 
 from pelican import signals
 
-# The feeds plugin (listed before this one in PLUGINS; Pelican registers each plugin
-# module under its name) already resolves relative URLs and flattens summaries:
-# the mail must link exactly as the feeds do.
-from feeds import absolute_urls, plain_text, read_digest_of
+from blogcore import htmltext, language, records, urls
+from blogcore.htmltext import plain_text
+from blogcore.language import lang_of
+from blogcore.records import RecordsError, RecordsWriter, make_record, records_folder
+from blogcore.urls import absolute_urls, problem, public_url
 
 logger = logging.getLogger(__name__)
 
-# MAIL_POSTS_PATH: where the records go. Unset, they go to var/posts beside the
-# output folder (OUTPUT_PATH's parent): `make build` writes <project>/var/posts,
-# where `make send` reads, and a test build into a temporary folder keeps its
-# records there instead of overwriting the project's. A relative MAIL_POSTS_PATH
-# is taken from the project root (the folder holding plugins/ and pelicanconf.py).
-MAIL_POSTS_DEFAULTS = {
-    "MAIL_POSTS_PATH": None,
-}
-
-# The project root: plugins/mail_posts/__init__.py -> the folder holding plugins/.
-PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
-RECORD_VERSION = 1
-
 _collected: list = []
-_prepared: list = []  # (open transaction, folder, count, remade) from page_writer_finalized
+_prepared: list = []  # (open RecordsWriter, count, remade) from page_writer_finalized
 
 
-def posts_path(settings) -> Path:
-    """Where the records go (see MAIL_POSTS_DEFAULTS)."""
-    config = {**MAIL_POSTS_DEFAULTS, **{k: v for k, v in settings.items() if k.startswith("MAIL_POSTS_")}}
-    value = config["MAIL_POSTS_PATH"]
-    if value is None:
-        return Path(settings["OUTPUT_PATH"]).resolve().parent / "var" / "posts"
-    if not isinstance(value, (str, os.PathLike)) or not str(value):
-        logger.error("mail_posts: MAIL_POSTS_PATH must be a folder path, got %r", value)
-        value = "var/posts"
-    path = Path(value)
-    return path if path.is_absolute() else PROJECT_ROOT / path
-
-
-def record(article, public_url: str) -> dict:
-    """The JSON record of one article: what the site shows, with absolute URLs."""
-    url = urljoin(public_url + "/", article.url)
+def record(article, base: str) -> dict:
+    """The record of one article: what the site shows, with absolute URLs (links exactly as in the feeds)."""
+    url = urljoin(base + "/", article.url)
     source = Path(article.source_path)
     summary_html = absolute_urls(article.summary or "", url)
     category = getattr(article, "category", None)
-    return {
-        "version": RECORD_VERSION,
-        "slug": article.slug,
-        "title": article.title,
-        "title_text": plain_text(article.title),
-        "url": url,
-        "date": article.date.isoformat(),
-        "lang": getattr(article, "lang", "fr"),
-        "category": {"name": category.name, "url": urljoin(public_url + "/", category.url)} if category else None,
-        "tags": [{"name": tag.name, "url": urljoin(public_url + "/", tag.url)} for tag in getattr(article, "tags", [])],
-        "author": getattr(getattr(article, "author", None), "name", None),
-        "summary_html": summary_html,
-        "summary_text": plain_text(summary_html),
-        "content_html": absolute_urls(article.content, url),
-        "source_path": str(source),
-        "source_sha256": hashlib.sha256(source.read_bytes()).hexdigest(),
-    }
+    return make_record(
+        slug=article.slug,
+        title=article.title,
+        title_text=plain_text(article.title),
+        url=url,
+        date=article.date.isoformat(),
+        lang=lang_of(article, article.settings),
+        category={"name": category.name, "url": urljoin(base + "/", category.url)} if category else None,
+        tags=[{"name": tag.name, "url": urljoin(base + "/", tag.url)} for tag in getattr(article, "tags", [])],
+        author=getattr(getattr(article, "author", None), "name", None),
+        summary_html=summary_html,
+        summary_text=plain_text(summary_html),
+        content_html=absolute_urls(article.content, url),
+        source_path=str(source),
+        source_sha256=hashlib.sha256(source.read_bytes()).hexdigest(),
+    )
 
 
-# This plugin's and the feeds plugin's code: a change to either rewrites every record.
-CODE_DIGEST = hashlib.sha256(b"".join(
-    (Path(__file__).parent.parent / name / "__init__.py").read_bytes() for name in ("mail_posts", "feeds"))).hexdigest()
-RECORDS = "records.sqlite3"  # one file, one row a post: rows are rewritten only when their post changed
+# This plugin's code and the core it writes with: a change to any rewrites every record.
+CODE_DIGEST = hashlib.sha256(b"".join(Path(module).read_bytes() for module in (
+    __file__, htmltext.__file__, language.__file__, records.__file__, urls.__file__))).hexdigest()
 
 
-def stamp(article, public_url: str) -> str:
+def stamp(article, base: str) -> str:
     """What a record is made of, hashed: an unchanged stamp means the record on disk is still right.
-    Cheap: the post's digest as fast_build read it stands for its text and metadata (else Pelican's rendered
-    content is hashed); only the URL rewriting and JSON of unchanged posts are skipped."""
+    Cheap: the post's digest as an accelerator (fast_build) read it stands for its text and metadata (else
+    Pelican's rendered content is hashed); only the URL rewriting and JSON of unchanged posts are skipped."""
     source = os.stat(article.source_path)
-    read = read_digest_of(article)  # the post as read: title, content, summary, date, url, category, tags...
-    parts = [CODE_DIGEST, public_url, article.source_path, f"{source.st_mtime_ns}:{source.st_size}"]
+    read = getattr(article, "read_digest", None)  # the post as read: title, content, summary, date, url, tags...
+    parts = [CODE_DIGEST, base, article.source_path, f"{source.st_mtime_ns}:{source.st_size}"]
     parts += [read.hex()] if read is not None else [
         article.slug, article.url, article.title, article.content, article.summary or "", article.date.isoformat(),
-        str(getattr(article, "category", "")), repr(getattr(article, "tags", [])), str(getattr(article, "author", ""))]
+        str(getattr(article, "category", "")), repr(getattr(article, "tags", [])), str(getattr(article, "author", "")),
+        str(getattr(article, "lang", ""))]
     return hashlib.blake2b("\0".join(parts).encode("utf-8", "surrogatepass"), digest_size=32).hexdigest()
 
 
@@ -111,28 +89,28 @@ def prepare(generator, writer):
     # resolved), and a parallel writer is rendering the article pages: the records are
     # made now, alongside, in a transaction committed at finalized.
     settings = generator.settings
-    public_url = str(settings.get("PUBLIC_URL") or settings.get("SITEURL") or "").rstrip("/")
-    if not public_url:
-        logger.warning("mail_posts: PUBLIC_URL is empty; mail links would not be absolute")
-    folder = posts_path(settings)
-    folder.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(folder / RECORDS, isolation_level=None)
+    base = public_url(settings)
+    if problem(base):
+        logger.warning("mail_posts: %s; mail links would not be absolute", problem(base))
     try:
-        db.execute("BEGIN IMMEDIATE")  # the sender sees the previous records or these, never a mix
-        db.execute("CREATE TABLE IF NOT EXISTS posts (slug TEXT PRIMARY KEY, stamp TEXT NOT NULL, record TEXT NOT NULL)")
-        previous = dict(db.execute("SELECT slug, stamp FROM posts"))
+        folder = records_folder(settings)
+    except RecordsError as error:
+        logger.error("mail_posts: %s; no post records written", error)
+        return
+    out = RecordsWriter(folder)
+    try:
+        previous = out.stamps()
         remade = 0
         for article in _collected:
-            key = stamp(article, public_url)
+            key = stamp(article, base)
             if previous.pop(article.slug, None) != key:  # a warm rebuild keeps the unchanged posts' rows
-                db.execute("INSERT OR REPLACE INTO posts VALUES (?, ?, ?)",
-                           (article.slug, key, json.dumps(record(article, public_url), ensure_ascii=False)))
+                out.put(key, record(article, base))
                 remade += 1
-        db.executemany("DELETE FROM posts WHERE slug = ?", [(slug,) for slug in previous])  # posts gone
+        out.remove(previous)  # posts gone
     except BaseException:
-        db.close()  # rolls back
+        out.close()  # rolls back
         raise
-    _prepared[:] = [(db, folder, len(_collected), remade)]
+    _prepared[:] = [(out, len(_collected), remade)]
     _collected.clear()
 
 
@@ -141,12 +119,9 @@ def write(pelican):
     # A failed build never gets here: its transaction is rolled back, the records stay as they were.
     if not _prepared:
         return
-    db, folder, count, remade = _prepared.pop()
-    try:
-        db.execute("COMMIT")
-    finally:
-        db.close()
-    logger.info("mail_posts: %d post records in %s (%d remade)", count, folder / RECORDS, remade)
+    out, count, remade = _prepared.pop()
+    out.commit()
+    logger.info("mail_posts: %d post records in %s (%d remade)", count, out.path, remade)
 
 
 def register():

@@ -1,4 +1,4 @@
-"""sitemap.xml and robots.txt, with absolute URLs from PUBLIC_URL.
+"""sitemap.xml and robots.txt, with absolute URLs from the public URL (blogcore.urls).
 
 Listed: home, archives, categories and tags lists, each category and tag, every
 post and every public page. Left out: hidden pages (404), the pages of the
@@ -15,6 +15,8 @@ from xml.sax.saxutils import escape
 
 from pelican import signals
 from pelican.generators import Generator
+
+from blogcore.urls import problem, public_url
 
 logger = logging.getLogger(__name__)
 
@@ -86,9 +88,9 @@ class SitemapGenerator(Generator):
 
     def generate_output(self, writer):
         settings = {**DEFAULTS, **self.settings}
-        base = settings.get("PUBLIC_URL", "").rstrip("/")
-        if not base.startswith(("http://", "https://")):
-            logger.error("sitemap: PUBLIC_URL must be an absolute http(s) URL, not %r", base)
+        base = public_url(settings)
+        if problem(base):
+            logger.error("sitemap: %s; sitemap.xml and robots.txt not written", problem(base))
             return
         for name, text in (("sitemap.xml", sitemap_xml(base, entries(self.context, settings))),
                            ("robots.txt", robots_txt(base, settings))):

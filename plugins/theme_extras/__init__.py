@@ -1,8 +1,12 @@
-"""What the theme needs that Jinja and Pelican lack: French dates, reading time,
-chronological neighbours, and the JSON-LD of a post.
+"""What the theme needs that Jinja and Pelican lack: dates in the post's language and the
+site's time zone, reading time, chronological neighbours and the JSON-LD of a post.
 
-Dates are formatted by hand, never through the system locale, so a build on any
-machine reads « 17 octobre 2015 ».
+Dates, the time zone rule and the public URL rule live in blogcore; this module only
+hands them to the templates:
+
+    {{ article.date|local_date(article.lang) }}   « 17 octobre 2015 », « 17 October 2015 » for English
+    {{ article.date|fr_date }}, |fr_month, |iso_date   in the settings' TIMEZONE
+    {{ article|json_ld }}                          BlogPosting
 
 Settings:
     THEME_EXTRAS_WORDS_PER_MINUTE: reading speed for the reading time (default 230).
@@ -11,44 +15,19 @@ import json
 import logging
 import math
 import re
-from datetime import datetime
 from html import unescape
-from zoneinfo import ZoneInfo
 
 from pelican import signals
 from pelican.contents import Article
 
+from blogcore.dates import fr_date, fr_month, iso_date, local_date, site_zone
+from blogcore.language import is_french, lang_of
+from blogcore.urls import public_url
+
 logger = logging.getLogger(__name__)
 
 DEFAULTS = {"THEME_EXTRAS_WORDS_PER_MINUTE": 230}
-MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août",
-          "septembre", "octobre", "novembre", "décembre")
-PARIS = ZoneInfo("Europe/Paris")
 TAG = re.compile(r"<[^>]+>")
-
-
-def localized(date: datetime) -> datetime:
-    """The date in Paris time; a naive date is taken as already Paris time."""
-    return date.replace(tzinfo=PARIS) if date.tzinfo is None else date.astimezone(PARIS)
-
-
-def fr_date(date: datetime, year: bool = True) -> str:
-    """« 17 octobre 2015 », « 1er janvier 2017 »; without the year for archives grouped by year."""
-    date = localized(date)
-    day = "1er" if date.day == 1 else str(date.day)
-    text = f"{day} {MONTHS[date.month - 1]}"
-    return f"{text} {date.year}" if year else text
-
-
-def fr_month(date: datetime) -> str:
-    """« octobre 2015 »."""
-    date = localized(date)
-    return f"{MONTHS[date.month - 1]} {date.year}"
-
-
-def iso_date(date: datetime) -> str:
-    """ISO 8601 with the Paris offset, for <time datetime> and structured data."""
-    return localized(date).isoformat()
 
 
 def words(html: str) -> int:
@@ -63,19 +42,20 @@ def reading_minutes(html: str, per_minute: int) -> int:
 
 def json_ld(article, settings) -> str:
     """BlogPosting as JSON, safe inside <script type="application/ld+json"> ("</" escaped)."""
-    public = settings.get("PUBLIC_URL", "").rstrip("/")
+    public, zone = public_url(settings), site_zone(settings)
     url = f"{public}/{article.url}"
+    lang = lang_of(article, settings)
     data = {
         "@context": "https://schema.org",
         "@type": "BlogPosting",
         "headline": unescape(TAG.sub("", article.title)),
-        "datePublished": iso_date(article.date),
-        "dateModified": iso_date(getattr(article, "modified", None) or article.date),
+        "datePublished": iso_date(article.date, zone),
+        "dateModified": iso_date(getattr(article, "modified", None) or article.date, zone),
         "author": [{"@type": "Person", "name": a.name, "url": f"{public}/{a.url}"} for a in article.authors],
         "description": unescape(TAG.sub("", article.summary)).strip(),
         "mainEntityOfPage": {"@type": "WebPage", "@id": url},
         "url": url,
-        "inLanguage": "fr-FR",
+        "inLanguage": "fr-FR" if is_french(lang) else lang,
         "publisher": {"@type": "Organization", "name": settings.get("SITENAME", ""), "url": f"{public}/"},
     }
     if getattr(article, "category", None):
@@ -89,16 +69,24 @@ def json_ld(article, settings) -> str:
 def add_filters(generator):
     """generator_init: every generator has its own Jinja env, so each gets the filters."""
     settings = {**DEFAULTS, **generator.settings}
+    zone = site_zone(settings)
     generator.env.filters.update({
-        "fr_date": fr_date,
-        "fr_month": fr_month,
-        "iso_date": iso_date,
+        "fr_date": lambda date, year=True: fr_date(date, zone, year),
+        "local_date": lambda date, lang, year=True: local_date(date, lang, zone, year),
+        "fr_month": lambda date: fr_month(date, zone),
+        "iso_date": lambda date: iso_date(date, zone),
         "json_ld": lambda article: json_ld(article, settings),
     })
 
 
 def check_settings(pelican):
-    """initialized: merge the defaults and report a bad value once, before any post is read."""
+    """initialized: merge the defaults and report a bad value once, before any post is read.
+
+    The templates' PUBLIC_URL becomes the resolved public URL (blogcore.urls: PUBLIC_URL,
+    else SITEURL, no trailing slash), so canonical and Open Graph links follow the one rule.
+    """
+    if public_url(pelican.settings):  # (left undefined when there is none: the templates then skip canonical links)
+        pelican.settings["PUBLIC_URL"] = public_url(pelican.settings)
     key = "THEME_EXTRAS_WORDS_PER_MINUTE"
     value = pelican.settings.get(key, DEFAULTS[key])
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:

@@ -1,4 +1,7 @@
-"""French typographic rules as pure functions, shared by the site build and the mail sender.
+"""French typography as pure functions, shared by the site build, the feeds and the mails.
+
+French text only: callers ask `blogcore.language.is_french` first (an English post keeps
+its own spacing).
 
 `fix_text` handles plain text (titles, plain-text mail); `fix_html` handles an HTML
 fragment and changes only its text nodes, so tags and attributes come out byte for
