@@ -1,9 +1,27 @@
 """`make build` refuses malformed content and leaves the previous output/ as it was."""
 import hashlib
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from sitebuild.build import BuildFailed, build_site
+
+from tests.conftest import ROOT
+
+
+class BuildFailed(Exception):
+    """make build's command exited non-zero; the message is what it printed."""
+
+
+def build_site(settings, output, content=None):
+    """`make build`'s own command, in its own process (Pelican's signals are process-wide)."""
+    command = [sys.executable, "-m", "sitebuild", "--settings", settings, "--output", str(output)]
+    if content is not None:
+        command += ["--content", str(content)]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    if result.returncode != 0:
+        assert "Build failed: output/ was left unchanged." in result.stderr
+        raise BuildFailed(result.stdout + result.stderr)
 
 
 def tree_digest(folder: Path) -> str:
