@@ -8,8 +8,6 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import ROOT, build
 
 sys.path.insert(0, str(ROOT / "plugins"))
@@ -162,7 +160,7 @@ def taxonomy_work(tmp_path: Path, count: int, identity: bool, monkeypatch) -> tu
     pages = {}
 
     def write(name, template, context, **kwargs):
-        pages[name] = ([Path(a.source_path).name for a in kwargs["dates"]], [Path(a.source_path).name for a in kwargs["articles"]])
+        pages[name] = tuple([Path(a.source_path).name for a in kwargs[key]] for key in ("dates", "articles"))
 
     generator.generate_tags(write)
     generator.generate_categories(write)
