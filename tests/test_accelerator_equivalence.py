@@ -98,7 +98,8 @@ def tree_diff(expected: Path, actual: Path, label: str = "") -> str | None:
 
 def assert_same_tree(expected: Path, actual: Path, label: str = ""):
     problem = tree_diff(expected, actual, label)
-    assert problem is None, problem
+    if problem:
+        pytest.fail(problem)
 
 
 def test_tree_diff_reports_differences(tmp_path):
@@ -286,31 +287,47 @@ WARM_STEPS = [
      None, None),
     ("time-passes", [], None, LATER),
 ]
-WARM_PROFILES = {"default": {}, "parallel": PARALLEL}
+# Every page of notmyidea lists the categories, hence every post; and a post whose text has an intrasite link
+# ({filename}, {static}, {attach}) is one the accelerator cannot fingerprint, so on the torture corpus it
+# renders every page every time. The "nolinks" variant turns those links into plain URLs: there, unchanged
+# pages are kept from the last build, and that path is judged too.
+NO_LINKS = [_replace("content/posts/deuxieme.rst", "<{filename}/posts/2024-01-15-premier-billet.md>",
+                     "</premier-billet.html>"),
+            _replace("content/posts/liens.md", "({filename}deuxieme.rst)", "(/deuxieme-billet.html)"),
+            _replace("content/posts/liens.md", "({filename}/pages/a-propos.md)", "(/pages/a-propos.html)"),
+            _replace("content/posts/liens.md", "({attach}/docs/fiche.pdf)", "(/docs/fiche.pdf)"),
+            _replace("content/posts/liens.md", 'src="{static}/images/photo.png"', 'src="/images/photo.png"'),
+            _replace("content/posts/liens.md", "({static}/images/photo.png)", "(/images/photo.png)")]
+# variant: (edits that make it from the torture corpus, {profile: settings of the accelerated builds})
+WARM_VARIANTS = {"links": ([], {"default": {}, "parallel": PARALLEL}),
+                 "nolinks": (NO_LINKS, {"nolinks": {}})}
+WARM_PROFILES = [profile for _, profiles in WARM_VARIANTS.values() for profile in profiles]
 
 
 def run_warm_sequence(root: Path) -> dict:
-    """Every step of WARM_STEPS in order on one copy of the site: for each accelerator profile a warm build
-    into the same output folder with the same cache, and a cold stock build of the same content.
+    """Every step of WARM_STEPS in order on one copy of the site per variant: for each accelerator profile a
+    warm build into the same output folder with the same cache, and a cold stock build of the same content.
     Returns {"profile/step": None or the report of what differs / how the build failed}."""
-    site = site_copy(root / "site")
-    extra, now = {}, NOW
     results = {}
-    outputs = {profile: root / f"on-{profile}" for profile in WARM_PROFILES}
-    for number, (step, edits, changed, clock) in enumerate([("cold", [], None, None)] + WARM_STEPS):
-        apply_edits(edits, str(site))
-        extra.update(changed or {})
-        now = clock or now
-        reference = stock(site, root, f"stock-{number:02d}-{step}", extra=dict(extra), now=now)
-        for profile, options in WARM_PROFILES.items():
-            try:
-                build("on", site, outputs[profile], root / f"cache-{profile}", extra={**options, **extra}, now=now,
-                      label=f"warm build after '{step}' ({profile})")
-                results[f"{profile}/{step}"] = tree_diff(reference, outputs[profile],
-                                                         f"warm build after '{step}' ({profile})")
-            except (AssertionError, subprocess.TimeoutExpired) as error:
-                results[f"{profile}/{step}"] = str(error)
-        shutil.rmtree(reference)
+    for variant, (prepare, profiles) in WARM_VARIANTS.items():
+        site = site_copy(root / variant / "site")
+        apply_edits(prepare, str(site))
+        extra, now = {}, NOW
+        outputs = {profile: root / variant / f"on-{profile}" for profile in profiles}
+        for number, (step, edits, changed, clock) in enumerate([("cold", [], None, None)] + WARM_STEPS):
+            apply_edits(edits, str(site))
+            extra.update(changed or {})
+            now = clock or now
+            reference = stock(site, root / variant, f"stock-{number:02d}-{step}", extra=dict(extra), now=now)
+            for profile, options in profiles.items():
+                label = f"warm build after '{step}' ({profile})"
+                try:
+                    build("on", site, outputs[profile], root / variant / f"cache-{profile}",
+                          extra={**options, **extra}, now=now, label=label)
+                    results[f"{profile}/{step}"] = tree_diff(reference, outputs[profile], label)
+                except (AssertionError, subprocess.TimeoutExpired) as error:
+                    results[f"{profile}/{step}"] = str(error)
+            shutil.rmtree(reference)
     return results
 
 
@@ -319,12 +336,13 @@ def warm_results(shared_dir, tmp_path_factory):
     return once(shared_dir, "warm-sequence", lambda: run_warm_sequence(tmp_path_factory.mktemp("warm")))
 
 
-@pytest.mark.parametrize("profile", list(WARM_PROFILES))
+@pytest.mark.parametrize("profile", WARM_PROFILES)
 @pytest.mark.parametrize("step", ["cold"] + [step[0] for step in WARM_STEPS])
 def test_warm_build_after_edit_equals_stock(warm_results, profile, step):
     """(b) After each edit (in sequence, one cache), a warm build writes what a cold stock build writes."""
     problem = warm_results[f"{profile}/{step}"]
-    assert problem is None, problem
+    if problem:
+        pytest.fail(problem)
 
 
 # (c) several runs in one process (pelican --autoreload) ------------------------------------------------
@@ -357,7 +375,8 @@ def test_runs_in_one_process_equal_fresh_builds(tmp_path, instance, runs):
         problem = tree_diff(reference, tmp_path / f"run-{number}", f"run {number + 1} of {runs} in one process")
         if problem:
             problems.append(problem)
-    assert not problems, "\n\n".join(problems)
+    if problems:
+        pytest.fail("\n\n".join(problems))
 
 
 # (d) the project's own site, PLUGINS in other orders ---------------------------------------------------
@@ -411,7 +430,11 @@ PYPI_PLUGIN_CASES = {
                       {"IMAGE_PROCESS": {"thumb": ["scale_in 20 20 True"]}}, [],
                       "IMAGE_PROCESS setting, <img class=\"image-process-thumb\"> in liens.md"),
     "i18n_subsites": ("pelican.plugins.i18n_subsites",
-                      {"I18N_SUBSITES": {"en": {"SITENAME": "Torture: the blog"}}}, [], "I18N_SUBSITES setting"),
+                      {"I18N_SUBSITES": {"en": {"SITENAME": "Torture: the blog"}}},
+                      # i18n_subsites 1.0.0 fails on stock Pelican (KeyError in interlink_removed_content) when
+                      # a translation says `Translation: true`: here the language alone makes it one.
+                      [_replace("content/posts/traduction-en.md", "Translation: true\n", "")],
+                      "I18N_SUBSITES setting (an \"en\" subsite), the translated post"),
     "simple_footnotes": ("pelican.plugins.simple_footnotes", {}, [], "[ref]...[/ref] in notes.md"),
     "tag_cloud": ("pelican.plugins.tag_cloud", {"TAG_CLOUD_SORTING": "alphabetically"}, [],
                   "tag_cloud, printed by templates/article.html (sorted: the default order is random)"),
@@ -479,4 +502,5 @@ def test_pypi_plugin_builds_equal_stock(pypi_plugins, tmp_path, plugin):
         apply_edits(edits, str(site))
         reference = stock(site, tmp_path, f"stock-{name}", **common)
         check(reference, "on", tmp_path / "on", tmp_path / "cache-on", f"warm build after a {name} edit")
-    assert not problems, f"{len(problems)} check(s) failed:\n\n" + "\n\n".join(problems)
+    if problems:
+        pytest.fail(f"{len(problems)} check(s) failed:\n\n" + "\n\n".join(problems))
