@@ -29,11 +29,13 @@ import hashlib
 import json
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pelican
 import pytest
 
 from tests.fixtures.torture.runner import apply_edits
@@ -176,10 +178,10 @@ def stock(site: Path, workdir: Path, name: str, **kwargs) -> Path:
 
 
 @pytest.fixture(scope="session")
-def shared_dir(tmp_path_factory, worker_id) -> Path:
+def shared_dir(tmp_path_factory) -> Path:
     """A folder every xdist worker of this session sees (for the results computed once)."""
     base = tmp_path_factory.getbasetemp()
-    return base.parent if worker_id != "master" else base
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
 
 def once(shared: Path, name: str, compute):
@@ -298,49 +300,73 @@ NO_LINKS = [_replace("content/posts/deuxieme.rst", "<{filename}/posts/2024-01-15
             _replace("content/posts/liens.md", "({attach}/docs/fiche.pdf)", "(/docs/fiche.pdf)"),
             _replace("content/posts/liens.md", 'src="{static}/images/photo.png"', 'src="/images/photo.png"'),
             _replace("content/posts/liens.md", "({static}/images/photo.png)", "(/images/photo.png)")]
+
+
+def lean_base() -> str:
+    """notmyidea's base.html without the pages and categories of its menu: a page then depends on the posts it
+    shows, not on every post, and the accelerator keeps the others (the "lean" variant)."""
+    source = (Path(pelican.__file__).parent / "themes" / "notmyidea" / "templates" / "base.html").read_text(
+        encoding="utf-8")
+    lean = re.sub(r"[ \t]*\{% if DISPLAY_(PAGES|CATEGORIES)_ON_MENU -%\}.*?\{% endif %\}\n", "", source, flags=re.S)
+    assert lean != source and " in categories " not in lean and " in pages " not in lean, "notmyidea changed"
+    return "{# notmyidea's base.html, menu without pages and categories (tests/test_accelerator_equivalence.py) #}\n" + lean
+
+
+LEAN = NO_LINKS + [{"op": "write", "path": "templates/base.html", "text": lean_base()}]
 # variant: (edits that make it from the torture corpus, {profile: settings of the accelerated builds})
 WARM_VARIANTS = {"links": ([], {"default": {}, "parallel": PARALLEL}),
-                 "nolinks": (NO_LINKS, {"nolinks": {}})}
+                 "nolinks": (NO_LINKS, {"nolinks": {}}),
+                 "lean": (LEAN, {"lean": {}, "lean-parallel": PARALLEL})}
 WARM_PROFILES = [profile for _, profiles in WARM_VARIANTS.values() for profile in profiles]
 
 
-def run_warm_sequence(root: Path) -> dict:
-    """Every step of WARM_STEPS in order on one copy of the site per variant: for each accelerator profile a
-    warm build into the same output folder with the same cache, and a cold stock build of the same content.
-    Returns {"profile/step": None or the report of what differs / how the build failed}."""
+def run_warm_sequence(root: Path, variant: str) -> dict:
+    """Every step of WARM_STEPS in order on one copy of the site (WARM_VARIANTS[variant]): for each of the
+    variant's accelerator profiles, a warm build into the same output folder with the same cache, and a
+    cold stock build of the same content. Returns {"profile/step": None or what differs / how it failed}."""
+    prepare, profiles = WARM_VARIANTS[variant]
     results = {}
-    for variant, (prepare, profiles) in WARM_VARIANTS.items():
-        site = site_copy(root / variant / "site")
-        apply_edits(prepare, str(site))
-        extra, now = {}, NOW
-        outputs = {profile: root / variant / f"on-{profile}" for profile in profiles}
-        for number, (step, edits, changed, clock) in enumerate([("cold", [], None, None)] + WARM_STEPS):
-            apply_edits(edits, str(site))
-            extra.update(changed or {})
-            now = clock or now
-            reference = stock(site, root / variant, f"stock-{number:02d}-{step}", extra=dict(extra), now=now)
-            for profile, options in profiles.items():
-                label = f"warm build after '{step}' ({profile})"
-                try:
-                    build("on", site, outputs[profile], root / variant / f"cache-{profile}",
-                          extra={**options, **extra}, now=now, label=label)
-                    results[f"{profile}/{step}"] = tree_diff(reference, outputs[profile], label)
-                except (AssertionError, subprocess.TimeoutExpired) as error:
-                    results[f"{profile}/{step}"] = str(error)
-            shutil.rmtree(reference)
+    site = site_copy(root / "site")
+    apply_edits(prepare, str(site))
+    extra, now = {}, NOW
+    outputs = {profile: root / f"on-{profile}" for profile in profiles}
+    for number, (step, edits, changed, clock) in enumerate([("cold", [], None, None)] + WARM_STEPS):
+        apply_edits(edits, str(site))
+        extra.update(changed or {})
+        now = clock or now
+        reference = stock(site, root, f"stock-{number:02d}-{step}", extra=dict(extra), now=now)
+        for profile, options in profiles.items():
+            label = f"warm build after '{step}' ({profile})"
+            try:
+                build("on", site, outputs[profile], root / f"cache-{profile}", extra={**options, **extra}, now=now,
+                      label=label)
+                results[f"{profile}/{step}"] = tree_diff(reference, outputs[profile], label)
+            except (AssertionError, subprocess.TimeoutExpired) as error:
+                results[f"{profile}/{step}"] = str(error)
+        shutil.rmtree(reference)
     return results
 
 
 @pytest.fixture(scope="session")
 def warm_results(shared_dir, tmp_path_factory):
-    return once(shared_dir, "warm-sequence", lambda: run_warm_sequence(tmp_path_factory.mktemp("warm")))
+    """The results of each variant's sequence, computed once per session (by whichever worker asks first)."""
+    cache = {}
+
+    def results(variant):
+        if variant not in cache:
+            cache[variant] = once(shared_dir, f"warm-{variant}",
+                                  lambda: run_warm_sequence(tmp_path_factory.mktemp(f"warm-{variant}"), variant))
+        return cache[variant]
+
+    return results
 
 
 @pytest.mark.parametrize("profile", WARM_PROFILES)
 @pytest.mark.parametrize("step", ["cold"] + [step[0] for step in WARM_STEPS])
 def test_warm_build_after_edit_equals_stock(warm_results, profile, step):
     """(b) After each edit (in sequence, one cache), a warm build writes what a cold stock build writes."""
-    problem = warm_results[f"{profile}/{step}"]
+    variant = next(name for name, (_, profiles) in WARM_VARIANTS.items() if profile in profiles)
+    problem = warm_results(variant)[f"{profile}/{step}"]
     if problem:
         pytest.fail(problem)
 
@@ -445,6 +471,22 @@ PYPI_PLUGIN_CASES = {
                                   "Category: Humeurs/Sous-humeur, Technique")],
                         "Category: a/b, c (dernier.md), categories printed by templates/article.html"),
 }
+# name: (file of the stock output, text it holds only when the plugin did its work): guards the corpus
+PYPI_PLUGIN_EVIDENCE = {
+    "series": ("premier-billet.html", 'class="series">La saga du CRM #1'),
+    "related_posts": ("des-liens-internes-partout.html", 'class="related"'),
+    "neighbors": ("le-dernier-billet.html", 'class="neighbors"'),
+    "readtime": ("le-dernier-billet.html", 'class="readtime"'),
+    "statistics": ("le-dernier-billet.html", 'class="statistics"'),
+    "sitemap": ("sitemap.xml", "<urlset"),
+    "image_process": ("des-liens-internes-partout.html", "derivatives/thumb/photo.png"),
+    "i18n_subsites": ("en/index.html", "Torture: the blog"),
+    "simple_footnotes": ("notes-de-bas-de-page-et-gabarit.html", 'class="simple-footnote"'),
+    "tag_cloud": ("le-dernier-billet.html", 'class="tag-cloud"'),
+    "share_post": ("le-dernier-billet.html", 'class="share"'),
+    "jinja2content": ("notes-de-bas-de-page-et-gabarit.html", "calcul : 42."),
+    "more_categories": ("le-dernier-billet.html", "Humeurs/Sous-humeur="),
+}
 PLUGIN_EDITS = [
     # (i) a title that other posts show through the plugin (series, related posts, neighbours, share links)
     ("title", [_replace("content/posts/deuxieme.rst", "Deuxième billet : réponse au premier",
@@ -496,6 +538,10 @@ def test_pypi_plugin_builds_equal_stock(pypi_plugins, tmp_path, plugin):
             problems.append(problem)
 
     reference = stock(site, tmp_path, "stock-cold", **common)
+    evidence_file, evidence = PYPI_PLUGIN_EVIDENCE[plugin]
+    evidence_path = reference / evidence_file
+    assert evidence_path.is_file() and evidence in evidence_path.read_text(encoding="utf-8"), (
+        f"the corpus does not make {plugin} do anything: {evidence!r} is not in stock's {evidence_file}")
     check(reference, "on", tmp_path / "on", tmp_path / "cache-on", "cold build, accelerator on")
     check(reference, "off", tmp_path / "off", tmp_path / "cache-off", "cold build, FAST_BUILD = False")
     for name, edits in PLUGIN_EDITS:
