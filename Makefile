@@ -17,6 +17,12 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
+# Third-party Pelican plugins the accelerator is tested with: in their own folder, not in .venv (see the file).
+.pypi-plugins/.requirements-sha256: requirements-plugins.txt $(VENV)/.runtime
+	rm -rf .pypi-plugins
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --target .pypi-plugins -r requirements-plugins.txt
+	sha256sum requirements-plugins.txt | cut -d' ' -f1 > $@
+
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --silent
 	touch $@
@@ -30,7 +36,7 @@ build: $(VENV)/.runtime
 publish: $(VENV)/.runtime
 	$(INVOKE) publish
 
-test: $(VENV)/.dev node_modules/.installed
+test: $(VENV)/.dev node_modules/.installed .pypi-plugins/.requirements-sha256
 	$(INVOKE) test
 
 import: $(VENV)/.runtime
@@ -55,4 +61,4 @@ audit: $(VENV)/.dev node_modules/.installed
 	$(INVOKE) audit
 
 clean:
-	rm -rf output .building-output-* .pytest_cache
+	rm -rf output .building-output-* .pytest_cache .pypi-plugins

@@ -41,6 +41,7 @@ import pelican
 import pytest
 
 from tests.fixtures.torture.runner import apply_edits
+from tests.conftest import missing
 
 ROOT = Path(__file__).resolve().parent.parent
 TORTURE = ROOT / "tests" / "fixtures" / "torture"
@@ -507,22 +508,12 @@ PLUGIN_EDITS = [
 
 
 @pytest.fixture(scope="session")
-def pypi_plugins(shared_dir) -> Path:
-    """requirements-plugins.txt installed into .pypi-plugins/ (once; again when the file changes)."""
+def pypi_plugins() -> Path:
+    """requirements-plugins.txt as `make test` installed it into .pypi-plugins/ (tests reach no network)."""
+    stamp = PYPI_PLUGINS / ".requirements-sha256"
     digest = hashlib.sha256(PLUGIN_REQUIREMENTS.read_bytes()).hexdigest()
-
-    def install():
-        stamp = PYPI_PLUGINS / ".requirements-sha256"
-        if stamp.exists() and stamp.read_text() == digest:
-            return "kept"
-        shutil.rmtree(PYPI_PLUGINS, ignore_errors=True)
-        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                        "--no-deps", "--target", str(PYPI_PLUGINS), "-r", str(PLUGIN_REQUIREMENTS)],
-                       check=True, cwd=ROOT, stdin=subprocess.DEVNULL)
-        stamp.write_text(digest)
-        return "installed"
-
-    once(shared_dir, "pypi-plugins", install)
+    if not stamp.is_file() or stamp.read_text().strip() != digest:
+        missing(f"{PYPI_PLUGINS} does not hold requirements-plugins.txt (make test installs it)")
     return PYPI_PLUGINS
 
 

@@ -9,7 +9,8 @@
   neither rendered nor written: editing one post of 1,000 renders ~20 pages;
 - the content cache, the pages manifest and Jinja's compiled templates live in
   one folder per site and settings under CACHE_PATH, replaced atomically at the
-  end of a good run (run.py).
+  end of a good run (run.py);
+- Pelican's tag, category and author pages are made in linear time (scaling).
 
 Everything a run knows lives in one Run object (run.py), made when the run
 starts and closed when it ends: two runs in one process (`pelican --autoreload`,
@@ -41,6 +42,7 @@ from .frozen_urls import freeze_urls
 from .markdown_reader import reuse_markdown
 from .reading import PrefetchingReads
 from .run import finish, run_of, start
+from .scaling import identity_taxonomies
 
 
 def start_run(pelican_object):
@@ -95,6 +97,13 @@ def save_objects(generator):
         reads.save()
 
 
+def linear_taxonomies(generator):
+    """article_generator_pretaxonomy: tag, category and author pages in linear time (scaling)."""
+    run = run_of(generator.settings)
+    if run is not None and run.enabled:
+        identity_taxonomies(generator)
+
+
 def freeze_urls_when_on(generators):
     run = run_of(generators[0].settings) if generators else None
     if run is not None and run.enabled:
@@ -117,6 +126,8 @@ def register():
     # *_generator_finalized: the generator has read all its files.
     signals.article_generator_finalized.connect(save_objects)
     signals.page_generator_finalized.connect(save_objects)
+    # article_generator_pretaxonomy: posts are read, not yet filed under their tags, categories and authors.
+    signals.article_generator_pretaxonomy.connect(linear_taxonomies)
     # generator_init: the generator's Jinja environment exists and has compiled nothing yet.
     signals.generator_init.connect(compiled_templates)
     # all_generators_finalized: content is final; every object gets its URLs cached.

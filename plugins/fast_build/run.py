@@ -84,9 +84,9 @@ def step_aside_reason(settings, conf) -> str | None:
 
 
 def plugin_name(plugin) -> str:
-    """The name PLUGINS gives a plugin (a module or a string), without the namespace package."""
-    name = plugin if isinstance(plugin, str) else getattr(plugin, "__name__", str(plugin))
-    return name.removeprefix("pelican.plugins.")
+    """The name PLUGINS gives a plugin (a module or a string): a namespace plugin keeps its `pelican.plugins.`
+    (pelican-sitemap is not this project's sitemap)."""
+    return plugin if isinstance(plugin, str) else getattr(plugin, "__name__", str(plugin))
 
 
 class Run:
