@@ -37,6 +37,7 @@ import inspect
 import os
 
 import pelican
+import pelican.contents
 from pelican.cache import FileDataCacher
 from pelican.contents import Article, Content
 from pelican.readers import MarkdownReader, Readers
@@ -146,11 +147,12 @@ def claim(writer, filename, override):
 
 # 6. The WITH_FUTURE_DATES rule (Article.__init__, Pelican 4.12) ---------------------------------------------
 
-def is_future(content, now: datetime.datetime) -> bool:
-    """True if the object is dated after `now` (naive dates compare with local time, as Pelican does)."""
+def is_future(content) -> bool:
+    """True if Pelican would find the object dated in the future now: Article.__init__'s comparison, on the
+    clock Pelican's contents module reads."""
     date = getattr(content, "date", None)
     if not isinstance(date, datetime.datetime):
         return False
-    if date.tzinfo is None:
-        return date > now.astimezone().replace(tzinfo=None)
+    clock = pelican.contents.datetime.datetime
+    now = clock.now() if date.tzinfo is None else clock.now(datetime.UTC)
     return date > now

@@ -153,7 +153,7 @@ class PrefetchingReads:
         except Exception as error:  # noqa: BLE001 - the cache is only an accelerator; Pelican reports bad content
             logger.debug("fast_build: cannot cache %s: %s", path, error)
             return
-        if self.run.cache is not None and not pelican_internals.is_future(content, self.run.now):
+        if self.run.cache is not None and not pelican_internals.is_future(content):
             self.fresh[path] = (stamp(path), data, digest)
         self.known(content, digest)
 

@@ -13,9 +13,9 @@ plugin may attach data to posts, or read the clock, in ways no fingerprint
 sees, or keep state that forked readers would not share.
 """
 import atexit
-import datetime
 import hashlib
 import logging
+import marshal
 import os
 import pickle
 import re
@@ -90,12 +90,11 @@ def plugin_name(plugin) -> str:
 
 
 class Run:
-    """One run of Pelican with the accelerator: its settings, build time, site cache and pages."""
+    """One run of Pelican with the accelerator: its settings, site cache, pages and readers."""
 
     def __init__(self, pelican_object):
         settings = self.settings = pelican_object.settings
         conf = config(settings)
-        self.now = datetime.datetime.now(datetime.timezone.utc)  # the build time: future posts are judged by it
         reason = step_aside_reason(settings, conf)
         if reason is not None and conf["FAST_BUILD"]:
             warn_once(f"fast_build: building without the accelerator: {reason}")
@@ -150,6 +149,9 @@ def stable(value) -> str:
         return "[" + ", ".join(stable(v) for v in value) + "]"
     if isinstance(value, (set, frozenset)):
         return "{" + ", ".join(sorted(stable(v) for v in value)) + "}"
+    code = getattr(value, "__code__", None)  # a function in the settings (JINJA_FILTERS...): its code counts
+    if code is not None:
+        return f"<function {getattr(value, '__qualname__', '')} {hashlib.sha256(marshal.dumps(code)).hexdigest()}>"
     return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(value))
 
 
