@@ -64,7 +64,7 @@ def serve(c, port=8000):
 @task
 def test(c):
     """Run the whole test suite."""
-    run("-m", "pytest")
+    run("-m", "pytest", "-n", "auto")  # one worker per core (pytest-xdist)
 
 
 @task(name="import")
