@@ -43,7 +43,8 @@ class Staging:
         """Move the staged files into output/ and remove the ones this build did not produce.
 
         kept: paths, relative to output/, of the files the build produced by leaving them as they are.
-        Returns the paths, relative to output/, of the files that changed.
+        Returns the paths, relative to output/, of the files that changed. A staged file with the size and
+        modification time of output/'s is left out: its copy in output/ keeps its inode and its time.
         """
         umask = os.umask(0)
         os.umask(umask)
@@ -57,6 +58,8 @@ class Staging:
         changed = []
         made = set()
         for relative in sorted(staged):
+            if same_file(staged[relative], os.path.join(self.output, relative)):
+                continue  # a static file copied again, as it was (Pelican's copies keep the modification time)
             folder = os.path.dirname(relative)
             if folder not in made:
                 target = os.path.join(self.output, folder)
@@ -75,6 +78,15 @@ class Staging:
                                        - staged.keys() - set(kept)})
         self.discard()
         return changed
+
+
+def same_file(staged: os.stat_result, live: str) -> bool:
+    """The live file has the staged one's size and modification time (rsync's test): it need not be replaced."""
+    try:
+        info = os.stat(live, follow_symlinks=False)
+    except OSError:
+        return False
+    return (info.st_size, info.st_mtime_ns) == (staged.st_size, staged.st_mtime_ns) and not os.path.isdir(live)
 
 
 def files_under(root: str, skipped=frozenset()) -> dict:

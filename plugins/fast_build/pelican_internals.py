@@ -25,6 +25,10 @@ hook serves:
    the future is a draft today and public later, with no change to its file,
    so it is never taken from the cache.
 
+Outside Pelican, fingerprints.py reads Jinja's `jinja2.utils._PassArg`, to
+tell a global or filter that takes the whole context (pass_context); Jinja
+has no public way to ask.
+
 MIRRORED pins a digest of the source of each of these; the test suite
 (tests/test_fast_build_internals.py) fails when Pelican changes one. At run
 time, a Pelican version not in TESTED_VERSIONS, or a missing attribute, turns
