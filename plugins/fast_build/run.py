@@ -25,6 +25,8 @@ import time
 
 import markdown
 import pelican
+from blinker import ANY
+from pelican import signals
 
 from . import pelican_internals
 
@@ -32,9 +34,18 @@ logger = logging.getLogger(__name__)
 
 DEFAULTS = {"FAST_BUILD": True, "FAST_BUILD_WORKERS": 0, "FAST_BUILD_MIN_BATCH": 16,
             "FAST_BUILD_TRUSTED_PLUGINS": [], "FAST_BUILD_LIVE_OUTPUT": None}
-# Plugins run with the accelerator and tested with it (tests/test_fast_build.py, test_accelerator_equivalence.py).
+# Plugins run with the accelerator and tested with it: this project's (tests/test_fast_build.py) and those of
+# pelican-plugins that pass tests/test_accelerator_equivalence.py with it on, cold and warm. Left out, so the
+# accelerator steps aside for them: pelican-statistics (tests type(post) is Article, which frozen_urls' subclass
+# is not), pelican-i18n-subsites (runs Pelican again for each language from a signal), pelican-sitemap and
+# pelican-image-process (they listen to content_written, see step_aside_reason), pelican-similar-posts (not
+# tested: it needs gensim).
 KNOWN_PLUGINS = frozenset({"fast_build", "content_checks", "french_typography", "theme_extras", "sitemap", "feeds",
-                           "mail_posts"})
+                           "mail_posts"} | {f"pelican.plugins.{name}" for name in (
+                               "series", "related_posts", "neighbors", "readtime", "simple_footnotes", "tag_cloud",
+                               "share_post", "jinja2content", "more_categories")})
+# Modules whose content_written receivers know that a kept page is announced under its live path.
+OWN_RECEIVERS = ("fast_build", "sitebuild")
 # Settings that change on every build without changing what is read.
 VOLATILE_SETTINGS = {"OUTPUT_PATH", "CACHE_PATH", "CACHE_CONTENT", "LOAD_CONTENT_CACHE", "PORT", "MAIL_POSTS_PATH",
                      "FAST_BUILD_LIVE_OUTPUT", "PLUGINS"}
@@ -80,6 +91,13 @@ def step_aside_reason(settings, conf) -> str | None:
     if unknown:
         return (f"plugin(s) {', '.join(unknown)} not known to work with it (list them in "
                 "FAST_BUILD_TRUSTED_PLUGINS once you have checked that they do)")
+    # A page kept from the last build is announced by content_written under its live path, and not written
+    # again: a plugin that post-processes each written file (pelican-image-process) or lists them
+    # (pelican-sitemap) would process it twice, or list it wrongly.
+    listeners = sorted({getattr(receiver, "__module__", "?") for receiver in signals.content_written.receivers_for(ANY)
+                        if not getattr(receiver, "__module__", "").startswith(OWN_RECEIVERS)})
+    if listeners:
+        return f"{', '.join(listeners)} listen(s) to content_written, which kept pages do not go through"
     return None
 
 
