@@ -102,8 +102,9 @@ CONTACT_EMAIL = NEWSLETTER_REPLY_TO
 # Content cache (plugins/fast_build keeps one folder per site and settings under cache/,
 # replaced atomically): a rebuild reads only the posts whose file changed, and renders
 # only the pages whose inputs changed (`--ignore-cache` renders everything again).
-# The build is staged beside output/ and moved in at the end; with DELETE_OUTPUT_DIRECTORY,
-# files the build no longer makes are removed from output/ (OUTPUT_RETENTION's are kept).
+# make build/publish/serve stage the build beside output/ and move it in at the end (sitebuild/);
+# with DELETE_OUTPUT_DIRECTORY, files the build no longer makes are then removed from output/
+# (OUTPUT_RETENTION's are kept). A plain `pelican` run, which cleans output/ first, renders every page.
 CACHE_CONTENT = True
 LOAD_CONTENT_CACHE = True
 CHECK_MODIFIED_METHOD = "mtime"
