@@ -90,3 +90,23 @@ def test_a_post_dated_in_the_future_goes_live_without_being_touched(tmp_path):
     with open(folder / "FastBuild-ArticlesGenerator", "rb") as file:
         cached = pickle.load(file)
     assert str(post) not in cached and len(cached) >= 5
+
+
+def test_on_an_untested_pelican_the_build_is_pelicans_own(tmp_path):
+    """The version check at work in a real build: one warning, and the bytes of a FAST_BUILD = False build."""
+    script = (
+        "import sys, pelican\n"
+        "pelican.__version__ = '99.0.0'\n"
+        "from pelican.settings import read_settings\n"
+        f"sys.path.insert(0, {str(ROOT)!r})\n"
+        f"settings = read_settings({str(ROOT / 'pelicanconf.py')!r}, override=dict(\n"
+        f"    OUTPUT_PATH={str(tmp_path / 'on')!r}, CACHE_PATH={str(tmp_path / 'cache')!r},\n"
+        f"    MAIL_POSTS_PATH={str(tmp_path / 'on-mail')!r}))\n"
+        "pelican.Pelican(settings).run()\n")
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    output = result.stdout + result.stderr
+    assert output.count("building without the accelerator") == 1 and "Pelican 99.0.0" in output, output
+    build(ROOT / "content", tmp_path / "off", tmp_path / "cache-off", tmp_path, ["FAST_BUILD=false"])
+    assert tree(tmp_path / "on") == tree(tmp_path / "off")
+    assert not list((tmp_path / "cache").rglob("FastBuild-*")), "the accelerator's cache was written"
