@@ -27,7 +27,7 @@ from .links import unsubscribe_mailto, unsubscribe_url
 from .mail_message import PostError, build_mail, load_posts
 from .mailer import MailerError, open_mailer
 from .signing import Signer
-from .store import open_store
+from .store import SendBusy, open_store
 
 logger = logging.getLogger(__name__)
 
@@ -174,75 +174,90 @@ def send(slugs: list[str], config: Config, *, dry_run: bool = False, rate: float
     post_id = ",".join(slugs)
     store = open_store(config.db)
     try:
-        if store.is_sent(post_id) or all(store.is_sent(slug) for slug in slugs):
-            print(f"{post_id}: already sent; nothing to do.", file=out)
-            return 0
-        started = store.send_position(post_id)
-        already = [slug for slug in slugs if store.is_sent(slug)]
-        if already and started is None:
-            print(f"error: already sent: {', '.join(already)}. Leave it out of the list.", file=err)
-            return 1
-        posts = load_posts(config, slugs)
-        mail = build_mail(config, posts)
-        position = started or 0
-        total = remaining(store, position)
-
         if dry_run:
-            print(f"DRY RUN: nothing is sent, nothing recorded.\nSubject: {mail.subject}\n"
-                  f"Recipients: {total}" + (f" (resuming after position {position})" if started else ""), file=out)
-            _, text = mail.sample(f"{config.newsletter_url}/desinscription/…")
-            lines = text.splitlines()
-            print("\n".join(lines[:PREVIEW_LINES]) + ("\n[…]" if len(lines) > PREVIEW_LINES else ""), file=out)
-            return 0
-
-        if started:
-            print(f"Resuming {post_id} after subscriber position {position}: {total} to go.", file=out)
-        else:
-            print(f"Sending « {mail.subject} » to {total} subscribers.", file=out)
-        report = Report()
-        signer = Signer(config.secrets)
-        progress = Progress(total, err)
-        interval = 1.0 / rate if rate else 0.0
-        next_at = time.monotonic()
-        try:
-            with open_mailer(config) as mailer, store.fast_checkpoints():
-                while True:
-                    batch = store.subscribers_after(position, BATCH)
-                    if not batch:
-                        break
-                    for position, address in batch:
-                        if interval:
-                            pause = next_at - time.monotonic()
-                            if pause > 0:
-                                time.sleep(pause)
-                            next_at = max(next_at, time.monotonic() - interval) + interval
-                        msg = mail.message(address, unsubscribe_url(config, signer, address),
-                                           unsubscribe_mailto(config, signer, address))
-                        refused = deliver(mailer, msg)
-                        # Committed before the next message: a killed sender re-sends this one at most.
-                        store.save_send_position(post_id, position)
-                        if refused:
-                            report.refused.append((position, address, refused))
-                        else:
-                            report.sent += 1
-                        progress.advance()
-        except (MailerError, Stop) as exc:
-            progress.close()
-            print(f"error: {exc}\nStopped; {report.sent} sent in this run. The progress is saved: "
-                  f"run the same command again to resume.", file=err)
-            _print_refused(report, err)
-            return 3
-        progress.close()
-        store.mark_sent(post_id)
-        for slug in slugs:
-            store.mark_sent(slug)
-        print(f"Done: {report.sent} sent in this run; {post_id} is recorded as sent.", file=out)
-        if report.refused:
-            _print_refused(report, err)
-            return 1
-        return 0
+            return _send(slugs, post_id, store, config, dry_run, rate, out, err)
+        with store.sending():
+            return _send(slugs, post_id, store, config, dry_run, rate, out, err)
+    except SendBusy as exc:
+        print(f"error: {exc}. Nothing was sent by this command.", file=err)
+        return 4
     finally:
         store.close()
+
+
+def _send(slugs, post_id, store, config, dry_run, rate, out, err) -> int:
+    """send(), the store open and, unless dry_run, this process the only sender."""
+    if store.is_sent(post_id) or all(store.is_sent(slug) for slug in slugs):
+        print(f"{post_id}: already sent; nothing to do.", file=out)
+        return 0
+    started = store.send_position(post_id)
+    already = [slug for slug in slugs if store.is_sent(slug)]
+    if already and started is None:
+        print(f"error: already sent: {', '.join(already)}. Leave it out of the list.", file=err)
+        return 1
+    posts = load_posts(config, slugs)
+    mail = build_mail(config, posts)
+    position = started or 0
+    total = remaining(store, position)
+
+    if dry_run:
+        print(f"DRY RUN: nothing is sent, nothing recorded.\nSubject: {mail.subject}\n"
+              f"Recipients: {total}" + (f" (resuming after position {position})" if started else ""), file=out)
+        _, text = mail.sample(f"{config.newsletter_url}/desinscription/…")
+        lines = text.splitlines()
+        print("\n".join(lines[:PREVIEW_LINES]) + ("\n[…]" if len(lines) > PREVIEW_LINES else ""), file=out)
+        return 0
+
+    if started:
+        print(f"Resuming {post_id} after subscriber position {position}: {total} to go.", file=out)
+    else:
+        print(f"Sending « {mail.subject} » to {total} subscribers.", file=out)
+    report = Report()
+    signer = Signer(config.secrets)
+    progress = Progress(total, err)
+    interval = 1.0 / rate if rate else 0.0
+    next_at = time.monotonic()
+    try:
+        with open_mailer(config) as mailer, store.fast_checkpoints():
+            while True:
+                batch = store.subscribers_after(position, BATCH)
+                if not batch:
+                    break
+                for position, address in batch:
+                    if interval:
+                        pause = next_at - time.monotonic()
+                        if pause > 0:
+                            time.sleep(pause)
+                        next_at = max(next_at, time.monotonic() - interval) + interval
+                    if address not in store:  # unsubscribed during the send: acknowledged, so no mail
+                        store.save_send_position(post_id, position)
+                        progress.advance()
+                        continue
+                    msg = mail.message(address, unsubscribe_url(config, signer, address),
+                                       unsubscribe_mailto(config, signer, address))
+                    refused = deliver(mailer, msg)
+                    # Committed before the next message: a killed sender re-sends this one at most.
+                    store.save_send_position(post_id, position)
+                    if refused:
+                        report.refused.append((position, address, refused))
+                    else:
+                        report.sent += 1
+                    progress.advance()
+    except (MailerError, Stop) as exc:
+        progress.close()
+        print(f"error: {exc}\nStopped; {report.sent} sent in this run. The progress is saved: "
+              f"run the same command again to resume.", file=err)
+        _print_refused(report, err)
+        return 3
+    progress.close()
+    store.mark_sent(post_id)
+    for slug in slugs:
+        store.mark_sent(slug)
+    print(f"Done: {report.sent} sent in this run; {post_id} is recorded as sent.", file=out)
+    if report.refused:
+        _print_refused(report, err)
+        return 1
+    return 0
 
 
 def _print_refused(report: Report, err) -> None:

@@ -15,6 +15,7 @@ who subscribed during a send). Never VACUUM during a send: it may renumber rowid
 """
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import sqlite3
@@ -41,6 +42,10 @@ CREATE TABLE IF NOT EXISTS sends (
 
 class StoreError(RuntimeError):
     """The store cannot be opened as configured (the message names NEWSLETTER_DB)."""
+
+
+class SendBusy(RuntimeError):
+    """Another send is running on this store."""
 
 
 def open_store(url_or_path: str | Path) -> "Store":
@@ -161,6 +166,25 @@ class SQLiteStore:
         finally:
             with self._lock:
                 self._db.execute("PRAGMA synchronous = FULL")
+
+    @contextmanager
+    def sending(self):
+        """The one send allowed at a time on this store, or SendBusy at once.
+
+        An exclusive lock on a file beside the database (it holds nothing); the kernel releases it when
+        the process ends, however it ends, so a killed sender never leaves it behind. Two sends at once
+        would each read the same resume position and mail the same readers."""
+        path = self.path.with_name(self.path.name + ".send-lock")
+        handle = open(path, "a+b")  # noqa: SIM115 - held for the whole send
+        try:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise SendBusy(f"another make send is running on {self.path}: wait for it to finish "
+                               "(or stop it), then run this command again") from None
+            yield
+        finally:
+            handle.close()
 
     def save_send_position(self, post_id: str, position: int) -> None:
         """Record progress (committed before returning)."""

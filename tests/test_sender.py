@@ -212,3 +212,50 @@ def test_kill_9_midway_then_resume_reaches_everyone_once(folder):
     # Everyone once, except the one message in flight at the kill, which the resumed run sent again.
     assert in_flight == READERS[120]
     assert Counter(handler.recipients) == Counter(READERS + [in_flight])
+
+
+def sender_held_at(folder, at: int):
+    """`make send` in its own process, waiting for the server's answer to message `at`: (process, handler, server)."""
+    handler = HoldAt(at)
+    server = start_server(handler)
+    env = {**os.environ, **environ(folder, f"smtp://127.0.0.1:{server.port}")}
+    sender = subprocess.Popen([sys.executable, "-m", "newsletter.sender", "lettre-test"], cwd=ROOT, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if not handler.held.wait(60):
+        sender.kill()
+        server.stop()
+        raise AssertionError(f"the sender never reached message {at}: {sender.communicate()}")
+    return sender, handler, server
+
+
+def test_a_second_send_while_one_runs_sends_nothing_and_says_why(folder, smtp):
+    sender, handler, server = sender_held_at(folder, 10)
+    try:
+        status, out, err = run(folder, ["lettre-test"], smtp)  # the same post, to another server
+        assert status == 4 and "another make send is running" in err and "Nothing was sent" in err, err
+        assert smtp.handler.envelopes == []
+        status, _, err = run(folder, ["autre-billet"], smtp)  # any other post: one send at a time
+        assert status == 4 and smtp.handler.envelopes == []
+    finally:
+        handler.release.set()
+        out, err = sender.communicate(timeout=120)
+        server.stop()
+    assert sender.returncode == 0, err
+    assert Counter(handler.recipients) == Counter(READERS)
+    status, out, _ = run(folder, ["lettre-test"], smtp)  # the lock went with the first sender
+    assert status == 0 and "already sent" in out
+
+
+def test_a_reader_who_unsubscribes_during_the_send_gets_nothing_after(folder):
+    sender, handler, server = sender_held_at(folder, 50)
+    leaving = READERS[200]
+    try:
+        with open_store(folder / "subscribers.sqlite3") as store:
+            assert store.remove(leaving)  # acknowledged while the sender waits on message 50
+    finally:
+        handler.release.set()
+        _, err = sender.communicate(timeout=120)
+        server.stop()
+    assert sender.returncode == 0, err
+    assert leaving not in handler.recipients
+    assert Counter(handler.recipients) == Counter(r for r in READERS if r != leaving)
