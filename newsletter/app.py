@@ -10,6 +10,7 @@ consulted, and the mail is sent by a worker (outgoing.py), off the request path.
 """
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 from contextlib import asynccontextmanager
@@ -87,7 +88,18 @@ def wants_json(request: Request) -> bool:
 
 
 def client_key(request: Request) -> str:
-    return request.client.host if request.client else "?"
+    """Who a per-client limit counts: the IPv4 address, or the /64 of an IPv6 one (one subscriber line
+    gets a whole /64, so single IPv6 addresses would let one client through as thousands)."""
+    host = request.client.host if request.client else "?"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if address.version == 6:
+        if address.ipv4_mapped is not None:  # an IPv4 client seen through a dual-stack socket
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
 
 
 def page_url(request: Request, name: str) -> str:

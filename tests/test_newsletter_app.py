@@ -488,3 +488,19 @@ def test_answers_pages_and_mail_use_french_spacing(service):
     texts.append(re.sub(r"<[^>]+>", " ", service.http.get(f"/newsletter/desinscription/{token}").text))
     for text in texts:
         assert not badly_spaced(text), badly_spaced(text)
+
+
+@pytest.mark.parametrize("hosts, shared", [
+    (["2001:db8:1:2::5", "2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::1:1"], True),  # one /64: one client
+    (["2001:db8:1:2::5", "2001:db8:1:3::5"], False),  # two /64s: two clients
+    (["192.0.2.7", "::ffff:192.0.2.7"], True),  # IPv4, directly or through a dual-stack socket
+    (["192.0.2.7", "192.0.2.8"], False),
+], ids=["ipv6-same-64", "ipv6-other-64", "ipv4-mapped", "ipv4"])
+def test_per_client_limits_count_an_ipv6_client_by_its_64(hosts, shared):
+    """Rate limits are keyed by client_key: 30 addresses of one /64 must not pass as 30 clients."""
+    from starlette.requests import Request
+
+    from newsletter.app import client_key
+
+    keys = {client_key(Request({"type": "http", "client": (host, 50000), "headers": []})) for host in hosts}
+    assert (len(keys) == 1) == shared, keys
