@@ -165,8 +165,10 @@ async def read_fields(request: Request, body: bytes) -> dict[str, list[str]]:
             data = json.loads(body.decode("utf-8"))
             if not isinstance(data, dict):
                 raise ValueError("not an object")
+            # A lone surrogate (\ud800) is valid JSON but no text: it could be neither answered nor mailed.
+            json.dumps(data, ensure_ascii=False).encode("utf-8")
             return {k: v if isinstance(v, list) else [v] for k, v in data.items()}
-    except (UnicodeDecodeError, ValueError, MultiPartException):
+    except (ValueError, RecursionError, MultiPartException):  # UnicodeError is a ValueError; deep nesting recurses
         raise Refused(400, "Le formulaire envoyé est illisible : renvoyez-le depuis la page.") from None
     raise Refused(415, HTTP_ERRORS[415])
 

@@ -379,6 +379,20 @@ def test_malformed_json(service):
     assert r.status_code == 400 and "erreur" in r.json()
 
 
+@pytest.mark.parametrize("body", [
+    b'{"email": ' + b"[" * 1500 + b"]" * 1500 + b"}",  # 3 KiB, nested 1,500 deep
+    b'{"email": "a@\\ud800.test"}',  # a lone surrogate in a domain that would be refused
+    b'{"email": "\\ud800a@exemple.fr"}',
+    b'{"email": "a@exemple.fr", "site_web": ["\\udfff"]}',
+], ids=["nested-1500", "surrogate-in-refused-domain", "surrogate-in-local-part", "surrogate-in-honeypot"])
+def test_json_no_text_can_carry_is_refused_not_crashed(service, body):
+    """Valid JSON that is no text, or too deep to read: a French 400, nothing queued."""
+    r = service.http.post("/newsletter/inscription", content=body,
+                          headers={"Content-Type": "application/json", **JSON})
+    assert r.status_code == 400 and "illisible" in r.json()["erreur"], r.text
+    assert service.sink.envelopes == []
+
+
 def test_unknown_route_and_wrong_method(service):
     r = service.http.get("/newsletter/nulle-part", headers=JSON)
     assert r.status_code == 404 and r.json() == {"erreur": "Cette page n’existe pas."}
