@@ -73,6 +73,11 @@ def normalize_address(raw: object) -> str:
         raise InvalidAddress("domaine", f"Le champ « {FIELD} » : le domaine « {info.domain} » ne peut pas recevoir "
                                         "de courrier depuis Internet.")
     local = info.local_part
+    if "=?" in local:
+        # An RFC 2047 encoded word (=?utf-8?q?…?=): a mail program may decode it in the To: header and show,
+        # or answer to, another address than the one that was confirmed.
+        raise InvalidAddress("caracteres", f"Le champ « {FIELD} » : la suite « =? » n’est pas acceptée avant « @ » ; "
+                                           "indiquez votre adresse telle que votre messagerie l’affiche.")
     if not local.isascii():
         # Such an address only travels over SMTPUTF8, which many mail servers still refuse: the
         # newsletter could not reach it. The domain may be international; it goes as punycode.

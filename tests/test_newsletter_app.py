@@ -184,6 +184,8 @@ BAD = [
     "x@" + "a" * 250 + ".fr",
     "jean(commentaire)@exemple.fr",
     "jean@exemple.fr\t\x0b",
+    "=?utf-8?q?pirate=40ailleurs.fr?=@exemple.fr",  # RFC 2047 encoded words: a mail program may decode them
+    "=?utf-8?b?cGlyYXRl?=@exemple.fr",
 ]
 
 
