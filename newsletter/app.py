@@ -23,7 +23,7 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -141,10 +141,13 @@ async def read_body(request: Request) -> bytes:
     if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
         raise Refused(413, HTTP_ERRORS[413])
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY:
-            raise Refused(413, HTTP_ERRORS[413])
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_BODY:
+                raise Refused(413, HTTP_ERRORS[413])
+    except ClientDisconnect:  # gone mid-body: nobody reads the answer, and it is no error of ours
+        raise Refused(400, "Le formulaire n’est pas arrivé en entier : renvoyez-le depuis la page.") from None
     return bytes(body)
 
 

@@ -395,6 +395,36 @@ def test_json_no_text_can_carry_is_refused_not_crashed(service, body):
     assert service.sink.envelopes == []
 
 
+def test_a_client_gone_mid_body_is_no_server_error(service):
+    """A body cut short (the reader closed the tab): no traceback, no ERROR, and the service answers on."""
+    import logging
+    import socket
+    from urllib.parse import urlsplit
+
+    class Errors(logging.Handler):
+        def __init__(self):
+            super().__init__(logging.ERROR)
+            self.records = []
+
+        def emit(self, record):
+            self.records.append(record)
+
+    errors = Errors()
+    server_log = logging.getLogger("uvicorn.error")  # where uvicorn reports an exception of the app
+    server_log.addHandler(errors)
+    where = urlsplit(str(service.http.base_url))
+    with socket.create_connection((where.hostname, where.port)) as raw:
+        raw.sendall(b"POST /newsletter/inscription HTTP/1.1\r\nHost: x\r\n"
+                    b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\nemail=a")
+        # Once a later request is answered, the cut one is known to be in the app, waiting for its body.
+        assert service.http.get("/newsletter/nulle-part").status_code == 404
+    assert service.http.get("/newsletter/nulle-part").status_code == 404  # the disconnect is seen meanwhile
+    assert service.signup("apres.coupure@exemple.fr").status_code == 303
+    service.mails(1)
+    server_log.removeHandler(errors)
+    assert [record.getMessage() for record in errors.records] == []
+
+
 def test_unknown_route_and_wrong_method(service):
     r = service.http.get("/newsletter/nulle-part", headers=JSON)
     assert r.status_code == 404 and r.json() == {"erreur": "Cette page n’existe pas."}
