@@ -129,13 +129,15 @@ class Progress:
 
     def advance(self, n: int = 1) -> None:
         self.done += n
+        reached = self.done == self.total
+        self.total = max(self.total, self.done)  # readers who joined during the send are sent to as well
         now = time.monotonic()
         if self.tty:
-            if now - self.last >= 0.1 or self.done >= self.total:
+            if now - self.last >= 0.1 or reached:
                 self.last = now
                 self.stream.write("\r" + self.line(now))
                 self.stream.flush()
-        elif self.done % self.step == 0 or self.done >= self.total:
+        elif self.done % self.step == 0 or reached:
             self.stream.write(self.line(now) + "\n")
             self.stream.flush()
 

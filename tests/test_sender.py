@@ -13,7 +13,7 @@ from collections import Counter
 import pytest
 
 from newsletter.config import Config
-from newsletter.sender import send
+from newsletter.sender import Progress, send
 from newsletter.store import open_store
 from tests.conftest import ROOT, build
 from tests.fixtures.mail.support import CONTENT, Recorder, environ, refuse_everyone, start_server, write_settings
@@ -259,3 +259,13 @@ def test_a_reader_who_unsubscribes_during_the_send_gets_nothing_after(folder):
     assert sender.returncode == 0, err
     assert leaving not in handler.recipients
     assert Counter(handler.recipients) == Counter(r for r in READERS if r != leaving)
+
+
+def test_progress_never_passes_100_percent_when_readers_join_during_the_send():
+    stream = io.StringIO()
+    progress = Progress(10, stream)
+    for _ in range(13):  # three readers confirmed while the send ran
+        progress.advance()
+    lines = stream.getvalue().splitlines()
+    assert all("%" in line and int(line.split("%")[0].split()[-1]) <= 100 for line in lines), lines
+    assert lines[-1].split("]")[1].split()[0] == "13/13"
