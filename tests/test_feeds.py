@@ -478,3 +478,29 @@ def test_synthetic_corpus_of_200_posts(tmp_path):
             assert all([t.term for t in e.tags if t.scheme.endswith("/categorie/")] == [path.parent.name]
                        for e in parsed.entries)
     assert len(feedparser.parse((out / "atom.xml").read_bytes()).entries) == 20
+
+
+def test_a_summary_showing_markup_stays_text_in_every_feed(tmp_path):
+    """A summary that shows a tag to the reader (« <img src=x onerror=…> », escaped in the post) must stay
+    text in the feeds too: RSS readers take <description> as HTML, so it goes there escaped once more."""
+    import shutil
+
+    import lxml.html
+    from lxml import etree
+
+    content = tmp_path / "content"
+    shutil.copytree(FIXTURES, content)
+    (content / "posts" / "balise.md").write_text(
+        "Title: Une balise\nDate: 2020-02-02 10:00\nCategory: Relation client\nSlug: balise\n"
+        "Summary: Le code &lt;img src=x onerror=alert(1)&gt; ne s’exécute pas\n\nTexte.\n", encoding="utf-8")
+    out = tmp_path / "output"
+    build(content, out, env=ENV)
+    rss = etree.parse(str(out / "rss.xml"))
+    (description,) = [item.findtext("description") for item in rss.iter("item") if "balise" in item.findtext("link")]
+    shown = lxml.html.fragment_fromstring(description, create_parent="div")
+    assert shown.xpath("//img") == [] and "<img src=x onerror=alert(1)>" in shown.text_content(), description
+    atom = etree.parse(str(out / "atom.xml"))
+    ns = {"a": "http://www.w3.org/2005/Atom"}
+    (summary,) = [e.find("a:summary", ns) for e in atom.iterfind("a:entry", ns)
+                  if "balise" in e.find("a:link", ns).get("href")]
+    assert summary.get("type") in (None, "text") and "<img src=x onerror=alert(1)>" in summary.text

@@ -48,6 +48,7 @@ without feedgen or lxml. A post's `read_digest` (bytes, left by an accelerator s
 as fast_build) stands for its entry's fields when present.
 """
 import hashlib
+import html
 import logging
 import os
 import pickle
@@ -216,6 +217,9 @@ def add_entry(fg, article, settings: dict) -> datetime:
     summary = plain_text(getattr(article, "summary", ""))
     if summary:
         fe.summary(summary)
+        # Feed readers take RSS's <description> as HTML: the text goes in escaped, so a summary that shows a
+        # tag (« <img src=x onerror=…> ») stays text there too. Atom's summary is type="text" already.
+        fe.description(html.escape(summary, quote=False))
     fe.content(absolute_urls(article.content, permalink), type="html")
     return updated
 
