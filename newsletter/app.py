@@ -10,6 +10,7 @@ consulted, and the mail is sent by a worker (outgoing.py), off the request path.
 """
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
 import logging
@@ -32,7 +33,7 @@ from blogcore.typography import fix_html, fix_text
 
 from .addresses import InvalidAddress, normalize_address
 from .config import Config
-from .outgoing import Outgoing
+from .outgoing import DEADLINE as MAIL_DEADLINE, Outgoing
 from .pages import theme_environment
 from .ratelimit import Limits, RateLimiter
 from .signing import BadLink, ExpiredLink, Signer
@@ -69,6 +70,8 @@ HTTP_ERRORS = {
     500: "Une erreur interne est survenue. Réessayez un peu plus tard.",
     503: "Le service est momentanément surchargé. Réessayez dans quelques minutes.",
 }
+MAIL_NOT_SENT = ("Le mail de confirmation n’a pas pu partir : notre serveur de courrier ne répond pas. "
+                 "Rien n’a été enregistré. Réessayez dans quelques minutes.")
 TOO_MANY_FOR_ADDRESS = ("Plusieurs e-mails de confirmation ont déjà été demandés pour cette adresse "
                         "dans l’heure : vérifiez votre boîte (et les courriers indésirables), "
                         "ou réessayez dans une heure.")
@@ -194,8 +197,12 @@ async def subscribe(request: Request) -> Response:
         except InvalidAddress as exc:
             raise Refused(422, exc.message) from None
         limit(request, "mail_per_address", email.lower(), TOO_MANY_FOR_ADDRESS)
-        if not request.state.outgoing.submit(email):
+        outcome = request.state.outgoing.submit(email)
+        if outcome is None:
             raise Refused(503, HTTP_ERRORS[503], {"Retry-After": "120"})
+        # The answer waits for the relay to take the mail (or the worker to give up, at its deadline).
+        if not await asyncio.wrap_future(outcome):
+            raise Refused(503, MAIL_NOT_SENT, {"Retry-After": "300"})
     except Refused as exc:
         return refusal(request, exc.status, exc.message, exc.headers)
     return done(request, "verifiez", 202)
@@ -314,8 +321,10 @@ async def mail_preview(request: Request) -> Response:
 
 # -- the app -----------------------------------------------------------------
 
-def create_app(config: Config, *, limits: Limits = Limits(), static_dir: str | Path | None = None) -> Starlette:
-    """The service; with `static_dir`, also the built site at / (the dev server)."""
+def create_app(config: Config, *, limits: Limits = Limits(), static_dir: str | Path | None = None,
+               mail_deadline: float = MAIL_DEADLINE) -> Starlette:
+    """The service; with `static_dir`, also the built site at / (the dev server). mail_deadline: seconds a
+    signup waits for the relay to take its confirmation mail, retries included."""
     prefix = config.newsletter_path
     routes = [
         Route(f"{prefix}/inscription", subscribe, methods=["POST"]),
@@ -330,7 +339,7 @@ def create_app(config: Config, *, limits: Limits = Limits(), static_dir: str | P
     async def lifespan(app):
         signer = Signer(config.secrets)
         store = open_store(config.db)
-        outgoing = Outgoing(config, signer)
+        outgoing = Outgoing(config, signer, deadline=mail_deadline)
         outgoing.start()
         try:
             yield {

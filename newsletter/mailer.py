@@ -27,6 +27,15 @@ logger = logging.getLogger(__name__)
 SMTP_TIMEOUT = 30
 
 
+def temporary(exc: Exception) -> bool:
+    """A 4xx answer, a dropped connection or a network hiccup: worth retrying."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return all(400 <= code < 500 for code, _ in exc.recipients.values())
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return 400 <= exc.smtp_code < 500
+    return isinstance(exc, (smtplib.SMTPServerDisconnected, ConnectionError, TimeoutError))
+
+
 class MailerError(RuntimeError):
     """The mail server can't be used as configured: unreachable, TLS or login refused.
 

@@ -1,9 +1,14 @@
-"""Confirmation mails leave the request path: the handler only queues the address,
-so a signup answers in the same time whatever happens next, and a slow or broken
-mail server never holds a reader's request.
+"""Confirmation mails, sent by one worker thread: the reader is told « envoyé » only once the relay has
+taken the mail.
 
-One worker thread drains the queue through one mailer connection, kept open while
-there is work and closed when the queue is empty.
+The handler queues the address with a deadline and waits (asynchronously) for the outcome. The worker
+drains the queue through one mailer connection, kept open while there is work; a temporary failure (the
+relay down, a 4xx answer, a dropped connection) is retried with back-off until the deadline, all in
+memory: nothing about the address is written anywhere before consent. A mail the relay refuses for good,
+or cannot take before its deadline, is dropped and the handler answers « réessayez dans quelques
+minutes ». If the service stops with mails queued, the worker sends what it can until each deadline;
+what is left is lost, and those readers were not told it was sent. For a relay that may be down for
+long, run a local MTA (Postfix, OpenSMTPD) as SMTP_URL: it queues on disk, durably, and retries for days.
 """
 from __future__ import annotations
 
@@ -11,24 +16,29 @@ import logging
 import queue
 import smtplib
 import threading
+import time
+from concurrent.futures import Future
 from contextlib import ExitStack
 
 from .config import Config
 from .confirmation import confirmation_message
-from .mailer import MailerError, open_mailer
+from .mailer import MailerError, open_mailer, temporary
 from .pages import mail_environment
 from .signing import Signer
 
 logger = logging.getLogger(__name__)
 
 QUEUE_SIZE = 2000
+DEADLINE = 10.0        # seconds a reader waits for the relay to take their confirmation mail
+BACKOFF_START = 0.25   # seconds before the first retry; doubled each time
 _STOP = object()
 
 
 class Outgoing:
-    def __init__(self, config: Config, signer: Signer, maxsize: int = QUEUE_SIZE):
+    def __init__(self, config: Config, signer: Signer, maxsize: int = QUEUE_SIZE, deadline: float = DEADLINE):
         self.config = config
         self.signer = signer
+        self.deadline = deadline
         self.env = mail_environment(config)
         self._queue: queue.Queue = queue.Queue(maxsize)
         self._thread = threading.Thread(target=self._work, name="newsletter-outgoing", daemon=True)
@@ -36,20 +46,22 @@ class Outgoing:
     def start(self) -> None:
         self._thread.start()
 
-    def submit(self, email: str) -> bool:
-        """Queue a confirmation mail; False when the queue is full (the caller answers 503)."""
+    def submit(self, email: str) -> Future | None:
+        """Queue a confirmation mail: a future that becomes True once the relay took it, False if it could
+        not (refused, or not before the deadline); None when the queue is full (the caller answers 503)."""
+        outcome: Future = Future()
         try:
-            self._queue.put_nowait(email)
+            self._queue.put_nowait((email, time.monotonic() + self.deadline, outcome))
         except queue.Full:
-            return False
-        return True
+            return None
+        return outcome
 
     def wait(self) -> None:
         """Block until every queued mail has been handled."""
         self._queue.join()
 
     def stop(self, timeout: float = 30) -> None:
-        """Send what is queued, then end the worker."""
+        """Send what is queued (each until its deadline), then end the worker."""
         self._queue.put(_STOP)
         self._thread.join(timeout)
 
@@ -62,29 +74,41 @@ class Outgoing:
                 if item is _STOP:
                     connection.close()
                     return
-                if mailer is None:
-                    mailer = connection.enter_context(open_mailer(self.config))
-                self._send(mailer, item)
-            except MailerError as exc:
-                logger.error("confirmation mail not sent: %s", exc)
-                connection.close()
-                mailer = None
+                email, deadline, outcome = item
+                delay = BACKOFF_START
+                while True:
+                    try:
+                        if mailer is None:
+                            mailer = connection.enter_context(open_mailer(self.config))
+                        sent = self._send(mailer, email)
+                        break
+                    except (MailerError, OSError, smtplib.SMTPException) as exc:
+                        connection.close()
+                        mailer = None
+                        retry = isinstance(exc, MailerError) or temporary(exc)
+                        if not retry or time.monotonic() + delay > deadline:
+                            # The exception may quote the address: its kind only.
+                            logger.warning("confirmation mail not sent (%s): the reader is told to retry",
+                                           type(exc).__name__)
+                            sent = False
+                            break
+                        time.sleep(delay)  # this thread only: requests go on being answered
+                        delay *= 2
+                outcome.set_result(sent)
             except Exception as exc:  # never let one mail stop the worker; the message may hold the address
                 logger.error("confirmation mail not sent: %s", type(exc).__name__)
+                if item is not _STOP and not item[2].done():
+                    item[2].set_result(False)
             finally:
                 self._queue.task_done()
             if mailer is not None and self._queue.empty():
                 connection.close()
                 mailer = None
 
-    def _send(self, mailer, email: str) -> None:
+    def _send(self, mailer, email: str) -> bool:
+        """Hand one confirmation mail to the relay (smtplib errors propagate: the caller retries or gives up)."""
         msg, link = confirmation_message(self.config, self.signer, self.env, email)
-        try:
-            path = mailer.send(msg)
-        except smtplib.SMTPException as exc:
-            # The exception may quote the address: log its kind and code only.
-            logger.error("confirmation mail refused by the SMTP server: %s %s",
-                         type(exc).__name__, getattr(exc, "smtp_code", ""))
-            return
+        path = mailer.send(msg)
         if not self.config.smtp_url:
             logger.info("Pas de serveur SMTP : mail de confirmation écrit dans %s ; lien : %s", path, link)
+        return True

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from .config import Config, ConfigError
 from .links import unsubscribe_mailto, unsubscribe_url
 from .mail_message import PostError, build_mail, load_posts
-from .mailer import MailerError, open_mailer
+from .mailer import MailerError, open_mailer, temporary
 from .signing import Signer
 from .store import SendBusy, open_store
 
@@ -70,15 +70,6 @@ def parse_slugs(arg: str) -> list[str]:
 
 
 # -- delivery of one message with retries ----------------------------------------------
-
-
-def temporary(exc: Exception) -> bool:
-    """A 4xx answer, a dropped connection or a network hiccup: worth retrying."""
-    if isinstance(exc, smtplib.SMTPRecipientsRefused):
-        return all(400 <= code < 500 for code, _ in exc.recipients.values())
-    if isinstance(exc, smtplib.SMTPResponseException):
-        return 400 <= exc.smtp_code < 500
-    return isinstance(exc, (smtplib.SMTPServerDisconnected, ConnectionError, TimeoutError))
 
 
 def answer(exc: Exception) -> str:

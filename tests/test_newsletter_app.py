@@ -17,7 +17,7 @@ from newsletter.config import Config
 from newsletter.ratelimit import NO_LIMITS, Limits
 from newsletter.serving import serve_in_thread
 from newsletter.signing import Signer
-from tests.fixtures.mail.support import Sink, start_server
+from tests.fixtures.mail.support import Recorder, Sink, start_server
 from tests.fixtures.typography import badly_spaced
 
 SECRET = "secret-de-test-" + "x" * 24
@@ -550,3 +550,49 @@ def test_per_client_limits_count_an_ipv6_client_by_its_64(hosts, shared):
 
     keys = {client_key(Request({"type": "http", "client": (host, 50000), "headers": []})) for host in hosts}
     assert (len(keys) == 1) == shared, keys
+
+
+# -- the confirmation mail is sent, or the reader is told to retry ------------------------------------
+
+def signup_with_relay(tmp_path, smtp_url, address="lecteur@exemple.fr", deadline=2.0):
+    """One JSON signup on a service whose relay is smtp_url; the response and the store's row count."""
+    config = make_config(tmp_path, smtp_url=smtp_url)
+    with serve_in_thread(create_app(config, limits=NO_LIMITS, mail_deadline=deadline)) as url, \
+            httpx.Client(base_url=url, timeout=30) as http:
+        r = http.post("/newsletter/inscription", json={"email": address}, headers=JSON)
+        page = http.post("/newsletter/inscription", data={"email": address})
+    with sqlite3.connect(config.db) as db:
+        rows = db.execute("SELECT count(*) FROM subscribers").fetchone()[0]
+    return r, page, rows
+
+
+def test_relay_down_the_reader_is_told_to_retry_not_that_a_mail_left(tmp_path):
+    r, page, rows = signup_with_relay(tmp_path, "smtp://127.0.0.1:9", deadline=1.0)  # nothing listens there
+    assert r.status_code == 503 and "n’a pas pu partir" in r.json()["erreur"] and r.headers["retry-after"] == "300"
+    assert page.status_code == 503 and "Réessayez dans quelques minutes" in page.text
+    assert "verifiez" not in page.headers.get("location", "")
+    assert rows == 0
+
+
+def test_a_temporary_refusal_is_retried_and_the_mail_leaves_once(tmp_path):
+    handler = Recorder(defer_once={"lecteur@exemple.fr"})  # 451 at the first DATA, then accepted
+    server = start_server(handler)
+    try:
+        r, _, rows = signup_with_relay(tmp_path, f"smtp://127.0.0.1:{server.port}")
+    finally:
+        server.stop()
+    assert r.status_code == 202, r.text
+    assert handler.deferred == ["lecteur@exemple.fr"]
+    assert handler.recipients == ["lecteur@exemple.fr"] * 2  # the JSON signup, then the form
+    assert rows == 0  # nothing before consent
+
+
+def test_a_refused_recipient_is_told_to_retry(tmp_path):
+    handler = Recorder(refuse={"lecteur@exemple.fr"})  # 550 at RCPT: the relay will never take it
+    server = start_server(handler)
+    try:
+        r, _, _ = signup_with_relay(tmp_path, f"smtp://127.0.0.1:{server.port}")
+    finally:
+        server.stop()
+    assert r.status_code == 503 and "n’a pas pu partir" in r.json()["erreur"]
+    assert handler.envelopes == []
