@@ -33,21 +33,15 @@ class ErrorLog(logging.Handler):
             self.messages.append(str(record.msg))
 
 
-def read(settings_file, overrides=None):
-    """Pelican's settings from a settings file, relative to the repository, with overrides on top."""
-    from pelican.settings import read_settings
-
-    return read_settings(str(ROOT / settings_file), override=dict(overrides or {}))
-
-
 def build_site(settings_file="pelicanconf.py", output=None, content=None, overrides=None) -> list[str]:
     """Build into a staging folder, then move it into output/; returns the paths that changed.
 
     Raises BuildFailed, with output/ untouched, if Pelican raised or anything logged an error.
     """
     from pelican import Pelican, signals
+    from pelican.settings import read_settings
 
-    settings = read(settings_file, overrides)
+    settings = read_settings(str(ROOT / settings_file), override=dict(overrides or {}))  # paths: the repository's
     live = os.path.abspath(output or settings["OUTPUT_PATH"])
     staging = Staging(live, settings.get("DELETE_OUTPUT_DIRECTORY", False), settings.get("OUTPUT_RETENTION", ()))
     settings.update(OUTPUT_PATH=staging.path, FAST_BUILD_LIVE_OUTPUT=live)
@@ -67,7 +61,8 @@ def build_site(settings_file="pelicanconf.py", output=None, content=None, overri
         Pelican(settings).run()
     except (Exception, SystemExit) as error:  # a plugin may stop the build with SystemExit (content_checks)
         staging.discard()
-        raise BuildFailed("\n".join([*errors.messages, str(error) if isinstance(error, SystemExit) else f"{type(error).__name__}: {error}"])) from error
+        reason = str(error) if isinstance(error, SystemExit) else f"{type(error).__name__}: {error}"
+        raise BuildFailed("\n".join([*errors.messages, reason])) from error
     finally:
         root.removeHandler(errors)
         signals.content_written.disconnect(note)

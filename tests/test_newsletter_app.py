@@ -401,15 +401,9 @@ def test_a_client_gone_mid_body_is_no_server_error(service):
     import socket
     from urllib.parse import urlsplit
 
-    class Errors(logging.Handler):
-        def __init__(self):
-            super().__init__(logging.ERROR)
-            self.records = []
+    from sitebuild.build import ErrorLog
 
-        def emit(self, record):
-            self.records.append(record)
-
-    errors = Errors()
+    errors = ErrorLog()
     server_log = logging.getLogger("uvicorn.error")  # where uvicorn reports an exception of the app
     server_log.addHandler(errors)
     where = urlsplit(str(service.http.base_url))
@@ -422,7 +416,7 @@ def test_a_client_gone_mid_body_is_no_server_error(service):
     assert service.signup("apres.coupure@exemple.fr").status_code == 303
     service.mails(1)
     server_log.removeHandler(errors)
-    assert [record.getMessage() for record in errors.records] == []
+    assert errors.messages == []
 
 
 def test_unknown_route_and_wrong_method(service):

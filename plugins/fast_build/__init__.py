@@ -30,8 +30,8 @@ Settings:
     FAST_BUILD_TRUSTED_PLUGINS: other plugins' names to run with the accelerator
         (it steps aside for any plugin it does not know).
     FAST_BUILD_LIVE_OUTPUT: the folder the site is served from, when OUTPUT_PATH
-        is a staging folder that will replace it; unchanged pages are hard-linked
-        from it. Default: OUTPUT_PATH (unchanged pages are left in place).
+        is a staging folder that will be moved into it; unchanged pages are left
+        there and announced under that path by content_written. Default: OUTPUT_PATH.
 """
 import jinja2
 from pelican import signals

@@ -29,6 +29,7 @@ from blinker import ANY
 from pelican import signals
 
 from . import pelican_internals
+from .incremental import Pages
 
 logger = logging.getLogger(__name__)
 
@@ -121,11 +122,7 @@ class Run:
         self.min_batch = conf["FAST_BUILD_MIN_BATCH"]
         caching = self.enabled and bool(settings.get("CACHE_CONTENT"))
         self.cache = SiteCache(settings) if caching else None
-        self.pages = None
-        if caching:
-            from .incremental import Pages
-
-            self.pages = Pages(settings, self.cache)
+        self.pages = Pages(settings, self.cache) if caching else None
         self.reads = []  # the PrefetchingReads of this run's generators
 
     def finish(self):
