@@ -4,12 +4,14 @@
 
 Serves output/ (index.html for folders, 404.html for what is missing) and the
 service under NEWSLETTER_URL in one Starlette app on 127.0.0.1. Watches content/,
-theme/, plugins/ and pelicanconf.py, and rebuilds as `make build` does (staged
-beside output/ and moved in on success, so a broken edit leaves the last good
-site online), but in this process: no Python, Pelican or plugins to start again,
-and the build runs on the event loop's thread, so that no other thread holds a
-lock when the accelerator forks its readers (requests wait the ~0.1 s it takes).
-A change to the plugins' code needs a restart (Python does not reload modules).
+theme/, plugins/, blogcore/ and the settings files, and rebuilds as `make build`
+does (staged beside output/ and moved in on success, so a broken edit leaves the
+last good site online), but in this process: no Python, Pelican or plugins to
+start again, and the build runs on the event loop's thread, so that no other
+thread holds a lock when the accelerator forks its readers (requests wait the
+fraction of a second it takes). After a change to plugins/ or blogcore/, whose
+modules this process has imported, the rebuild runs in a new process.
+The console shows this server's lines and warnings, not every page Pelican writes.
 Without SMTP_URL, each confirmation link is printed here (development only).
 """
 from __future__ import annotations
@@ -97,7 +99,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     # pelicanconf.py reads PORT for PUBLIC_URL: the links in mails must point at this server.
     os.environ["PORT"] = str(args.port)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    # Warnings from everything; the progress lines of this server and of the service (confirmation links),
+    # not the line per page that Pelican and its plugins log at INFO on every rebuild.
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    for name in ("__main__", "sitebuild", "newsletter"):
+        logging.getLogger(name).setLevel(logging.INFO)
     try:
         asyncio.run(main_async(args.port, args.output.resolve(), args.watch))
     except KeyboardInterrupt:
