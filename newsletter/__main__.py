@@ -16,7 +16,9 @@ from pathlib import Path
 
 from .addresses import InvalidAddress, normalize_address
 from .config import DEFAULT_DB, ROOT
-from .store import StoreError, open_store
+from .store import Erasure, StoreError, open_store
+
+REMOVE_WAIT = 60  # seconds make remove waits for a reader of the store to let go
 
 
 def store_path() -> str:
@@ -107,8 +109,16 @@ def cmd_remove(raw: str) -> int:
     except InvalidAddress:
         email = raw.strip()  # remove what is there, even if it would not be accepted today
     with open_store(store_path()) as store:
-        removed = store.remove(email)
-    print("Adresse effacée." if removed else "Cette adresse n’était pas inscrite.")
+        erasure = store.remove(email)
+        if erasure is Erasure.PENDING:
+            print("Adresse retirée de la liste ; un autre programme lit la base (un envoi, une sauvegarde) : "
+                  f"effacement du disque dès qu’il a fini (attente jusqu’à {REMOVE_WAIT} s)…", file=sys.stderr)
+            if not store.wait_erased(REMOVE_WAIT):
+                print(f"Pas encore effacée du disque : le programme qui lit {store.path} ne s’est pas arrêté. "
+                      "L’effacement se terminera à la prochaine ouverture de la base (make send, le service) ; "
+                      "ou relancez cette commande quand il aura fini.", file=sys.stderr)
+                return 1
+    print("Cette adresse n’était pas inscrite." if erasure is Erasure.ABSENT else "Adresse effacée.")
     return 0
 
 

@@ -37,7 +37,7 @@ from .outgoing import DEADLINE as MAIL_DEADLINE, Outgoing
 from .pages import theme_environment
 from .ratelimit import Limits, RateLimiter
 from .signing import BadLink, ExpiredLink, Signer
-from .store import open_store
+from .store import Erasure, open_store
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +58,8 @@ MESSAGES = {
                 "Ouvrez-le et confirmez dans les 48 heures. Rien n’est enregistré avant votre confirmation.",
     "confirme": "Inscription confirmée : vous recevrez les prochains billets par e-mail.",
     "desinscrit": "Vous êtes désinscrit : votre adresse a été effacée.",
+    "effacement": "Vous êtes désinscrit : votre adresse est retirée de la liste. Un autre programme lisait la base "
+                  "à cet instant ; son effacement du disque se termine dès qu’il a fini, en quelques secondes.",
 }
 HTTP_ERRORS = {
     400: "La requête est mal formée.",
@@ -253,10 +255,11 @@ async def unsubscribe(request: Request) -> Response:
                 one_click = "One-Click" in (await read_fields(request, body)).get("List-Unsubscribe", [])
             except Refused:
                 one_click = False  # any POST unsubscribes; only the answer differs
-            await run_in_threadpool(request.state.store.remove, email)
+            erasure = await run_in_threadpool(request.state.store.remove, email)
+            answer = "effacement" if erasure is Erasure.PENDING else "desinscrit"
             if one_click:
-                return PlainTextResponse(fix_text(MESSAGES["desinscrit"]) + "\n")
-            return done(request, "desinscrit")
+                return PlainTextResponse(fix_text(MESSAGES[answer]) + "\n")
+            return done(request, answer)
     except Refused as exc:
         return refusal(request, exc.status, exc.message, exc.headers, title="Lien de désinscription")
     if wants_json(request):

@@ -1,42 +1,67 @@
 """The subscriber store: email addresses and nothing else about a person.
 
-All SQL lives here, one comment per query. SQLite is the default backend; a
-PostgreSQL backend can implement the same `Store` methods later.
+All SQL lives here, one comment per query. SQLite is the default backend, through apsw, which
+bundles a current SQLite (3.54; Python 3.11's own is 3.40, before the WAL-reset fix of 3.51.3).
+A PostgreSQL backend can implement the same `Store` methods later.
 
-Privacy: `subscribers` has one column, the address. Sends are recorded in
-`sends`, keyed by post, never by person. Deletion overwrites the bytes
-(secure_delete) and a TRUNCATE checkpoint empties the WAL, so a removed
-address is in no byte of the database files.
+Privacy: `subscribers` holds the address and a counter that orders the sender's walk. Sends are
+recorded in `sends`, keyed by post, never by person. An erasure is complete only once no byte of
+the address is left in the database, `-wal` or `-shm` files:
+- secure_delete zeroes the row, but a B-tree rebalance can leave copies in a page's free space,
+  so every erasure is followed by a VACUUM (every page rewritten; temp_store=MEMORY keeps its
+  working copy off the disk), then a TRUNCATE checkpoint that empties the WAL;
+- a checkpoint cannot empty the WAL while another connection (the sender, a backup, the sqlite3
+  shell) reads an older snapshot. It is then tried again without blocking anyone, in a background
+  thread, until that reader is done: `remove` says ERASED or PENDING, never ERASED too early.
+Erasures close together share one VACUUM (group commit).
 
-Positions: the sender walks subscribers by SQLite rowid, stable while an address
-stays subscribed and growing for new ones (a new row gets max(rowid)+1; if the
-highest row was deleted its number can come back, which at worst skips a reader
-who subscribed during a send). Never VACUUM during a send: it may renumber rowids.
+Positions: the sender walks subscribers by `id`, an INTEGER PRIMARY KEY AUTOINCREMENT: stable
+while an address stays subscribed (VACUUM keeps it), growing for new ones, never reused.
 """
 from __future__ import annotations
 
+import enum
 import fcntl
 import logging
 import os
-import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import apsw
+
 logger = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 10_000
+ERASE_WAIT = 2.0  # seconds an unsubscribe waits for a reader of the store before answering "pending"
 
 SCHEMA = """
 -- One row = one confirmed address. NOCASE: Jean@x.fr and jean@x.fr are one reader.
-CREATE TABLE IF NOT EXISTS subscribers (email TEXT PRIMARY KEY COLLATE NOCASE) ;
--- The sender's progress, per post: last rowid mailed, and whether the post is done.
+-- id orders the sender's walk; AUTOINCREMENT never hands out a number twice.
+CREATE TABLE IF NOT EXISTS subscribers (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    email TEXT NOT NULL UNIQUE COLLATE NOCASE
+) ;
+-- The sender's progress, per post: last id mailed, and whether the post is done.
 CREATE TABLE IF NOT EXISTS sends (
     post_id TEXT PRIMARY KEY,
     position INTEGER NOT NULL DEFAULT 0,
     done INTEGER NOT NULL DEFAULT 0
 ) ;
+"""
+
+# A store made before ids: the rowid the sender's positions refer to becomes the id, so a
+# send in progress resumes where it was.
+MIGRATE_FROM_V1 = """
+CREATE TABLE subscribers_v2 (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    email TEXT NOT NULL UNIQUE COLLATE NOCASE
+) ;
+INSERT INTO subscribers_v2 (id, email) SELECT rowid, email FROM subscribers ORDER BY rowid ;
+DROP TABLE subscribers ;
+ALTER TABLE subscribers_v2 RENAME TO subscribers ;
 """
 
 
@@ -46,6 +71,13 @@ class StoreError(RuntimeError):
 
 class SendBusy(RuntimeError):
     """Another send is running on this store."""
+
+
+class Erasure(enum.Enum):
+    """What `remove` did: the caller tells the reader exactly this."""
+    ABSENT = "absent"    # the address was not subscribed
+    ERASED = "erased"    # out of the list and in no byte of the store's files
+    PENDING = "pending"  # out of the list; its old bytes go as soon as a reader of the store is done
 
 
 def open_store(url_or_path: str | Path) -> "Store":
@@ -72,18 +104,49 @@ class SQLiteStore:
         try:
             # Readable by the owner only; SQLite gives its -wal and -shm files the same mode.
             os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
-            self._db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                                       check_same_thread=False)
-        except (OSError, sqlite3.Error) as exc:
+            self._db = apsw.Connection(str(path))
+            self._db.setbusytimeout(BUSY_TIMEOUT_MS)
+        except (OSError, apsw.Error) as exc:
             raise StoreError(f"NEWSLETTER_DB : impossible d’ouvrir {path} : {exc}") from None
-        self._lock = threading.Lock()
-        with self._lock:
-            # Before anything is written: overwrite deleted content, fsync each commit, readers don't block writers.
-            self._db.execute("PRAGMA secure_delete = ON")
-            self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            self._db.execute("PRAGMA journal_mode = WAL")
-            self._db.execute("PRAGMA synchronous = FULL")
-            self._db.executescript(SCHEMA)
+        self._lock = threading.Lock()        # the connection: one statement at a time
+        self._scrub_lock = threading.Lock()  # one erasure pass at a time
+        self._deleted = self._vacuumed = self._erased = 0  # erasures counted, vacuumed, gone from disk
+        self._wal_held = False                # the last checkpoint found a reader on an older snapshot
+        self._finisher: threading.Thread | None = None
+        self._closed = threading.Event()
+        try:
+            with self._lock:
+                # Before anything is written: overwrite deleted content, fsync each commit, readers don't
+                # block writers, VACUUM's working copy in memory.
+                self._db.execute("PRAGMA secure_delete = ON")
+                self._db.execute("PRAGMA journal_mode = WAL")
+                self._db.execute("PRAGMA synchronous = FULL")
+                self._db.execute("PRAGMA temp_store = MEMORY")
+                self._migrate()
+                leftover_wal = self._wal_size() > 0
+        except apsw.Error as exc:
+            self._db.close()
+            raise StoreError(f"NEWSLETTER_DB : {path} n’est pas une base utilisable : {exc}") from None
+        if leftover_wal:
+            # A process may have died between an erasure and its VACUUM: finish it now.
+            self._deleted += 1
+            if not self._scrub(self._deleted):
+                self._finish_in_background()
+
+    def _migrate(self) -> None:
+        # Which columns the subscribers table has, if it exists.
+        columns = [row[1] for row in self._db.execute("PRAGMA table_info(subscribers)")]
+        if columns == ["email"]:
+            with self._db:
+                self._db.execute(MIGRATE_FROM_V1)
+            self._deleted += 1  # the old table's pages are free space now: VACUUM them away
+        self._db.execute(SCHEMA)
+
+    def _wal_size(self) -> int:
+        try:
+            return self.path.with_name(self.path.name + "-wal").stat().st_size
+        except FileNotFoundError:
+            return 0
 
     # -- subscribers -------------------------------------------------------
 
@@ -91,8 +154,8 @@ class SQLiteStore:
         """Store a confirmed address; True if it was not there yet."""
         with self._lock:
             # Idempotent: a second confirmation changes nothing.
-            cur = self._db.execute("INSERT OR IGNORE INTO subscribers (email) VALUES (?)", (email,))
-            return cur.rowcount == 1
+            self._db.execute("INSERT OR IGNORE INTO subscribers (email) VALUES (?)", (email,))
+            return self._db.changes() == 1
 
     def add_many(self, emails: Iterable[str]) -> tuple[list[str], list[str]]:
         """Add addresses in one transaction (all or nothing); returns (added, already present)."""
@@ -102,22 +165,104 @@ class SQLiteStore:
             try:
                 for email in emails:
                     # Same idempotent insert as add(), inside the import's transaction.
-                    cur = self._db.execute("INSERT OR IGNORE INTO subscribers (email) VALUES (?)", (email,))
-                    (added if cur.rowcount == 1 else present).append(email)
+                    self._db.execute("INSERT OR IGNORE INTO subscribers (email) VALUES (?)", (email,))
+                    (added if self._db.changes() == 1 else present).append(email)
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
         return added, present
 
-    def remove(self, email: str) -> bool:
-        """Erase an address from disk at once; True if it was there."""
+    def remove(self, email: str, wait: float = ERASE_WAIT) -> Erasure:
+        """Take an address off the list at once, then erase its bytes from disk, waiting up to `wait`
+        seconds for readers of the store to let go of the WAL; past that, a background thread finishes."""
         with self._lock:
-            # secure_delete zeroes the row's bytes in the table and its index.
-            cur = self._db.execute("DELETE FROM subscribers WHERE email = ?", (email,))
-            # Copy the zeroed pages into the db file and cut the WAL to 0 bytes: the old frames held the address.
-            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            return cur.rowcount > 0
+            # secure_delete zeroes the row's cells in the table and its index.
+            self._db.execute("DELETE FROM subscribers WHERE email = ?", (email,))
+            if self._db.changes() == 0:
+                return Erasure.ABSENT
+            self._deleted += 1
+            mine = self._deleted
+        deadline, pause = time.monotonic() + wait, 0.005
+        while not self._scrub(mine):
+            if time.monotonic() >= deadline:
+                self._finish_in_background()
+                return Erasure.PENDING
+            time.sleep(pause)  # the connection is free meanwhile: confirmations go on
+            pause = min(pause * 2, 0.1)
+        return Erasure.ERASED
+
+    def erasure_pending(self) -> bool:
+        """True while an acknowledged erasure still has bytes on disk."""
+        return self._erased < self._deleted
+
+    def wait_erased(self, timeout: float) -> bool:
+        """Wait (without blocking the store) until every erasure is complete; False on timeout."""
+        deadline, pause = time.monotonic() + timeout, 0.005
+        while not self._scrub(self._deleted):
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
+        return True
+
+    def _scrub(self, upto: int) -> bool:
+        """One pass, never waiting on another process: VACUUM the erasures not yet vacuumed (no old copy
+        survives in free space), then empty the WAL. True once erasure `upto` is gone from every file."""
+        with self._scrub_lock:
+            if self._erased >= upto:
+                return True
+            if self._wal_held:
+                # Copies from the last VACUUM are waiting for a reader: don't add another whole copy of the
+                # database to the WAL until that reader has let go.
+                if not self._truncate_wal():
+                    return False
+                self._wal_held = False
+                self._erased = self._vacuumed
+                if self._erased >= upto:
+                    return True
+            with self._lock:
+                covered = self._deleted
+                # Rewrite every page from the live rows only.
+                self._db.execute("VACUUM")
+            self._vacuumed = covered
+            if not self._truncate_wal():
+                self._wal_held = True
+                return False
+            self._erased = covered
+            return True
+
+    def _truncate_wal(self) -> bool:
+        """Copy the WAL into the database and cut it to 0 bytes; False if a reader still needs it."""
+        with self._lock:
+            self._db.setbusytimeout(0)
+            try:
+                # busy = 1 when a reader on an older snapshot keeps the WAL from being reset.
+                busy, _, _ = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            except apsw.BusyError:
+                busy = 1  # another connection is checkpointing or writing: try again later
+            finally:
+                self._db.setbusytimeout(BUSY_TIMEOUT_MS)
+        return busy == 0
+
+    def _finish_in_background(self) -> None:
+        """A thread that retries until every erasure is complete, then ends."""
+        with self._scrub_lock:
+            if self._finisher is not None and self._finisher.is_alive():
+                return
+            self._finisher = threading.Thread(target=self._finish, name="store-erasure", daemon=True)
+            self._finisher.start()
+
+    def _finish(self) -> None:
+        pause = 0.02
+        while not self._closed.is_set():
+            try:
+                if self._scrub(self._deleted):
+                    return
+            except apsw.Error as exc:  # e.g. disk full during VACUUM: keep trying, say it once
+                logger.warning("erasure not finished yet: %s", type(exc).__name__)
+            self._closed.wait(pause)
+            pause = min(pause * 2, 1.0)
 
     def __contains__(self, email: object) -> bool:
         with self._lock:
@@ -140,9 +285,9 @@ class SQLiteStore:
     def subscribers_after(self, position: int, limit: int) -> list[tuple[int, str]]:
         """The next `limit` subscribers after `position`, as (position, email), in position order."""
         with self._lock:
-            # Keyset pagination on rowid: resumable from a checkpoint, unaffected by removals.
+            # Keyset pagination on id: resumable from a checkpoint, unaffected by removals.
             return self._db.execute(
-                "SELECT rowid, email FROM subscribers WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                "SELECT id, email FROM subscribers WHERE id > ? ORDER BY id LIMIT ?",
                 (position, limit)).fetchall()
 
     # -- sends, keyed by post --------------------------------------------
@@ -211,6 +356,12 @@ class SQLiteStore:
         return bool(row and row[0])
 
     def close(self) -> None:
+        """Close, after a last bounded try at any erasure still pending (the next open finishes it otherwise)."""
+        self._closed.set()
+        if self._finisher is not None:
+            self._finisher.join()
+        if self.erasure_pending():
+            self.wait_erased(ERASE_WAIT)
         with self._lock:
             self._db.close()
 

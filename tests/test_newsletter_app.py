@@ -60,7 +60,7 @@ class Service:
     def rows(self) -> list[tuple]:
         db = sqlite3.connect(self.db)
         try:
-            return db.execute("SELECT * FROM subscribers").fetchall()
+            return db.execute("SELECT email FROM subscribers").fetchall()
         finally:
             db.close()
 
@@ -259,8 +259,9 @@ def test_confirm_post_stores_exactly_the_address(service):
     db = sqlite3.connect(service.db)
     tables = {r[0]: [c[1] for c in db.execute(f"PRAGMA table_info({r[0]})")]
               for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert tables["subscribers"] == ["email"]
-    assert db.execute("SELECT * FROM subscribers").fetchall() == [("Lecteur@xn--exmple-cua.fr",)]
+    assert tables["subscribers"] == ["id", "email"]  # the address, and a counter that orders the sender's walk
+    assert db.execute("SELECT * FROM subscribers").fetchall() == [(1, "Lecteur@xn--exmple-cua.fr")]
+    assert set(tables) == {"subscribers", "sends", "sqlite_sequence"}
     assert db.execute("SELECT count(*) FROM sends").fetchone() == (0,)
     db.close()
     json = service.http.post(path, headers=JSON)

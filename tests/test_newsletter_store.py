@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from newsletter.store import StoreError, open_store
+from newsletter.store import Erasure, StoreError, open_store
 
 
 def db_files(path):
@@ -26,8 +26,8 @@ def store(tmp_path):
 def test_pragmas_and_schema(store, tmp_path):
     db = sqlite3.connect(tmp_path / "abonnes.sqlite3")
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert [r[1] for r in db.execute("PRAGMA table_info(subscribers)")] == ["email"]
-    assert {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")} == {"subscribers", "sends"}
+    assert [r[1] for r in db.execute("PRAGMA table_info(subscribers)")] == ["id", "email"]
+    assert {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")} == {"subscribers", "sends", "sqlite_sequence"}
     assert "post_id" in [r[1] for r in db.execute("PRAGMA table_info(sends)")]
     db.close()
     assert store._db.execute("PRAGMA secure_delete").fetchone()[0] == 1
@@ -73,8 +73,8 @@ def test_removed_address_is_in_no_byte_of_the_files(store, tmp_path):
         store.add(f"lecteur{n}@exemple.fr")
     store.add(secret)
     assert secret.encode() in raw_bytes(path)
-    assert store.remove(secret) is True
-    assert store.remove(secret) is False
+    assert store.remove(secret) is Erasure.ERASED
+    assert store.remove(secret) is Erasure.ABSENT
     data = raw_bytes(path)
     assert secret.encode() not in data
     assert b"radium-exemple" not in data and b"marie.curie" not in data

@@ -14,7 +14,7 @@ import pytest
 
 from newsletter.config import Config
 from newsletter.sender import Progress, send
-from newsletter.store import open_store
+from newsletter.store import Erasure, open_store
 from tests.conftest import ROOT, build
 from tests.fixtures.mail.support import CONTENT, Recorder, environ, refuse_everyone, start_server, write_settings
 
@@ -251,7 +251,7 @@ def test_a_reader_who_unsubscribes_during_the_send_gets_nothing_after(folder):
     leaving = READERS[200]
     try:
         with open_store(folder / "subscribers.sqlite3") as store:
-            assert store.remove(leaving)  # acknowledged while the sender waits on message 50
+            assert store.remove(leaving) is Erasure.ERASED  # acknowledged while the sender waits on message 50
     finally:
         handler.release.set()
         _, err = sender.communicate(timeout=120)
