@@ -60,8 +60,11 @@ def wait_for_outbox(outbox: Path, count: int, deadline: float) -> list[Path]:
 def serve(config: Config, port: int) -> None:
     """The server, in its own process: the client's work does not share its interpreter."""
     import uvicorn
+
+    from newsletter.guard import GuardedH11Protocol
+    # The production protocol, as behind a proxy on 127.0.0.1 (every client is one address here).
     uvicorn.run(create_app(config, limits=NO_LIMITS), host="127.0.0.1", port=port, log_level="warning",
-                access_log=False, backlog=4096)
+                access_log=False, backlog=4096, http=GuardedH11Protocol, proxy_headers=True)
 
 
 @contextmanager

@@ -11,7 +11,6 @@ consulted, and the mail is sent by a worker (outgoing.py), off the request path.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import logging
 from contextlib import asynccontextmanager
@@ -34,8 +33,9 @@ from blogcore.typography import fix_html, fix_text
 from .addresses import InvalidAddress, normalize_address
 from .config import Config
 from .outgoing import DEADLINE as MAIL_DEADLINE, Outgoing
+from . import quietlog
 from .pages import theme_environment
-from .ratelimit import Limits, RateLimiter
+from .ratelimit import Limits, RateLimiter, client_group
 from .signing import BadLink, ExpiredLink, Signer
 from .store import Erasure, open_store
 
@@ -93,18 +93,8 @@ def wants_json(request: Request) -> bool:
 
 
 def client_key(request: Request) -> str:
-    """Who a per-client limit counts: the IPv4 address, or the /64 of an IPv6 one (one subscriber line
-    gets a whole /64, so single IPv6 addresses would let one client through as thousands)."""
-    host = request.client.host if request.client else "?"
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return host
-    if address.version == 6:
-        if address.ipv4_mapped is not None:  # an IPv4 client seen through a dual-stack socket
-            return str(address.ipv4_mapped)
-        return str(ipaddress.ip_network(f"{address}/64", strict=False))
-    return str(address)
+    """Who a per-client limit counts (see ratelimit.client_group)."""
+    return client_group(request.client.host if request.client else "?")
 
 
 def page_url(request: Request, name: str) -> str:
@@ -340,6 +330,7 @@ def create_app(config: Config, *, limits: Limits = Limits(), static_dir: str | P
 
     @asynccontextmanager
     async def lifespan(app):
+        quietlog.install()  # whatever server runs the app, a flood of one message cannot fill the disk
         signer = Signer(config.secrets)
         store = open_store(config.db)
         outgoing = Outgoing(config, signer, deadline=mail_deadline)

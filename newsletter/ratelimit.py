@@ -7,6 +7,7 @@ is ever written to disk; a restart forgets everything.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import secrets
 import threading
 import time
@@ -58,3 +59,17 @@ class RateLimiter:
             while len(self._hits) > MAX_KEYS:
                 del self._hits[next(iter(self._hits))]
         return allowed
+
+
+def client_group(host: str) -> str:
+    """Who a per-client limit counts: the IPv4 address, or the /64 of an IPv6 one (one subscriber line
+    gets a whole /64, so single IPv6 addresses would let one client through as thousands)."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if address.version == 6:
+        if address.ipv4_mapped is not None:  # an IPv4 client seen through a dual-stack socket
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)

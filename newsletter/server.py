@@ -1,0 +1,45 @@
+"""Production server: `python -m newsletter.server --port 8001 [--proxy-headers]`.
+
+uvicorn with the connection guard (newsletter.guard), the log throttle (newsletter.quietlog), no
+access log (a link carries a signed address), and the open-file limit raised to the hard limit, as
+Go and nginx do: the guard keeps connections under it.
+"""
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+
+import uvicorn
+
+from . import quietlog
+from .guard import BACKLOG, GuardedH11Protocol
+
+
+def raise_file_limit() -> int:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m newsletter.server", description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8001)
+    parser.add_argument("--proxy-headers", action="store_true",
+                        help="trust X-Forwarded-For from --forwarded-allow-ips (the web server in front)")
+    parser.add_argument("--forwarded-allow-ips", default="127.0.0.1")
+    args = parser.parse_args(argv)
+    raise_file_limit()
+    config = uvicorn.Config("newsletter.asgi:app", host=args.host, port=args.port, http=GuardedH11Protocol,
+                            access_log=False, proxy_headers=args.proxy_headers,
+                            forwarded_allow_ips=args.forwarded_allow_ips, lifespan="on",
+                            backlog=BACKLOG)
+    quietlog.install()  # after Config, which sets uvicorn's handlers up
+    uvicorn.Server(config).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
