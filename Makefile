@@ -48,8 +48,9 @@ export: $(VENV)/.runtime
 remove: $(VENV)/.runtime
 	$(INVOKE) remove --email "$(EMAIL)"
 
+# POST= empty: every post due (the first run records the archive, mails nothing); TO=: a test send; DRY_RUN=1: only show.
 send: $(VENV)/.runtime
-	$(INVOKE) send --post "$(POST)"
+	DRY_RUN="$(DRY_RUN)" $(INVOKE) send --post "$(POST)" --to "$(TO)"
 
 preview: $(VENV)/.runtime
 	$(INVOKE) preview --post "$(POST)"

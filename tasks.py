@@ -85,10 +85,11 @@ def remove(c, email):
     run("-m", "newsletter", "remove", email)
 
 
-@task
-def send(c, post):
-    """Mail a post (or several, comma-separated, as one digest) to every subscriber, once."""
-    run("-m", "newsletter.sender", post)
+@task(help={"post": "slug, or slugs comma-separated as one digest; empty: every post due",
+            "to": "test send to this one address; records nothing"})
+def send(c, post="", to=""):
+    """Mail each new post (or --post) to every subscriber, once; --to: a test send. DRY_RUN=1: only show."""
+    run("-m", "newsletter.sender", *([post] if post.strip() else []), *(["--to", to] if to.strip() else []))
 
 
 @task

@@ -126,7 +126,32 @@ def read_record(folder: Path, slug: str) -> tuple[dict | None, list[str]]:
         raise RecordsError(f"{path} cannot be read ({error}): run make build, then send again.") from None
     if found is None:
         return None, slugs
-    record = json.loads(found[0])
+    return _checked(path, found[0]), slugs
+
+
+def read_records(folder: Path) -> list[dict] | None:
+    """Every record the last good build left, in one read (`make send` without POST looks at
+    each post's date); None when no build has written the file yet."""
+    path = folder / RECORDS_FILE
+    if not path.is_file():
+        return None
+    try:
+        db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+        try:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version != RECORD_VERSION:
+                raise _stale(path, version)
+            rows = db.execute("SELECT record FROM posts ORDER BY slug").fetchall()
+        finally:
+            db.close()
+    except sqlite3.DatabaseError as error:
+        raise RecordsError(f"{path} cannot be read ({error}): run make build, then send again.") from None
+    return [_checked(path, row[0]) for row in rows]
+
+
+def _checked(path: Path, text: str) -> dict:
+    """One record from its JSON, or RecordsError when another version of the build wrote it."""
+    record = json.loads(text)
     if not isinstance(record, dict) or record.get("version") != RECORD_VERSION or not set(FIELDS) <= set(record):
         raise _stale(path, record.get("version") if isinstance(record, dict) else None)
-    return record, slugs
+    return record

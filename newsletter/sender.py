@@ -1,33 +1,55 @@
-"""`make send POST=slug[,slug…]`: mail a post (or a digest of several) to every subscriber, once.
+"""`make send`: mail each new post to every subscriber, once; or one post to one address, as a test.
 
-    python -m newsletter.sender SLUGS        SLUGS: one slug, or several comma-separated (one digest mail)
+    python -m newsletter.sender                  every published post not sent yet, oldest first, each its own mail
+    python -m newsletter.sender SLUGS            one post, or several comma-separated as one digest mail
+    python -m newsletter.sender SLUGS --to ADDR  a test send of exactly that mail to ADDR alone; records nothing
+    python -m newsletter.sender --skip-due       record every post due as sent, mail nothing
+
+The first form is the stable interface `make release` (and cron) calls. Its first run on
+a blog records the posts already published as sent and mails nothing: an author who
+starts the newsletter does not mail the archive. A marker row in `sends` says that run
+happened (it is about the blog, nothing about a person). After it, a post is due when
+its slug has no finished send, whatever its date: a post kept as a draft for months and
+published with its old date is new to the readers. A post dated in the future is never
+sent, whatever the records say. More than MAX_DUE (5) new posts due at once (an imported
+archive, most likely) stops the run before any mail: send the ones you want with POST=,
+then record the rest with --skip-due.
 
 A send is recorded by post (the slugs joined by commas), never by person. After
 every message the last subscriber position reached is committed, so after a
 crash or `kill -9` the same command resumes where it stopped: nobody is left
-out and at most the one message in flight is sent twice.
+out and at most the one message in flight is sent twice. `make send POST=slug`
+and `make send` share those records: a post sent one way is not sent the other.
 
-Environment: DRY_RUN=1 prints what would be sent and touches nothing;
+Environment: DRY_RUN=1 prints what would be sent and changes nothing;
 NEWSLETTER_RATE caps the messages per second (also a setting; default unlimited).
-Exit status: 0 done (or nothing to do), 1 the post can't be sent or some
-addresses were refused (listed at the end), 2 usage, 3 stopped by the server
-(unreachable, login refused, or still refusing after the retries): run again.
+Exit status: 0 done, or nothing to send; 1 a post can't be sent (unknown, not built,
+changed since the build, dated in the future, too many due at once) or some addresses
+were refused (listed at the end); 2 usage (bad arguments, an invalid --to address);
+3 stopped by the server (unreachable, login refused, or still refusing after the
+retries): run again, it resumes; 4 another send is running on this store: nothing sent.
 """
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import smtplib
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
+from blogcore.dates import localized, site_zone
+from blogcore.records import RECORDS_FILE, RecordsError, read_records
+
+from .addresses import InvalidAddress, normalize_address
 from .config import Config, ConfigError
 from .links import unsubscribe_mailto, unsubscribe_url
-from .mail_message import PostError, build_mail, load_posts
+from .mail_message import PostError, build_mail, load_posts, posts_path
 from .mailer import MailerError, open_mailer, temporary
 from .signing import Signer
-from .store import SendBusy, open_store
+from .store import SendBusy, StoreError, open_store
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +58,8 @@ RETRIES = 5                 # attempts after the first for a temporary (4xx) fai
 BACKOFF_START = 0.5         # seconds; doubled at each retry (0.5, 1, 2, 4, 8: about 15 s at most)
 BACKOFF_MAX = 30.0
 PREVIEW_LINES = 25
+MAX_DUE = 5                 # more new posts than this due at once is an imported archive, not news: ask first
+BASELINE = "#archive"       # the `sends` row saying the archive was recorded; no slug has a "#" (it ends a URL path)
 
 
 class Stop(Exception):
@@ -162,15 +186,16 @@ def remaining(store, position: int) -> int:
 
 
 def send(slugs: list[str], config: Config, *, dry_run: bool = False, rate: float | None = None,
-         out=sys.stdout, err=sys.stderr) -> int:
+         now: datetime | None = None, out=sys.stdout, err=sys.stderr) -> int:
     """Send; returns the exit status. Messages for the author go to `out`/`err`."""
     post_id = ",".join(slugs)
+    now = now or datetime.now(timezone.utc)
     store = open_store(config.db)
     try:
         if dry_run:
-            return _send(slugs, post_id, store, config, dry_run, rate, out, err)
+            return _send(slugs, post_id, store, config, dry_run, rate, now, out, err)
         with store.sending():
-            return _send(slugs, post_id, store, config, dry_run, rate, out, err)
+            return _send(slugs, post_id, store, config, dry_run, rate, now, out, err)
     except SendBusy as exc:
         print(f"error: {exc}. Nothing was sent by this command.", file=err)
         return 4
@@ -178,7 +203,7 @@ def send(slugs: list[str], config: Config, *, dry_run: bool = False, rate: float
         store.close()
 
 
-def _send(slugs, post_id, store, config, dry_run, rate, out, err) -> int:
+def _send(slugs, post_id, store, config, dry_run, rate, now, out, err) -> int:
     """send(), the store open and, unless dry_run, this process the only sender."""
     if store.is_sent(post_id) or all(store.is_sent(slug) for slug in slugs):
         print(f"{post_id}: already sent; nothing to do.", file=out)
@@ -189,6 +214,12 @@ def _send(slugs, post_id, store, config, dry_run, rate, out, err) -> int:
         print(f"error: already sent: {', '.join(already)}. Leave it out of the list.", file=err)
         return 1
     posts = load_posts(config, slugs)
+    zone = site_zone(config.settings)
+    future = [post for post in posts if localized(post.date, zone) > now]
+    if future:
+        print(f"error: {future[0].slug} is dated {localized(future[0].date, zone):%Y-%m-%d %H:%M}, in the future: "
+              "it is sent once its date has passed (make send, or make release).", file=err)
+        return 1
     mail = build_mail(config, posts)
     position = started or 0
     total = remaining(store, position)
@@ -253,6 +284,170 @@ def _send(slugs, post_id, store, config, dry_run, rate, out, err) -> int:
     return 0
 
 
+# -- what is due: every published post not sent yet ------------------------------------------
+
+
+@dataclass(frozen=True)
+class Built:
+    """What `make send` needs of a post record to know whether it is due."""
+
+    slug: str
+    title: str
+    date: datetime  # aware, in the site's zone
+
+
+def built_posts(config: Config) -> list[Built]:
+    """Every post record the last build left, oldest first.
+
+    No records file is an error, not an empty blog: recording « no archive » then would
+    mail the whole archive once the author builds."""
+    folder = posts_path(config)
+    try:
+        records = read_records(folder)
+    except RecordsError as error:
+        raise PostError(str(error)) from None
+    if records is None:
+        raise PostError(f"No post records in {folder}: run make build (or make publish) first, then send.")
+    zone = site_zone(config.settings)
+    posts = []
+    for record in records:
+        try:
+            date = localized(datetime.fromisoformat(record["date"]), zone)
+        except (TypeError, ValueError):
+            raise PostError(f"{folder / RECORDS_FILE}: post {record['slug']!r} has no valid date "
+                            f"({record['date']!r}): run make build, then send again.") from None
+        posts.append(Built(record["slug"], record["title_text"], date))
+    return sorted(posts, key=lambda post: (post.date, post.slug))
+
+
+@dataclass
+class Plan:
+    """What one `make send` without POST does, decided from the records, the sends and the clock."""
+
+    first: bool                 # no earlier run: the archive is recorded, not mailed
+    archive: list[Built]        # published posts never started, recorded as sent by the first run
+    due: list[Built]            # to send, oldest first: never sent, or started and not finished
+    later: list[Built]          # dated in the future: left alone whatever the records say
+
+    def fresh(self, states) -> list[Built]:
+        return [post for post in self.due if post.slug not in states]
+
+
+def plan(posts: list[Built], states: dict, now: datetime) -> Plan:
+    later = [post for post in posts if post.date > now]
+    published = [post for post in posts if post.date <= now]
+    first = BASELINE not in states
+    archive = [post for post in published if post.slug not in states] if first else []
+    archived = {post.slug for post in archive}
+    due = [post for post in published if post.slug not in archived and not states.get(post.slug, (0, False))[1]]
+    return Plan(first, archive, due, later)
+
+
+def send_due(config: Config, *, dry_run: bool = False, skip: bool = False, rate: float | None = None,
+             now: datetime | None = None, out=sys.stdout, err=sys.stderr) -> int:
+    """`make send` without POST: each post due, as its own send, under one send lock. Returns the exit status.
+    `skip` (--skip-due) records the posts due as sent and mails nothing."""
+    now = now or datetime.now(timezone.utc)
+    posts = built_posts(config)
+    store = open_store(config.db)
+    try:
+        if dry_run:
+            return _send_due(posts, store, config, dry_run, skip, rate, now, out, err)
+        with store.sending():
+            return _send_due(posts, store, config, dry_run, skip, rate, now, out, err)
+    except SendBusy as exc:
+        print(f"error: {exc}. Nothing was sent by this command.", file=err)
+        return 4
+    finally:
+        store.close()
+
+
+def _send_due(posts, store, config, dry_run, skip, rate, now, out, err) -> int:
+    states = store.send_states()
+    digests = sorted(post_id for post_id, (_, done) in states.items() if "," in post_id and not done)
+    if digests:  # its posts are not marked sent yet: sending them alone would mail its readers twice
+        print(f"error: the digest {digests[0]} was interrupted; finish it first: make send POST={digests[0]}",
+              file=err)
+        return 1
+    todo = plan(posts, states, now)
+    would = "would be " if dry_run else ""
+    for post in todo.later:
+        print(f"Not yet: {post.slug} is dated {post.date:%Y-%m-%d %H:%M}, in the future; "
+              "it goes once that date has passed.", file=out)
+    if todo.first:
+        if not dry_run:
+            store.mark_many_sent([post.slug for post in todo.archive] + [BASELINE])
+        print(f"First make send on this blog: {len(todo.archive)} published post(s) "
+              f"{'would be' if dry_run else 'are now'} recorded as already sent; nobody is mailed the archive. "
+              "The next new post will be mailed once to every subscriber by make send (or make release).", file=out)
+    fresh = todo.fresh(states)
+    if skip:
+        if not dry_run:
+            store.mark_many_sent([post.slug for post in fresh])
+        print(f"{len(fresh)} post(s) {would}recorded as sent without mailing anyone"
+              + "".join(f"\n  {post.date:%Y-%m-%d}  {post.slug}" for post in fresh), file=out)
+        return 0
+    if not todo.due:
+        if not todo.first:
+            print("Nothing to send: every published post has been sent. Nothing to do.", file=out)
+        return 0
+    if len(fresh) > MAX_DUE:
+        print(f"error: {len(fresh)} posts are due at once (more than {MAX_DUE}: an imported archive?). "
+              "Nothing was sent:" + "".join(f"\n  {post.date:%Y-%m-%d}  {post.slug}" for post in fresh)
+              + "\nMail the ones readers should get with make send POST=slug, then record the others as sent "
+              "without mail: .venv/bin/python -m newsletter.sender --skip-due (DRY_RUN=1 shows it first).",
+              file=err)
+        return 1
+    load_posts(config, [post.slug for post in todo.due])  # every post checked before the first mail goes
+    if dry_run:
+        print(f"DRY RUN: nothing is sent, nothing recorded. {len(todo.due)} post(s) due, oldest first:", file=out)
+        for post in todo.due:
+            position = states.get(post.slug, (0, False))[0]
+            resuming = " (resuming a stopped send)" if post.slug in states else ""
+            print(f"  {post.date:%Y-%m-%d %H:%M}  « {post.title} »  {post.slug}  → "
+                  f"{remaining(store, position)} readers{resuming}", file=out)
+        return 0
+    status = 0
+    for post in todo.due:
+        result = _send([post.slug], post.slug, store, config, False, rate, now, out, err)
+        if result == 3:  # the server stopped us: the next posts wait for the next run
+            return 3
+        status = max(status, result)
+    return status
+
+
+# -- test send: one address, nothing recorded ---------------------------------------------
+
+
+def send_test(slugs: list[str], to: str, config: Config, *, dry_run: bool = False,
+              out=sys.stdout, err=sys.stderr) -> int:
+    """The mail subscribers get, to `to` alone, with an unsubscribe link signed for `to`.
+    The store is not even opened: no send position, no lock, nothing recorded."""
+    try:
+        address = normalize_address(to)
+    except InvalidAddress as exc:
+        print(f"error: TO={to!r}: {exc.message}", file=err)
+        return 2
+    mail = build_mail(config, load_posts(config, slugs))
+    signer = Signer(config.secrets)
+    msg = mail.message(address, unsubscribe_url(config, signer, address), unsubscribe_mailto(config, signer, address))
+    if dry_run:
+        print(f"DRY RUN: nothing is sent.\nSubject: {mail.subject}\nTest send to: {address} only", file=out)
+        return 0
+    try:
+        with open_mailer(config) as mailer:
+            refused = deliver(mailer, msg)
+    except (MailerError, Stop) as exc:
+        print(f"error: {exc}\nThe test mail was not sent.", file=err)
+        return 3
+    if refused:
+        print(f"error: the mail server refused {address}: {refused}", file=err)
+        return 1
+    print(f"Test send: « {mail.subject} » sent to {address} only. Nothing recorded: "
+          "the subscribers' send is as it was.", file=out)
+    return 0
+
+
 def _print_refused(report: Report, err) -> None:
     """Refused addresses, for the author's terminal only (never logged)."""
     if not report.refused:
@@ -263,20 +458,31 @@ def _print_refused(report: Report, err) -> None:
 
 
 def main(argv=None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1 or args[0] in ("-h", "--help"):
-        print(__doc__.split("\n\n")[1], file=sys.stderr)
-        return 2
+    parser = argparse.ArgumentParser(prog="python -m newsletter.sender",
+                                     description="Mail posts to the subscribers (see the module docstring).")
+    parser.add_argument("slugs", nargs="?", default="", metavar="SLUGS",
+                        help="a post's slug, or several comma-separated as one digest; none: every post due")
+    parser.add_argument("--to", default="", metavar="ADDRESS", help="test send to this address only; records nothing")
+    parser.add_argument("--skip-due", action="store_true", help="record every post due as sent, mail nothing")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    dry_run = os.environ.get("DRY_RUN", "") not in ("", "0")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     try:
-        slugs = parse_slugs(args[0])
-        if not slugs:
-            print("error: give a post slug: make send POST=slug", file=sys.stderr)
-            return 2
+        slugs = parse_slugs(args.slugs)
+        if args.slugs.strip() and not slugs:
+            parser.error(f"no slug in {args.slugs!r}: make send POST=slug")
+        if args.to and not slugs:
+            parser.error("a test send needs the post: make send POST=slug TO=address")
+        if args.skip_due and (slugs or args.to):
+            parser.error("--skip-due takes no post and no address")
         config = Config.from_env()
+        if args.to:
+            return send_test(slugs, args.to, config, dry_run=dry_run)
         rate = read_rate(config)
-        return send(slugs, config, dry_run=os.environ.get("DRY_RUN", "") not in ("", "0"), rate=rate)
-    except (PostError, ConfigError) as exc:
+        if slugs:
+            return send(slugs, config, dry_run=dry_run, rate=rate)
+        return send_due(config, dry_run=dry_run, skip=args.skip_due, rate=rate)
+    except (PostError, ConfigError, StoreError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 

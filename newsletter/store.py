@@ -355,6 +355,29 @@ class SQLiteStore:
             row = self._db.execute("SELECT done FROM sends WHERE post_id = ?", (post_id,)).fetchone()
         return bool(row and row[0])
 
+    def send_states(self) -> dict[str, tuple[int, bool]]:
+        """Every send recorded: post id → (last position reached, finished). For `make send` without POST."""
+        with self._lock:
+            # The whole table: one row per post (or digest) ever started, one per post of the blog at most.
+            rows = self._db.execute("SELECT post_id, position, done FROM sends").fetchall()
+        return {post_id: (position, bool(done)) for post_id, position, done in rows}
+
+    def mark_many_sent(self, post_ids: Iterable[str]) -> None:
+        """Record posts as sent without mailing them (the archive, at the first `make send`), all or nothing."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for post_id in post_ids:
+                    # Same upsert as mark_sent(), inside one transaction.
+                    self._db.execute(
+                        "INSERT INTO sends (post_id, done) VALUES (?, 1) "
+                        "ON CONFLICT (post_id) DO UPDATE SET done = 1",
+                        (post_id,))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
     def close(self) -> None:
         """Close, after a last bounded try at any erasure still pending (the next open finishes it otherwise)."""
         self._closed.set()
