@@ -32,7 +32,7 @@ from blogcore.typography import fix_html, fix_text
 
 from .addresses import InvalidAddress, normalize_address
 from .config import Config
-from .outgoing import DEADLINE as MAIL_DEADLINE, Outgoing
+from .outgoing import ADDRESS_REFUSED, DEADLINE as MAIL_DEADLINE, Outgoing
 from . import quietlog
 from .pages import theme_environment
 from .ratelimit import Limits, RateLimiter, client_group
@@ -74,6 +74,8 @@ HTTP_ERRORS = {
 }
 MAIL_NOT_SENT = ("Le mail de confirmation n’a pas pu partir : notre serveur de courrier ne répond pas. "
                  "Rien n’a été enregistré. Réessayez dans quelques minutes.")
+ADDRESS_NOT_DELIVERABLE = ("Notre serveur de courrier refuse d’écrire à cette adresse : vérifiez-la, ou indiquez-en "
+                           "une autre. Rien n’a été enregistré.")
 TOO_MANY_FOR_ADDRESS = ("Plusieurs e-mails de confirmation ont déjà été demandés pour cette adresse "
                         "dans l’heure : vérifiez votre boîte (et les courriers indésirables), "
                         "ou réessayez dans une heure.")
@@ -193,7 +195,10 @@ async def subscribe(request: Request) -> Response:
         if outcome is None:
             raise Refused(503, HTTP_ERRORS[503], {"Retry-After": "120"})
         # The answer waits for the relay to take the mail (or the worker to give up, at its deadline).
-        if not await asyncio.wrap_future(outcome):
+        sent = await asyncio.wrap_future(outcome)
+        if sent == ADDRESS_REFUSED:
+            raise Refused(422, ADDRESS_NOT_DELIVERABLE)
+        if not sent:
             raise Refused(503, MAIL_NOT_SENT, {"Retry-After": "300"})
     except Refused as exc:
         return refusal(request, exc.status, exc.message, exc.headers)

@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 QUEUE_SIZE = 2000
 DEADLINE = 10.0        # seconds a reader waits for the relay to take their confirmation mail
 BACKOFF_START = 0.25   # seconds before the first retry; doubled each time
+ADDRESS_REFUSED = "address refused"  # a submit's outcome when the relay refuses the recipient for good (5xx)
 _STOP = object()
 
 
@@ -47,8 +48,9 @@ class Outgoing:
         self._thread.start()
 
     def submit(self, email: str) -> Future | None:
-        """Queue a confirmation mail: a future that becomes True once the relay took it, False if it could
-        not (refused, or not before the deadline); None when the queue is full (the caller answers 503)."""
+        """Queue a confirmation mail: a future that becomes True once the relay took it, ADDRESS_REFUSED if
+        the relay refuses the recipient for good, False if it could not be sent before the deadline; None
+        when the queue is full (the caller answers 503)."""
         outcome: Future = Future()
         try:
             self._queue.put_nowait((email, time.monotonic() + self.deadline, outcome))
@@ -86,6 +88,9 @@ class Outgoing:
                         connection.close()
                         mailer = None
                         retry = isinstance(exc, MailerError) or temporary(exc)
+                        if not retry and isinstance(exc, smtplib.SMTPRecipientsRefused):
+                            sent = ADDRESS_REFUSED  # the relay will never take this address: not worth a retry
+                            break
                         if not retry or time.monotonic() + delay > deadline:
                             # The exception may quote the address: its kind only.
                             logger.warning("confirmation mail not sent (%s): the reader is told to retry",

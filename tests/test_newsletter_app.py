@@ -582,12 +582,13 @@ def test_a_temporary_refusal_is_retried_and_the_mail_leaves_once(tmp_path):
     assert rows == 0  # nothing before consent
 
 
-def test_a_refused_recipient_is_told_to_retry(tmp_path):
+def test_a_recipient_the_relay_refuses_for_good_is_told_to_check_the_address(tmp_path):
     handler = Recorder(refuse={"lecteur@exemple.fr"})  # 550 at RCPT: the relay will never take it
     server = start_server(handler)
     try:
         r, _, _ = signup_with_relay(tmp_path, f"smtp://127.0.0.1:{server.port}")
     finally:
         server.stop()
-    assert r.status_code == 503 and "n’a pas pu partir" in r.json()["erreur"]
+    assert r.status_code == 422 and "refuse d’écrire à cette adresse" in r.json()["erreur"]
+    assert "Rien n’a été enregistré" in r.json()["erreur"] and "retry-after" not in r.headers
     assert handler.envelopes == []
