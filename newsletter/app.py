@@ -128,8 +128,9 @@ def done(request: Request, name: str, status_json: int = 200) -> Response:
 
 
 def limit(request: Request, limiter_name: str, key: str, message: str) -> None:
-    if not request.state.limiters[limiter_name].allow(key):
-        raise Refused(429, message, {"Retry-After": "60" if limiter_name != "mail_per_address" else "3600"})
+    wait = request.state.limiters[limiter_name].wait(key)
+    if wait:
+        raise Refused(429, message, {"Retry-After": str(wait)})  # when this limiter will let the next one in
 
 
 async def read_body(request: Request) -> bytes:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import math
 import secrets
 import threading
 import time
@@ -42,8 +43,13 @@ class RateLimiter:
 
     def allow(self, key: str) -> bool:
         """Count one hit for `key`; False if it is over the limit (the refused hit is not counted)."""
+        return self.wait(key) == 0
+
+    def wait(self, key: str) -> int:
+        """Count one hit for `key` and return 0; or, over the limit, the whole seconds until the oldest
+        hit leaves the window (the Retry-After), without counting this one."""
         if self.rule is None:
-            return True
+            return 0
         count, window = self.rule
         digest = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), key=self._pepper, digest_size=16).digest()
         now = self.clock()
@@ -58,7 +64,7 @@ class RateLimiter:
                 self._hits[digest] = hits  # re-inserted last: dict order = least recently used first
             while len(self._hits) > MAX_KEYS:
                 del self._hits[next(iter(self._hits))]
-        return allowed
+        return 0 if allowed else max(1, math.ceil(hits[0] + window - now))
 
 
 def client_group(host: str) -> str:

@@ -14,7 +14,7 @@ import pytest
 
 from newsletter.app import create_app
 from newsletter.config import Config
-from newsletter.ratelimit import NO_LIMITS, Limits
+from newsletter.ratelimit import NO_LIMITS, Limits, RateLimiter
 from newsletter.serving import serve_in_thread
 from newsletter.signing import Signer
 from tests.fixtures.mail.support import Recorder, Sink, start_server
@@ -592,3 +592,15 @@ def test_a_recipient_the_relay_refuses_for_good_is_told_to_check_the_address(tmp
     assert r.status_code == 422 and "refuse d’écrire à cette adresse" in r.json()["erreur"]
     assert "Rien n’a été enregistré" in r.json()["erreur"] and "retry-after" not in r.headers
     assert handler.envelopes == []
+
+
+def test_retry_after_is_what_remains_of_the_refusing_window():
+    clock = [1000.0]
+    limiter = RateLimiter((3, 3600), clock=lambda: clock[0])
+    for step in (0, 10, 20):
+        clock[0] += step
+        assert limiter.wait("cible@exemple.fr") == 0
+    clock[0] += 70  # 100 s after the first hit
+    assert limiter.wait("cible@exemple.fr") == 3500  # the first hit leaves the window in 3,500 s, not 60
+    clock[0] += 3500
+    assert limiter.wait("cible@exemple.fr") == 0
