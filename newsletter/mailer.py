@@ -85,6 +85,34 @@ class OutboxMailer:
         return path
 
 
+class ReplyLost(smtplib.SMTPServerDisconnected):
+    """The whole message went out, then the connection dropped before the server's answer. The server
+    may well have taken it: sending it again could give the reader one copy per lost answer."""
+
+
+class _KnowsWhenDataWentOut:
+    """Marks the moment the end of a message's data is sent, to tell a lost answer from a lost message."""
+
+    data_sent = False
+
+    def data(self, msg):
+        self.data_sent = False
+        return super().data(msg)
+
+    def send(self, s):
+        super().send(s)
+        if isinstance(s, bytes) and s.endswith(b"\r\n.\r\n"):
+            self.data_sent = True
+
+
+class _SMTP(_KnowsWhenDataWentOut, smtplib.SMTP):
+    pass
+
+
+class _SMTP_SSL(_KnowsWhenDataWentOut, smtplib.SMTP_SSL):
+    pass
+
+
 class SMTPMailer:
     """smtp://user:pass@host:port, smtps:// for TLS from the start, ?starttls=1 to upgrade.
 
@@ -112,9 +140,9 @@ class SMTPMailer:
         """Open, secure and authenticate; MailerError says which step failed and where."""
         try:
             if self.tls:
-                smtp = smtplib.SMTP_SSL(self.host, self.port, timeout=SMTP_TIMEOUT, context=self.ssl_context)
+                smtp = _SMTP_SSL(self.host, self.port, timeout=SMTP_TIMEOUT, context=self.ssl_context)
             else:
-                smtp = smtplib.SMTP(self.host, self.port, timeout=SMTP_TIMEOUT)
+                smtp = _SMTP(self.host, self.port, timeout=SMTP_TIMEOUT)
         except (OSError, smtplib.SMTPException) as exc:
             raise MailerError(f"SMTP_URL : serveur {self.where} injoignable ({exc.__class__.__name__}: {exc})") from None
         try:
@@ -136,14 +164,22 @@ class SMTPMailer:
         return smtp
 
     def send(self, msg: EmailMessage) -> None:
-        if self._smtp is None:
-            self._smtp = self.connect()
-        try:
-            self._smtp.send_message(msg)
-        except smtplib.SMTPServerDisconnected:
-            # The server closed an idle connection before taking the message: reconnect once.
-            self._smtp = self.connect()
-            self._smtp.send_message(msg)
+        """Send one message; ReplyLost if it went out whole but its answer never came back."""
+        for attempt in (1, 2):
+            if self._smtp is None:
+                self._smtp = self.connect()
+            try:
+                self._smtp.send_message(msg)
+                return
+            except smtplib.SMTPServerDisconnected:
+                lost_answer = self._smtp.data_sent
+                self._smtp.close()
+                self._smtp = None
+                if lost_answer:
+                    raise ReplyLost("connection closed after the message, before the server's answer") from None
+                if attempt == 2:
+                    raise
+                # The server closed an idle connection before taking the message: reconnect once.
 
     def close(self) -> None:
         if self._smtp is not None:

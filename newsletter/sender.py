@@ -47,7 +47,7 @@ from .addresses import InvalidAddress, normalize_address
 from .config import Config, ConfigError
 from .links import unsubscribe_mailto, unsubscribe_url
 from .mail_message import PostError, build_mail, load_posts, posts_path
-from .mailer import MailerError, open_mailer, temporary
+from .mailer import MailerError, ReplyLost, open_mailer, temporary
 from .signing import Signer
 from .store import SendBusy, StoreError, open_store
 
@@ -70,6 +70,7 @@ class Stop(Exception):
 class Report:
     sent: int = 0
     refused: list[tuple[int, str, str]] = field(default_factory=list)  # (position, address, answer)
+    unconfirmed: list[tuple[int, str]] = field(default_factory=list)  # went out whole, answer lost: not resent
 
 
 def read_rate(config: Config, environ=os.environ) -> float | None:
@@ -107,13 +108,14 @@ def answer(exc: Exception) -> str:
 
 
 def deliver(mailer, msg, sleep=time.sleep) -> str | None:
-    """Send one message; None when delivered, the server's answer when permanently refused (5xx)."""
+    """Send one message; None when delivered, the server's answer when permanently refused (5xx).
+    ReplyLost propagates: the message went out whole and is never sent twice."""
     delay = BACKOFF_START
     for attempt in range(RETRIES + 1):
         try:
             mailer.send(msg)
             return None
-        except MailerError:
+        except (MailerError, ReplyLost):
             raise
         except smtplib.SMTPAuthenticationError as exc:
             raise Stop(f"login refused by the mail server ({exc.smtp_code})") from None
@@ -259,7 +261,11 @@ def _send(slugs, post_id, store, config, dry_run, rate, now, out, err) -> int:
                         continue
                     msg = mail.message(address, unsubscribe_url(config, signer, address),
                                        unsubscribe_mailto(config, signer, address))
-                    refused = deliver(mailer, msg)
+                    try:
+                        refused = deliver(mailer, msg)
+                    except ReplyLost:
+                        refused = None
+                        report.unconfirmed.append((position, address))
                     # Committed before the next message: a killed sender re-sends this one at most.
                     store.save_send_position(post_id, position)
                     if refused:
@@ -278,8 +284,8 @@ def _send(slugs, post_id, store, config, dry_run, rate, now, out, err) -> int:
     for slug in slugs:
         store.mark_sent(slug)
     print(f"Done: {report.sent} sent in this run; {post_id} is recorded as sent.", file=out)
+    _print_refused(report, err)
     if report.refused:
-        _print_refused(report, err)
         return 1
     return 0
 
@@ -449,7 +455,12 @@ def send_test(slugs: list[str], to: str, config: Config, *, dry_run: bool = Fals
 
 
 def _print_refused(report: Report, err) -> None:
-    """Refused addresses, for the author's terminal only (never logged)."""
+    """Refused addresses, and those whose answer was lost, for the author's terminal only (never logged)."""
+    if report.unconfirmed:
+        print(f"{len(report.unconfirmed)} message(s) went out whole but the server closed the connection before "
+              "answering: probably delivered, so not sent again (a copy per lost answer would be worse):", file=err)
+        for position, address in report.unconfirmed:
+            print(f"  #{position} {address}", file=err)
     if not report.refused:
         return
     print(f"{len(report.refused)} address(es) refused by the server (permanent error, not retried):", file=err)

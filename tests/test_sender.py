@@ -269,3 +269,33 @@ def test_progress_never_passes_100_percent_when_readers_join_during_the_send():
     lines = stream.getvalue().splitlines()
     assert all("%" in line and int(line.split("%")[0].split()[-1]) <= 100 for line in lines), lines
     assert lines[-1].split("]")[1].split()[0] == "13/13"
+
+
+class LosesAnswers(Recorder):
+    """A relay that takes the message for some readers, then drops the connection instead of answering 250,
+    every time: the message is delivered, the sender never hears so."""
+
+    def __init__(self, lose):
+        super().__init__()
+        self.lose = set(lose)
+
+    async def handle_DATA(self, server, session, envelope):
+        await super().handle_DATA(server, session, envelope)
+        if envelope.rcpt_tos[0] in self.lose:
+            server.transport.close()
+        return "250 Message accepted"
+
+
+def test_a_relay_that_keeps_losing_its_answer_gets_each_message_once(folder):
+    lost = {READERS[3], READERS[4], READERS[200]}
+    handler = LosesAnswers(lost)
+    server = start_server(handler)
+    try:
+        status, out, err = run(folder, ["lettre-test"], server)
+    finally:
+        server.stop()
+    assert status == 0
+    assert Counter(handler.recipients) == Counter(READERS)  # one copy each, the three included
+    assert "3 message(s) went out whole" in err and READERS[200] in err
+    with open_store(folder / "subscribers.sqlite3") as store:
+        assert store.is_sent("lettre-test")
