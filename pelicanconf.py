@@ -77,6 +77,7 @@ FEEDS_ID_AUTHORITY = "egoblog.fr"
 PLUGIN_PATHS = ["plugins"]
 PLUGINS = [
     "content_checks",
+    "publication",
     "french_typography",
     "theme_extras",
     "sitemap",
@@ -84,6 +85,13 @@ PLUGINS = [
     "mail_posts",
     "fast_build",
 ]
+
+# Drafts and posts dated in the future are published by no build (plugins/publication): a post goes out
+# at the first build after its date, on the build's clock in TIMEZONE. Pelican's own rule stays off.
+WITH_FUTURE_DATES = True
+# True only in the builds of the dev server (make serve, sitebuild/devserver.py): drafts and scheduled posts
+# are written for their author, marked and noindex, and pages reload themselves after a change.
+DEV_BUILD = False
 
 MARKDOWN = {
     "extension_configs": {

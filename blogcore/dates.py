@@ -7,6 +7,9 @@ system locale, so a build on any machine reads « 17 octobre 2015 ».
 An English post gets « 17 October 2015 »: day, month, year as in French (so the
 archives' year-less form still reads « 17 October »), unambiguous on both sides of
 the Atlantic.
+
+"Now" is the build's clock read in the same zone (build_now): a post dated later is
+in the future. Tests give a fixed instant instead of waiting for the clock.
 """
 from datetime import datetime, tzinfo
 from zoneinfo import ZoneInfo
@@ -54,6 +57,29 @@ def fr_month(date: datetime, zone: tzinfo) -> str:
     """« octobre 2015 »."""
     date = localized(date, zone)
     return f"{MONTHS[date.month - 1]} {date.year}"
+
+
+def fr_datetime(date: datetime, zone: tzinfo) -> str:
+    """« 3 décembre 2027 à 9 h 00 », no-break spaces around the « h »."""
+    date = localized(date, zone)
+    return f"{fr_date(date, zone)} à {date.hour}\u00a0h\u00a0{date.minute:02d}"
+
+
+def build_now(zone: tzinfo, fixed: str | None = None) -> datetime:
+    """Now, in `zone`; `fixed` (ISO 8601, a time without offset is in `zone`) stands for the clock in tests.
+
+    A bad `fixed` raises ValueError naming it."""
+    if fixed is None or fixed == "":
+        return datetime.now(zone)
+    try:
+        return localized(datetime.fromisoformat(str(fixed)), zone)
+    except ValueError:
+        raise ValueError(f"{fixed!r} is not an ISO 8601 date and time (e.g. 2027-12-03T09:00)") from None
+
+
+def is_future(date: datetime, now: datetime, zone: tzinfo) -> bool:
+    """True if `date` (a naive one is in `zone`) comes after `now`."""
+    return localized(date, zone) > now
 
 
 def iso_date(date: datetime, zone: tzinfo) -> str:

@@ -42,14 +42,15 @@ DEFAULTS = {"FAST_BUILD": True, "FAST_BUILD_WORKERS": 0, "FAST_BUILD_MIN_BATCH":
 # pelican-image-process (they listen to content_written, see step_aside_reason), pelican-similar-posts (not
 # tested: it needs gensim).
 KNOWN_PLUGINS = frozenset({"fast_build", "content_checks", "french_typography", "theme_extras", "sitemap", "feeds",
-                           "mail_posts"} | {f"pelican.plugins.{name}" for name in (
+                           "mail_posts", "publication"} | {f"pelican.plugins.{name}" for name in (
                                "series", "related_posts", "neighbors", "readtime", "simple_footnotes", "tag_cloud",
                                "share_post", "jinja2content", "more_categories")})
 # Modules whose content_written receivers know that a kept page is announced under its live path.
 OWN_RECEIVERS = ("fast_build", "sitebuild")
-# Settings that change on every build without changing what is read.
+# Settings that change on every build without changing what is read (PUBLICATION_NOW: a clock, as the real one
+# that is in no key; what it changes, which posts are listed, reaches the page fingerprints).
 VOLATILE_SETTINGS = {"OUTPUT_PATH", "CACHE_PATH", "CACHE_CONTENT", "LOAD_CONTENT_CACHE", "PORT", "MAIL_POSTS_PATH",
-                     "FAST_BUILD_LIVE_OUTPUT", "PLUGINS"}
+                     "FAST_BUILD_LIVE_OUTPUT", "PLUGINS", "PUBLICATION_NOW"}
 STALE_TEMP_SECONDS = 3600
 UNUSED_DAYS = 7
 
