@@ -8,6 +8,12 @@ from pathlib import Path
 from typing import NoReturn
 
 import pytest
+from hypothesis import settings
+
+# Hypothesis's default 200 ms deadline per example is a timed test: on a shared 2-core machine it fails
+# for load, not for a bug. Properties are checked, not speed (benchmarks measure that).
+settings.register_profile("suite", deadline=None)
+settings.load_profile("suite")
 
 ROOT = Path(__file__).resolve().parent.parent
 
