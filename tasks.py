@@ -55,8 +55,9 @@ def publish(c):
 
 @task
 def serve(c, port=8000):
-    """Build, then serve the site and the newsletter service on one port, rebuilding on change."""
-    build(c)
+    """Serve the site (built with drafts shown, into var/dev-site/) and the newsletter service on one port,
+    rebuilding on change. The dev server builds first itself: no make build here."""
+    compile_sources()
     os.environ["PORT"] = str(port)
     run("-m", "sitebuild.devserver", "--port", str(port))
 
