@@ -21,7 +21,7 @@ from concurrent.futures import Future
 from contextlib import ExitStack
 
 from .config import Config
-from .confirmation import confirmation_message
+from .confirmation import ConfirmationMail
 from .mailer import MailerError, open_mailer, temporary
 from .pages import mail_environment
 from .signing import Signer
@@ -40,7 +40,7 @@ class Outgoing:
         self.config = config
         self.signer = signer
         self.deadline = deadline
-        self.env = mail_environment(config)
+        self.mail = ConfirmationMail(config, signer, mail_environment(config))
         self._queue: queue.Queue = queue.Queue(maxsize)
         self._thread = threading.Thread(target=self._work, name="newsletter-outgoing", daemon=True)
 
@@ -112,7 +112,7 @@ class Outgoing:
 
     def _send(self, mailer, email: str) -> bool:
         """Hand one confirmation mail to the relay (smtplib errors propagate: the caller retries or gives up)."""
-        msg, link = confirmation_message(self.config, self.signer, self.env, email)
+        msg, link = self.mail.message(email)
         path = mailer.send(msg)
         if not self.config.smtp_url:
             logger.info("Pas de serveur SMTP : mail de confirmation écrit dans %s ; lien : %s", path, link)
