@@ -43,7 +43,10 @@ import shlex
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass, field
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -125,6 +128,7 @@ class Target:
     port: int | None = None
     key: str | None = None
     known_hosts: str | None = None
+    control: str | None = None  # the socket of a shared connection (shared_connection)
 
     def __str__(self):
         return f"{self.host}:{self.path}" if self.host else self.path
@@ -138,6 +142,8 @@ class Target:
             command += ["-i", self.key, "-o", "IdentitiesOnly=yes"]
         if self.known_hosts:
             command += ["-o", f"UserKnownHostsFile={self.known_hosts}"]
+        if self.control:
+            command += ["-o", "ControlMaster=auto", "-o", f"ControlPath={self.control}", "-o", "ControlPersist=60"]
         return command
 
     def rsync_path(self, relative: str) -> str:
@@ -301,6 +307,24 @@ def last_lines(text: str, count: int = 3) -> str:
     return " ".join(line.strip() for line in text.strip().splitlines()[-count:])
 
 
+@contextmanager
+def shared_connection(target: Target) -> Iterator[Target]:
+    """The target, its steps sharing one SSH connection (ssh's ControlMaster): one handshake, not three.
+
+    The connection is closed on the way out; if this process is killed, it closes itself after a minute.
+    """
+    if not target.host:
+        yield target
+        return
+    folder = tempfile.mkdtemp(prefix="deploy-ssh-")  # private (0700): the socket opens a session on the server
+    shared = replace(target, control=os.path.join(folder, "socket"))
+    try:
+        yield shared
+    finally:
+        subprocess.run([*shared.ssh(), "-O", "exit", target.host], capture_output=True)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def prepare(target: Target, name: str) -> tuple[str | None, str | None, list[str]]:
     """Make the target folder and releases/<name>.partial; the live release, the previous one, all releases."""
     live = previous = None
@@ -360,10 +384,11 @@ def deploy(output: Path, target: Target, keep: int = KEEP, environ=os.environ, n
     if keep < 2:
         raise DeployError(f"--keep {keep}: keep at least 2 releases (the live one and the previous, for rollback)")
     name = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).strftime(STAMP)
-    live, _, releases = prepare(target, name)
-    sent, bytes_sent, files = upload(output, target, name, live)
-    removed = to_prune(releases, keep, name, live)
-    run_script(target, SWITCH, target.path, name, *removed)
+    with shared_connection(target) as connection:
+        live, _, releases = prepare(connection, name)
+        sent, bytes_sent, files = upload(output, connection, name, live)
+        removed = to_prune(releases, keep, name, live)
+        run_script(connection, SWITCH, target.path, name, *removed)
     return Report(target, name, live, files, sent, bytes_sent, removed)
 
 

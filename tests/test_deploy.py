@@ -148,18 +148,26 @@ def test_a_failed_upload_to_a_folder_leaves_it_as_it_was(sites, tmp_path):
     assert files(folder / "current") == files(sites["v1"])
 
 
-def test_rollback_goes_back_and_forth(sites, target, capsys):
-    where, folder = target
+def test_rollback_goes_back_and_forth(sites, tmp_path, capsys):
+    """make deploy ROLLBACK=1 (its scripts run over SSH as here: the deploys above cover that path)."""
+    folder = tmp_path / "www"
+    where = parse_target(str(folder), {})
     first = deploy(sites["v1"], where)
     second = deploy(sites["v2"], where)
-    arguments = ["--target", str(where), "--rollback"]
-    environ = {"DEPLOY_SSH_PORT": str(where.port), "DEPLOY_SSH_KEY": where.key,
-               "DEPLOY_SSH_KNOWN_HOSTS": where.known_hosts} if where.host else {}
-    assert main(arguments, environ) == 0
+    arguments = ["--target", str(folder), "--rollback"]
+    assert main(arguments, {}) == 0
     assert f"current -> releases/{first.release}" in capsys.readouterr().out
     assert files(folder / "current") == files(sites["v1"])
-    assert main(arguments, environ) == 0
+    assert main(arguments, {}) == 0
     assert live(folder) == folder / "releases" / second.release
+
+
+def test_rollback_needs_a_previous_release(sites, tmp_path, capsys):
+    folder = tmp_path / "www"
+    deploy(sites["v1"], parse_target(str(folder), {}))
+    assert main(["--target", str(folder), "--rollback"], {}) == 1
+    assert "no previous release to go back to" in capsys.readouterr().err
+    assert files(folder / "current") == files(sites["v1"])
 
 
 def test_old_releases_are_pruned(sites, tmp_path):
