@@ -30,8 +30,10 @@ browsers keep their copy; a changed file gets the time of its upload.
 SSH runs in batch mode (a key or an agent, never a password prompt: safe from
 cron) with the user's ~/.ssh/config, DEPLOY_SSH_PORT, DEPLOY_SSH_KEY and
 DEPLOY_SSH_KNOWN_HOSTS; host keys are checked as ssh checks them, an unknown or
-changed one stops the deploy. The server needs rsync and `mv -T` (GNU or busybox:
-any Linux).
+changed one stops the deploy. The three steps of a deploy (prepare, upload, switch)
+share one connection. The server needs rsync and `mv -T` (GNU or busybox: any Linux).
+Two deploys at once are not locked out (`make release` runs one at a time): the
+last to switch wins, and neither serves a mix.
 """
 from __future__ import annotations
 
