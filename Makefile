@@ -6,7 +6,7 @@ INVOKE := $(BIN)/invoke
 PORT ?= 8000
 export PORT
 
-.PHONY: serve build publish test import export remove send preview bench audit clean
+.PHONY: serve build publish deploy test import export remove send preview bench audit clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,9 @@ build: $(VENV)/.runtime
 
 publish: $(VENV)/.runtime
 	$(INVOKE) publish
+
+deploy: $(VENV)/.runtime
+	$(INVOKE) deploy $(if $(ROLLBACK),--rollback)
 
 test: $(VENV)/.dev node_modules/.installed .pypi-plugins/.requirements-sha256
 	$(INVOKE) test

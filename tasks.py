@@ -100,6 +100,12 @@ def preview(c, post):
 
 
 @task
+def deploy(c, rollback=False):
+    """Upload output/ to DEPLOY_TARGET as a new release, changed files only (--rollback: back to the previous one)."""
+    run("-m", "sitebuild.deploy", *(["--rollback"] if rollback else []))
+
+
+@task
 def bench(c, growth=False):
     """Time our build against stock Pelican on 1,000 posts (--growth: also 100 and 5,000 posts)."""
     run("bench/build_bench.py", *(["--growth"] if growth else []))
