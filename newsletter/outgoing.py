@@ -31,6 +31,8 @@ logger = logging.getLogger(__name__)
 QUEUE_SIZE = 2000
 DEADLINE = 10.0        # seconds a reader waits for the relay to take their confirmation mail
 BACKOFF_START = 0.25   # seconds before the first retry; doubled each time
+WORKERS = 4            # mails handed off at once, each on its own connection: a relay's round trips and an
+                       # outbox's fsync release the GIL, and signups wait for their mail
 ADDRESS_REFUSED = "address refused"  # a submit's outcome when the relay refuses the recipient for good (5xx)
 _STOP = object()
 
@@ -42,10 +44,12 @@ class Outgoing:
         self.deadline = deadline
         self.mail = ConfirmationMail(config, signer, mail_environment(config))
         self._queue: queue.Queue = queue.Queue(maxsize)
-        self._thread = threading.Thread(target=self._work, name="newsletter-outgoing", daemon=True)
+        self._threads = [threading.Thread(target=self._work, name=f"newsletter-outgoing-{n}", daemon=True)
+                         for n in range(WORKERS)]
 
     def start(self) -> None:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
 
     def submit(self, email: str) -> Future | None:
         """Queue a confirmation mail: a future that becomes True once the relay took it, ADDRESS_REFUSED if
@@ -63,9 +67,12 @@ class Outgoing:
         self._queue.join()
 
     def stop(self, timeout: float = 30) -> None:
-        """Send what is queued (each until its deadline), then end the worker."""
-        self._queue.put(_STOP)
-        self._thread.join(timeout)
+        """Send what is queued (each until its deadline), then end the workers."""
+        for _ in self._threads:
+            self._queue.put(_STOP)
+        end = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, end - time.monotonic()))
 
     def _work(self) -> None:
         connection = ExitStack()  # the open mailer, if any
