@@ -6,7 +6,7 @@ INVOKE := $(BIN)/invoke
 PORT ?= 8000
 export PORT
 
-.PHONY: serve build publish deploy test import export remove send preview bench audit clean
+.PHONY: serve build publish deploy release test import export remove send preview bench audit clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,9 @@ publish: $(VENV)/.runtime
 
 deploy: $(VENV)/.runtime
 	$(INVOKE) deploy $(if $(ROLLBACK),--rollback)
+
+release: $(VENV)/.runtime
+	$(INVOKE) release
 
 test: $(VENV)/.dev node_modules/.installed .pypi-plugins/.requirements-sha256
 	$(INVOKE) test

@@ -106,6 +106,13 @@ def deploy(c, rollback=False):
 
 
 @task
+def release(c):
+    """Build with publishconf.py, deploy, then send what is due; one run at a time, safe from cron."""
+    compile_sources()
+    run("-m", "sitebuild.release")
+
+
+@task
 def bench(c, growth=False):
     """Time our build against stock Pelican on 1,000 posts (--growth: also 100 and 5,000 posts)."""
     run("bench/build_bench.py", *(["--growth"] if growth else []))
