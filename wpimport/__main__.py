@@ -27,8 +27,8 @@ def site_settings(settings_file: Path) -> tuple[set, str]:
     settings = read_settings(str(settings_file))
     names = {"theme", "drafts", "feeds", "404"} | {str(p).split("/")[0] for p in settings.get("STATIC_PATHS", [])}
     for key, value in settings.items():
-        if key.endswith(("_SAVE_AS", "_URL")) and isinstance(value, str) and "/" in value:
-            head = value.split("/")[0]
+        if key.endswith(("_SAVE_AS", "_URL")) and isinstance(value, str) and "/" in value and "://" not in value:
+            head = value.strip("/").split("/")[0]  # "archives/index.html", "/newsletter" (the signup service)
             if head and "{" not in head:
                 names.add(head.lower())
     return names, settings.get("DEFAULT_LANG", "fr")

@@ -24,10 +24,11 @@ job (plugins/french_typography), as for every post the author writes.
 import html
 import json
 import re
+import warnings
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
-from bs4 import BeautifulSoup, Comment, NavigableString, Tag
+from bs4 import BeautifulSoup, Comment, MarkupResemblesLocatorWarning, NavigableString, Tag
 from markdownify import MarkdownConverter
 
 from . import shortcodes
@@ -122,7 +123,9 @@ class Converter:
         notes.extend(context.notes)
         if not blocks:
             content = autop(content)
-        soup = BeautifulSoup(content, "html.parser")
+        with warnings.catch_warnings():  # a body that is only a URL is a body, not a file name to open
+            warnings.simplefilter("ignore", MarkupResemblesLocatorWarning)
+            soup = BeautifulSoup(content, "html.parser")
         footnotes = _footnotes(footnotes_meta)
         notes_html = self._clean(soup, where, notes, footnotes)
         text = _Markdown(french=self.french).convert_soup(soup)

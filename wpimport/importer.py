@@ -6,7 +6,8 @@ anything is written.
   Summary from the excerpt, Status). Published and scheduled ("future") items are
   published, scheduled ones keeping their date; drafts and posts pending review become
   `Status: draft`. Private and password-protected items are skipped and listed (their text
-  was not public); trashed items, auto-drafts, revisions, attachments, menu items and the
+  was not public), and so is WordPress's privacy-policy page (the site has its own, which must
+  stay true); trashed items, auto-drafts, revisions, attachments, menu items and the
   block editor's own data are skipped and counted; other post types are skipped and listed.
 - A post has one Category in Pelican: the first of its WordPress categories. The others
   become tags, so no category is lost.
@@ -44,6 +45,9 @@ COUNTED_TYPES = {
     "wp_font_face": "fonts", "jp_pay_order": "Jetpack data", "jp_pay_product": "Jetpack data",
     "feedback": "contact-form messages",
 }
+# The page WordPress writes for its privacy policy (wp_page_for_privacy_policy): it speaks of WordPress's
+# cookies, comments and embeds, and would contradict the site's own privacy page.
+PRIVACY_PAGES = {"privacy-policy", "politique-de-confidentialite", "datenschutzerklaerung", "politica-de-privacidad"}
 COUNTED_STATUSES = {"trash": "trashed items", "auto-draft": "auto-drafts", "inherit": "revisions"}
 SLUG_SAFE = re.compile(r"^[\w-]+$")
 INLINE_TAGS = re.compile(r"</?(?:em|strong|i|b|span|a|br|code|sup|sub|small|mark|abbr|cite|del|ins|u|s|q)\b[^>]*>", re.I)
@@ -163,6 +167,9 @@ def plan(export, content: Path, uploads: Path | None, force: bool, reserved=froz
             result.skipped.append(Skipped(title, "protected by a password", item.line))
         elif item.status not in PUBLISHED | DRAFT:
             result.skipped.append(Skipped(title, f"status '{item.status}'", item.line))
+        elif item.type == "page" and item.slug in PRIVACY_PAGES:
+            result.skipped.append(Skipped(title, "WordPress's privacy policy, which describes WordPress (cookies, "
+                                          "comments…): the site's own is content/pages/confidentialite.md", item.line))
         elif item.date is None and item.modified is None and item.type == "post":
             result.skipped.append(Skipped(title, "no date", item.line))
         else:

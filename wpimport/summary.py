@@ -33,7 +33,8 @@ def summary(file, export, result, seconds: float) -> str:
         out.append(f"  comments: {result.comments} not imported (the site has none)")
     media = result.media
     copied = len(result.copies)
-    out.append(f"  images and files: {len(media.copies)} used, {copied} copied into {result.content / media.folder}"
+    used = len(set(media.copies) | set(media.missing))
+    out.append(f"  images and files: {used} used, {copied} copied into {result.content / media.folder}"
                + (f" ({media.originals} resized copies replaced by their original)" if media.originals else ""))
     if media.missing:
         out.append(f"  missing (not in UPLOADS; put them in {result.content / media.folder} under the same path):")

@@ -46,7 +46,6 @@ logger = logging.getLogger(__name__)
 DEFAULTS = {"REDIRECTS_FILE": "redirects.csv", "REDIRECTS_NGINX_MAP": "redirects.nginx.map"}
 LIVE_OUTPUT = "FAST_BUILD_LIVE_OUTPUT"  # where sitebuild's live output/ is, when it stages the build elsewhere
 LINK = re.compile(r"^\{(?P<what>filename|static|category|tag|author|index)\}(?P<value>.*)$")
-LOWER_ESCAPE = re.compile(r"%[0-9a-f]{2}")
 PAGE = """<!DOCTYPE html>
 <html lang="fr">
 <head>
@@ -150,15 +149,12 @@ def file_for(old_path: str) -> str | None:
 
 
 def nginx_keys(old: str) -> list[str]:
-    """$request_uri spellings of an old address: as written, without its final slash, escapes in upper case."""
+    """$request_uri spellings of an old address: as written, and without its final slash. (nginx compares a map's
+    strings without regard to case, so %c3%a9 and %C3%A9 are one key.)"""
     keys = [old]
     head, mark, query = old.partition("?")
     if not mark and head.endswith("/") and len(head) > 1:
         keys.append(head.rstrip("/"))
-    for key in list(keys):
-        upper = LOWER_ESCAPE.sub(lambda m: m[0].upper(), key)
-        if upper != key:
-            keys.append(upper)
     return keys
 
 
@@ -237,8 +233,8 @@ class RedirectsGenerator(Generator):
             seen = set()
             for old, new in entries:
                 for key in nginx_keys(old):
-                    if key not in seen:
-                        seen.add(key)
+                    if key.lower() not in seen:  # nginx refuses a key given twice, in any case
+                        seen.add(key.lower())
                         lines.append(f"{nginx_quote(key)} {nginx_quote(new)};")
             write_if_changed(self.output_path, live, settings["REDIRECTS_NGINX_MAP"], "\n".join(lines) + "\n")
 
