@@ -688,7 +688,8 @@ def test_an_upload_path_leaving_the_folder_is_refused(tmp_path):
     media = Media(OldSite("https://blog.example", ""), tmp_path / "uploads")
     assert media.link("https://blog.example/wp-content/uploads/../secret.txt", "ici") == ""
     assert media.link("https://blog.example/wp-content/uploads/2019/%2E%2E/%2E%2E/secret.txt", "ici") == ""
-    assert not media.copies and len(media.refused) == 2
+    assert media.link("https://blog.example/wp-content/uploads/2019/a%00.png", "ici") == ""
+    assert not media.copies and len(media.refused) == 3
     assert media.link("https://ailleurs.example/wp-content/uploads/2019/05/a.png", "ici") is None
 
 

@@ -348,13 +348,13 @@ def _separate_neighbours(soup):
     """Two lists, or two quotes, one after the other: Python-Markdown would make them one (a bullet list and a
     numbered one, a quote and a pull quote). An empty HTML comment between them keeps them apart."""
     for tag in soup.find_all(["ul", "ol", "blockquote", "div", "figure"]):
-        if tag.find_parent("li") is not None:
+        family = _family(tag, last=False)
+        if not family:
             continue
         previous = tag.previous_sibling
         while isinstance(previous, NavigableString) and not previous.strip():
             previous = previous.previous_sibling
-        family = _family(tag, last=False)
-        if family and isinstance(previous, Tag) and _family(previous, last=True) == family:
+        if isinstance(previous, Tag) and _family(previous, last=True) == family and tag.find_parent("li") is None:
             separator = soup.new_tag("p")
             separator.string = SEPARATOR
             tag.insert_before(separator)
@@ -387,12 +387,9 @@ def _provider(url: str) -> str:
 
 def _empty(tag) -> bool:
     """A tag that shows nothing: only spaces (&nbsp; included), no image, media, rule or break of a line."""
-    if tag.name in ("a",) and tag.find(["img", "video", "audio"]):
-        return False
-    if tag.find(["img", "video", "audio", "hr", "table", "pre", "code"]) or tag.name in ("img",):
-        return False
-    text = tag.get_text()
-    return not text.replace("\u00a0", " ").replace("\u200b", "").strip()
+    if tag.get_text().replace("\u00a0", " ").replace("\u200b", "").strip():
+        return False  # most tags: text, decided without a search
+    return tag.find(["img", "video", "audio", "hr", "table", "pre", "code"]) is None
 
 
 def _outside_code(markdown: str) -> str:

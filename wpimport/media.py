@@ -29,7 +29,8 @@ class Media:
         self.copies = {}  # path under the images folder -> file to copy
         self.missing = {}  # path under the images folder -> [where it is used]
         self.refused = {}  # address -> [where]
-        self.originals = 0  # resized copies replaced by their original
+        self.originals = set()  # resized copies replaced by their original
+        self._found = {}  # path under uploads/ -> file, or None: one look on the disk per path
 
     def upload_path(self, url: str) -> str | None:
         """The path under uploads/ of an address of an uploaded file, or None."""
@@ -61,7 +62,7 @@ class Media:
         if relative is None:
             return None
         pieces = relative.split("/")
-        if any(piece in ("", ".", "..") or "\\" in piece for piece in pieces):
+        if any(piece in ("", ".", "..") or "\\" in piece or "\x00" in piece for piece in pieces):
             self.refused.setdefault(url, []).append(where)
             return ""  # the converter drops the image, or keeps the link text
         source = self._source(relative)
@@ -69,8 +70,8 @@ class Media:
             sized = SIZED.match(pieces[-1])
             original = "/".join(pieces[:-1] + [sized["stem"] + sized["ext"]]) if sized else None
             if original and self._source(original) is not None:
+                self.originals.add(relative)
                 relative, source = original, self._source(original)
-                self.originals += 1
         # Written as the file is named (Pelican looks the written path up first), only what would end a Markdown
         # link escaped: a percent-escaped name is found too, but Pelican's cache then warns about a missing file.
         public = f"/{self.folder}/{relative}".replace(" ", "%20").replace("(", "%28").replace(")", "%29")
@@ -89,7 +90,7 @@ class Media:
     def _source(self, relative: str) -> Path | None:
         if self.uploads is None:
             return None
-        path = (self.uploads / relative).resolve()
-        if not path.is_relative_to(self.uploads) or not path.is_file():
-            return None
-        return path
+        if relative not in self._found:
+            path = (self.uploads / relative).resolve()
+            self._found[relative] = path if path.is_relative_to(self.uploads) and path.is_file() else None
+        return self._found[relative]

@@ -35,7 +35,7 @@ def summary(file, export, result, seconds: float) -> str:
     copied = len(result.copies)
     used = len(set(media.copies) | set(media.missing))
     out.append(f"  images and files: {used} used, {copied} copied into {result.content / media.folder}"
-               + (f" ({media.originals} resized copies replaced by their original)" if media.originals else ""))
+               + (f" ({len(media.originals)} resized copies replaced by their original)" if media.originals else ""))
     if media.missing:
         out.append(f"  missing (not in UPLOADS; put them in {result.content / media.folder} under the same path):")
         out += _listed([f"{path} (in {', '.join(where[:3])}{'…' if len(where) > 3 else ''})"
