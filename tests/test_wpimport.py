@@ -184,7 +184,7 @@ def test_posts_and_pages_are_written_with_the_projects_header(constructs):
         p.relative_to(ROOT / "content").as_posix() for p in (ROOT / "content").rglob("*.md")}
     assert written == {
         "posts/2019-05-tous-les-blocs.md", "posts/2015-11-editeur-classique.md", "posts/2016-03-balises-html.md",
-        "posts/2020-08-été-indien.md", "posts/2021-02-brouillon-en-cours.md", "posts/2021-02-en-relecture.md",
+        "posts/2020-08-été-indien.md", "posts/2016-04-balisage-html.md", "posts/2021-02-brouillon-en-cours.md", "posts/2021-02-en-relecture.md",
         "posts/2031-01-billet-programme.md", "pages/a-propos-ancien.md", "pages/contact.md", "pages/archives-2.md",
         "pages/page-en-brouillon.md", "pages/newsletter-2.md"}
 
@@ -199,7 +199,7 @@ def test_what_was_not_public_is_not_imported(constructs):
 
 @pytest.mark.parametrize("name", ["posts/2019-05-tous-les-blocs.md", "posts/2015-11-editeur-classique.md",
                                   "posts/2016-03-balises-html.md", "posts/2020-08-été-indien.md",
-                                  "pages/a-propos-ancien.md", "pages/contact.md"])
+                                  "posts/2016-04-balisage-html.md", "pages/a-propos-ancien.md", "pages/contact.md"])
 def test_no_wordpress_leftovers_in_the_markdown(constructs, name):
     text = body(constructs[0] / name)
     leftovers = [m[0] for m in FORBIDDEN.finditer(text)]
@@ -281,6 +281,27 @@ def test_classic_editor_constructs_become_markdown(constructs):
     assert not missing_parts, f"{missing_parts}\n---\n{text}"
 
 
+def test_html_tags_of_the_classic_editor(constructs):
+    path = constructs[0] / "posts" / "2016-04-balisage-html.md"
+    assert header(path)["Author"] == "Invitée spéciale"
+    text = body(path)
+    expected = [
+        "**Titres**\n\n## Titre un\n\n### Titre quatre\n\n#### Titre six",  # from h2, no level skipped
+        "> La **relation client** (*ou `<relation>`*) est l’ensemble des interactions.",
+        "Plusieurs contributeurs - Wikipédia",  # a dash inside a line is not escaped
+        "| Client | Panier | |\n| --- | --- | --- |\n| [Jeanne](https://example.org/) | 1 € | Parce que c’est tout. |"
+        "\n| Total | 1 € | |\n\n",  # the footer row joins the body, under the one header
+        "Fidélité\n: Le fait de revenir.\n\nChurn\n: Le fait de partir.  \n    Sur deux lignes.",
+        "- Niveau un\n    1. Niveau deux\n        - Niveau trois\n    2. Niveau deux, bis\n- Niveau un, bis",
+        "1, rue du Commerce  \n75015 Paris  \nFrance",
+        "L’abréviation GRC, l’acronyme PLV, un gros mot, inséré, souligné, `Ctrl+C`, x, télétype, H<sub>2</sub>O "
+        "et E = MC<sup>2</sup>, « Le client est roi » --Anonyme, barré.",
+        "```\nUn poète\n  Deux chemins divergeaient\n    dans un bois jaune.\n```",
+    ]
+    missing_parts = [part for part in expected if part not in text]
+    assert not missing_parts, f"{missing_parts}\n---\n{text}"
+
+
 def test_entities_cdata_and_accents(constructs):
     text = body(constructs[0] / "posts" / "2016-03-balises-html.md")
     assert text == ("« Des guillemets », des points de suspension… et l’apostrophe. Le mot été, AT&T, et le texte "
@@ -291,18 +312,18 @@ def test_entities_cdata_and_accents(constructs):
 def test_summary_lists_what_was_imported_skipped_and_missing(constructs):
     _, summary, _ = constructs
     for line in [
-        "posts: 7 in", "(4 published, 2 drafts, 1 scheduled)", "pages: 5 in",
+        "posts: 8 in", "(5 published, 2 drafts, 1 scheduled)", "pages: 5 in",
         "« Billet programmé » on 2031-01-15 08:00",
-        "« Notes privées » (line 621): private", "« Réservé aux abonnés » (line 646): protected by a password",
-        "« Mug égoBlog » (line 1278): post type 'product'", "7 attachments", "2 menu items", "1 revisions",
+        "« Notes privées » (line 698): private", "« Réservé aux abonnés » (line 723): protected by a password",
+        "« Mug égoBlog » (line 1355): post type 'product'", "7 attachments", "2 menu items", "1 revisions",
         "1 trashed items", "1 auto-drafts", "comments: 3 not imported",
         "images and files: 8 used, 6 copied", "(3 resized copies replaced by their original)",
         "2019/05/absente.png (in « Tous les blocs de l’éditeur »)",
         "2019/05/son.mp3 (in « L’éditeur classique, ses paragraphes et ses shortcodes »)",
-        "redirects: 31 old addresses", "shortcode [contact-form-7] removed",
+        "redirects: 33 old addresses", "shortcode [contact-form-7] removed",
         "dynamic block wp:latest-posts dropped", "image from another site turned into a link",
         "slug 'archives' already used: 'archives-2'", "slug 'newsletter' already used: 'newsletter-2'",
-        "« Politique de confidentialité » (line 845): WordPress's privacy policy",
+        "« Politique de confidentialité » (line 922): WordPress's privacy policy",
     ]:
         assert line in summary, f"{line!r} not in:\n{summary}"
 
@@ -319,6 +340,7 @@ def test_uploads_are_copied_and_missing_ones_are_not_invented(constructs):
 # -- the site built from it -------------------------------------------------------------------------------
 
 CONSTRUCT_PAGES = ["2019/05/tous-les-blocs/", "2015/11/editeur-classique/", "2016/03/balises-html/",
+                   "2016/04/balisage-html/",
                    "2020/08/été-indien/", "a-propos-ancien/", "contact/", "archives-2/"]
 CONSTRUCT_TERMS = ["categorie/humeurs-marketing/", "categorie/relation-client/", "categorie/non-classe/",
                    "categorie/donnees-vie-privee/", "etiquette/ethiquebiz/", "etiquette/crm/",
@@ -659,6 +681,18 @@ def test_make_passes_file_uploads_and_force():
 
 
 # -- the pieces, on small inputs --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("levels, expected", [
+    ([1, 4, 6, 4, 2], [2, 3, 4, 3, 3]), ([3, 3, 4, 2, 5], [2, 2, 3, 2, 3]), ([2, 3, 2], [2, 3, 2]),
+])
+def test_heading_levels_start_at_two_and_skip_none(levels, expected):
+    from bs4 import BeautifulSoup
+
+    from wpimport.body import _heading_levels
+    soup = BeautifulSoup("".join(f"<h{n}>t</h{n}>" for n in levels), "html.parser")
+    _heading_levels(soup)
+    assert [int(h.name[1]) for h in soup.find_all(re.compile("^h[1-6]$"))] == expected
+
 
 def test_wpautop_makes_the_paragraphs_wordpress_showed():
     from wpimport.autop import autop

@@ -10,7 +10,8 @@ The steps follow the order in which WordPress shows a post:
    Python-Markdown needs: nested lists indented by four spaces, code blocks inside a list
    or a quote indented rather than fenced, a captioned image as a raw <figure>.
 
-Cleaning. Nothing of WordPress's presentation is kept: classes, styles, ids and data
+Cleaning. Headings start at h2 and never skip a level (the page's h1 is the title). Nothing of
+WordPress's presentation is kept: classes, styles, ids and data
 attributes go with every tag markdownify does not write. Scripts, styles, forms and SVG
 icons go. Paragraphs holding nothing but spaces (&nbsp;) go. The site loads nothing from
 elsewhere (the privacy promise), so an iframe, an embed block, a bare URL that WordPress
@@ -60,6 +61,7 @@ FENCE = re.compile(r"^(`{3,}|~{3,})")
 LEFTOVERS = re.compile(r"<!--\s*/?wp:|<!--\s*(?:more|nextpage)|\[/?(?:caption|gallery|embed|video|audio|playlist)\b|wp-block-|\bwp-image-\d|"
                        r"\bclass=|&nbsp;|\baligncenter\b|\balignleft\b|\balignright\b|\bsize-(?:large|medium|full)\b")
 UNSAFE_SCHEMES = ("javascript:", "vbscript:", "data:text")
+BLOCK_STARTS = {"p", "li", "div", "blockquote", "td", "th", "dd", "dt", "figcaption", "[document]", "section", "article"}
 BLOCK_TAGS = {"p", "div", "ul", "ol", "li", "blockquote", "figure", "figcaption", "table", "pre", "h1", "h2", "h3",
               "h4", "h5", "h6", "hr", "cite", "dl", "dd", "dt"}
 INLINE_ALLOWED = {"a", "em", "strong", "i", "b", "code", "br", "sup", "sub", "abbr", "q", "cite", "small", "del"}
@@ -169,6 +171,12 @@ class Converter:
                     cite.insert(0, "— ")
                 else:
                     cite.decompose()
+        for table in soup.find_all("table"):  # one body: markdownify reads a footer or a second body as a header
+            bodies = table.find_all(["tbody", "tfoot"])
+            for extra in bodies[1:]:
+                for row in extra.find_all("tr"):
+                    bodies[0].append(row.extract())
+                extra.decompose()
         for br in soup.find_all("br"):  # a break that ends a block breaks nothing
             following = br.next_sibling
             while isinstance(following, NavigableString) and not following.strip():
@@ -180,6 +188,7 @@ class Converter:
             verse.clear()
             verse.name = "p"
             verse.append(BeautifulSoup("<br>".join(lines), "html.parser"))
+        _heading_levels(soup)
         _separate_neighbours(soup)
         for tag in soup.find_all(["p", "div", "h1", "h2", "h3", "h4", "h5", "h6", "li", "blockquote", "figure",
                                   "figcaption", "span", "a", "strong", "em", "b", "i"]):
@@ -332,6 +341,22 @@ class Converter:
         return href
 
 
+def _heading_levels(soup):
+    """Headings from h2 down, one level at a time: the page's h1 is the title, and a skipped level (h2 then h4, or
+    a post starting at h3) is an error for the HTML checker and a hole in the outline for screen readers."""
+    stack = []  # (level in WordPress, level here), from the outermost section
+    for heading in soup.find_all(["h1", "h2", "h3", "h4", "h5", "h6"]):
+        level = int(heading.name[1])
+        while stack and stack[-1][0] > level:
+            stack.pop()
+        if stack and stack[-1][0] == level:
+            new = stack[-1][1]
+        else:
+            new = min(stack[-1][1] + 1, 6) if stack else 2
+            stack.append((level, new))
+        heading.name = f"h{new}"
+
+
 def _family(tag, last: bool) -> str:
     """"list" or "quote" for what a block ends (last) or starts with in Markdown, through wrappers; else ""."""
     while isinstance(tag, Tag) and tag.name in ("div", "figure", "section", "article"):
@@ -457,6 +482,12 @@ class _Markdown(MarkdownConverter):
                          code_language_callback=_language, escape_misc=False)
         self.french = french
 
+    def process_text(self, el, parent_tags=None):
+        previous = el.previous_sibling
+        self.line_start = (previous is None and el.parent is not None and el.parent.name in BLOCK_STARTS) or (
+            isinstance(previous, Tag) and previous.name == "br")
+        return super().process_text(el, parent_tags)
+
     def escape(self, text, parent_tags):
         if not text:
             return ""
@@ -468,8 +499,12 @@ class _Markdown(MarkdownConverter):
             text = text.replace("[", "\\[").replace("]", "\\]")
         if "td" in parent_tags or "th" in parent_tags:
             text = text.replace("|", "\\|")
-        text = LINE_START.sub(r"\1\2\\\3", text)
-        return NUMBERED.sub(r"\1\2\\\3", text)
+        # What Markdown would read as a heading, a quote, a list or a rule, where a line begins: at the start of a
+        # block or after a break, and after the text's own newlines; not after a word or a tag on the same line.
+        head, newline, rest = ("", "", text) if getattr(self, "line_start", True) else text.partition("\n")
+        if newline or not head:
+            rest = NUMBERED.sub(r"\1\2\\\3", LINE_START.sub(r"\1\2\\\3", newline + rest))
+        return head + rest
 
     def convert_br(self, el, text, parent_tags):
         if "pre" in parent_tags:
