@@ -440,7 +440,7 @@ def _tidy(markdown: str) -> str:
     for line in markdown.split("\n"):
         match = FENCE.match(line.lstrip())
         if fenced:
-            out.append(line)
+            out.append(line.replace("\u00a0", " "))  # the editor's &nbsp; indentation: copied code must run
             if match and match[1][0] == fenced[0] and len(match[1]) >= len(fenced):
                 fenced = None
             continue

@@ -35,6 +35,7 @@ SHORTCODE = re.compile(r"""
 ATTRIBUTE = re.compile(r"""([\w-]+)\s*=\s*"([^"]*)"(?:\s|$)|([\w-]+)\s*=\s*'([^']*)'(?:\s|$)"""
                        r"""|([\w-]+)\s*=\s*([^\s'"]+)(?:\s|$)|"([^"]*)"(?:\s|$)|'([^']*)'(?:\s|$)|(\S+)(?:\s|$)""")
 CURLY_QUOTES = str.maketrans({"”": '"', "“": '"', "″": '"', "‘": "'", "’": "'", "′": "'", "\u00a0": " ", "\u200b": " "})
+ORPHAN_CLOSE = re.compile(r"\[/([A-Za-z][\w-]*)\]")  # a closing tag left without its opening one
 URL = re.compile(r"""https?://[^\s"'<>\]\[]+""")
 MEDIA_START = re.compile(r"^\s*((?:<a\s[^>]*>\s*)?<img\s[^>]*>(?:\s*</a>)?)", re.I | re.S)
 
@@ -115,7 +116,8 @@ def expand(text: str, context: Context) -> str:
             return match[0]
         return match["open"] + replaced + match["close"]
 
-    return SHORTCODE.sub(one, text)
+    text = SHORTCODE.sub(one, text)
+    return ORPHAN_CLOSE.sub(lambda m: "" if m[1].lower() in BARE else m[0], text)
 
 
 def replace(code: Shortcode, context: Context) -> str | None:
