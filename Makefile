@@ -6,7 +6,7 @@ INVOKE := $(BIN)/invoke
 PORT ?= 8000
 export PORT
 
-.PHONY: serve build publish deploy release test import export remove send preview bench audit clean
+.PHONY: serve build publish deploy release test import export remove send preview bench audit clean import-wordpress
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,6 +47,9 @@ test: $(VENV)/.dev node_modules/.installed .pypi-plugins/.requirements-sha256
 
 import: $(VENV)/.runtime
 	$(INVOKE) import --file "$(FILE)"
+
+import-wordpress: $(VENV)/.runtime
+	$(INVOKE) import-wordpress --file "$(FILE)" $(if $(UPLOADS),--uploads "$(UPLOADS)") $(if $(filter 1 yes true,$(FORCE)),--force)
 
 export: $(VENV)/.runtime
 	@$(INVOKE) export

@@ -81,6 +81,7 @@ PLUGINS = [
     "french_typography",
     "theme_extras",
     "sitemap",
+    "redirects",
     "feeds",
     "mail_posts",
     "fast_build",

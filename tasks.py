@@ -75,6 +75,12 @@ def import_(c, file):
 
 
 @task
+def import_wordpress(c, file, uploads="", force=False):
+    """Turn a WordPress export (WXR) into posts and pages in content/, with redirects for the old addresses."""
+    run("-m", "wpimport", file, *(["--uploads", uploads] if uploads else []), *(["--force"] if force else []))
+
+
+@task
 def export(c):
     """Print the subscribers' addresses as CSV."""
     run("-m", "newsletter", "export")
