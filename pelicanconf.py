@@ -107,6 +107,14 @@ NEWSLETTER_URL = os.environ.get("NEWSLETTER_URL", "/newsletter")
 NEWSLETTER_FROM = os.environ.get("NEWSLETTER_FROM", "égoBlog <lettre@egoblog.example>")
 NEWSLETTER_REPLY_TO = os.environ.get("NEWSLETTER_REPLY_TO", "francois@egoblog.example")
 CONTACT_EMAIL = NEWSLETTER_REPLY_TO
+# The welcome mail a reader gets once they confirm (NEWSLETTER_WELCOME = False: none): what they will
+# receive, in the author's words; blank lines separate paragraphs. French typography is applied.
+NEWSLETTER_WELCOME_TEXT = """\
+Vous recevrez un e-mail à chaque nouveau billet, le jour de sa publication : le billet en entier, \
+lisible sans ouvrir le blog. Pas de publicité, pas de relance, aucun suivi de votre lecture.
+
+Vous pouvez répondre à ces e-mails : vos réponses arrivent directement chez l’auteur.
+"""
 
 # Content cache (plugins/fast_build keeps one folder per site and settings under cache/,
 # replaced atomically): a rebuild reads only the posts whose file changed, and renders

@@ -225,13 +225,14 @@ def read_link(request: Request, kind: str) -> str:
 
 
 async def confirm(request: Request) -> Response:
-    """GET shows the « Confirmer » button; POST stores the address."""
+    """GET shows the « Confirmer » button; POST stores the address (and queues a welcome mail the first time)."""
     try:
         limit(request, "links_per_client", client_key(request), HTTP_ERRORS[429])
         email = read_link(request, "confirm")
         if request.method == "POST":
             await read_body(request)
-            await run_in_threadpool(request.state.store.add, email)
+            if await run_in_threadpool(request.state.store.add, email):
+                request.state.outgoing.welcome(email)  # queued, not awaited: best effort, once
             return done(request, "confirme")
     except Refused as exc:
         return refusal(request, exc.status, exc.message, exc.headers, title="Lien de confirmation")

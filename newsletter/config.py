@@ -42,6 +42,7 @@ class Config:
     db: str
     outbox: Path
     smtp_url: str | None = field(default=None, repr=False)
+    welcome: bool = True  # NEWSLETTER_WELCOME: a welcome mail once a reader confirms (welcome.py)
     secrets: list[str] = field(default_factory=list, repr=False)
     settings: dict = field(default_factory=dict, repr=False, compare=False)
 
@@ -77,6 +78,10 @@ class Config:
             except ValueError:
                 raise ConfigError(f"SMTP_URL : port invalide pour l’hôte {parts.hostname}") from None
 
+        welcome = settings.get("NEWSLETTER_WELCOME", True)
+        if not isinstance(welcome, bool):
+            raise ConfigError(f"NEWSLETTER_WELCOME ({settings_file}) doit valoir True ou False, pas {welcome!r}")
+
         return cls(
             public_url=public_url,
             newsletter_url=newsletter_url,
@@ -86,6 +91,7 @@ class Config:
             db=env.get("NEWSLETTER_DB") or str(ROOT / DEFAULT_DB),
             outbox=Path(env.get("NEWSLETTER_OUTBOX") or ROOT / DEFAULT_OUTBOX),
             smtp_url=smtp_url,
+            welcome=welcome,
             secrets=read_secrets(env),
             settings=settings,
         )

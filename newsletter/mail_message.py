@@ -12,6 +12,7 @@ from __future__ import annotations
 import binascii
 import difflib
 import hashlib
+import logging
 import email.policy
 import html
 import re
@@ -23,11 +24,12 @@ from email.header import Header
 from email.message import EmailMessage, Message
 from email.utils import formataddr, formatdate, parseaddr
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import css_inline
 import jinja2
 import markupsafe
+from PIL import Image, UnidentifiedImageError
 
 from blogcore.dates import local_date, site_zone
 from blogcore.header import read_header
@@ -38,6 +40,8 @@ from blogcore.typography import fix_html
 from .config import ROOT, Config
 from .plaintext import WIDTH, fix_text, render_text
 
+logger = logging.getLogger(__name__)
+
 TEMPLATES = ROOT / "theme" / "templates" / "email"
 PLACEHOLDER = "xUNSUBSCRIBEx9f2c7e1bx"  # letters only: survives HTML serialisation and quoted-printable
 PREHEADER_PADDING = "&#847;&zwnj;&nbsp;" * 60  # keeps clients from pulling body text into the preview line
@@ -45,6 +49,12 @@ PREHEADER_PADDING = "&#847;&zwnj;&nbsp;" * 60  # keeps clients from pulling body
 # per-reader message assembly cheap; smtplib and the outbox serialise it as is.
 POLICY = email.policy.compat32.clone(linesep="\r\n")
 _IMG_NO_ALT = re.compile(r"<img(?![^>]*\balt\s*=)", re.IGNORECASE)
+_IMG = re.compile(r"<img\b[^>]*>", re.IGNORECASE)
+_SRC = re.compile(r"""\bsrc\s*=\s*(?:"([^"]*)"|'([^']*)')""", re.IGNORECASE)
+_SIZED = re.compile(r"\b(?:width|height)\s*=", re.IGNORECASE)
+_TABLE = re.compile(r"<table\b", re.IGNORECASE)
+_TABLE_END = re.compile(r"</table\s*>", re.IGNORECASE)
+COLUMN_WIDTH = 560  # px: the mail's column (600) less the cell's padding; Outlook sizes images by attribute
 
 
 class PostError(Exception):
@@ -92,10 +102,14 @@ def posts_path(config: Config) -> Path:
         raise PostError(str(error)) from None
 
 
+def content_folder(config: Config) -> Path:
+    content = Path(config.settings.get("PATH") or "content")
+    return content if content.is_absolute() else ROOT / content
+
+
 def source_slugs(config: Config) -> dict[str, Path]:
     """Slugs of the Markdown posts in the content folder (Slug: header, else the file name)."""
-    content = Path(config.settings.get("PATH") or "content")
-    content = content if content.is_absolute() else ROOT / content
+    content = content_folder(config)
     found = {}
     for path in sorted(content.rglob("*.md")):
         if "pages" in path.relative_to(content).parts:
@@ -191,7 +205,8 @@ def render_html(config: Config, posts: list[Post], unsubscribe_url: str = PLACEH
     kept = _Kept()
     if len(posts) == 1 and not posts[0].french:
         subject, preheader = kept.hold(markupsafe.escape(subject)), kept.hold(markupsafe.escape(preheader))
-    fixed = [_with_alt(post) if post.french else _held(_with_alt(post), kept) for post in posts]
+    mailed = [_for_mail(config, post) for post in posts]
+    fixed = [post if post.french else _held(post, kept) for post in mailed]
     page = _environment(config).get_template("post.html").render(
         subject=subject, preheader=preheader, preheader_padding=markupsafe.Markup(PREHEADER_PADDING),
         posts=fixed, digest=len(posts) > 1, site_name=config.site_name, public_url=config.public_url,
@@ -206,10 +221,43 @@ def _held(post: Post, kept: _Kept) -> Post:
                    content_html=kept.hold(post.content_html))
 
 
-def _with_alt(post: Post) -> Post:
-    """Every image gets an alt attribute (empty when the author gave none)."""
-    return replace(post, content_html=_IMG_NO_ALT.sub('<img alt=""', post.content_html),
-                   summary_html=_IMG_NO_ALT.sub('<img alt=""', post.summary_html))
+def _for_mail(config: Config, post: Post) -> Post:
+    """The post's HTML made to hold in a narrow mail: every image gets an alt attribute (empty when the
+    author gave none) and, when its file is in content/, its width and height (Outlook sizes images by
+    these, and a client that blocks images keeps the room); every table scrolls inside its own box."""
+    def mailable(html: str) -> str:
+        html = _IMG_NO_ALT.sub('<img alt=""', html)
+        html = _IMG.sub(lambda tag: _sized(config, tag.group(0)), html)
+        html = _TABLE.sub('<div class="table-scroll"><table', html)
+        return _TABLE_END.sub("</table></div>", html)
+    return replace(post, content_html=mailable(post.content_html), summary_html=mailable(post.summary_html))
+
+
+def _sized(config: Config, tag: str) -> str:
+    """An <img> tag with width and height from its file, scaled down to the column; as it was when the
+    author set a size, or when the image is not a readable file of the content folder (a remote one)."""
+    found = _SRC.search(tag)
+    if not found or _SIZED.search(tag):
+        return tag
+    src = found.group(1) if found.group(1) is not None else found.group(2)
+    site = config.public_url.rstrip("/") + "/"
+    if src.startswith(site):
+        src = "/" + src[len(site):]
+    if not src.startswith("/") or src.startswith("//"):
+        return tag
+    content = content_folder(config).resolve()
+    path = (content / unquote(urlsplit(src).path).lstrip("/")).resolve()
+    if not path.is_relative_to(content) or not path.is_file():
+        return tag
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as error:
+        logger.warning("Image %s: size not read (%s); the mail gives it none", path, error)
+        return tag
+    if width > COLUMN_WIDTH:
+        width, height = COLUMN_WIDTH, max(1, round(height * COLUMN_WIDTH / width))
+    return f'{tag[:4]} width="{width}" height="{height}"{tag[4:]}'
 
 
 def render_plain(config: Config, posts: list[Post], unsubscribe_url: str = PLACEHOLDER) -> str:

@@ -9,6 +9,10 @@ or cannot take before its deadline, is dropped and the handler answers « réess
 minutes ». If the service stops with mails queued, the worker sends what it can until each deadline;
 what is left is lost, and those readers were not told it was sent. For a relay that may be down for
 long, run a local MTA (Postfix, OpenSMTPD) as SMTP_URL: it queues on disk, durably, and retries for days.
+
+The welcome mail (welcome.py) goes through the same queue once a reader confirms, but nobody waits for
+it: it is retried the same way until its deadline, and if it cannot leave it is dropped, with a warning
+(the address is stored all the same). Nothing about it is written to disk either.
 """
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ from .confirmation import ConfirmationMail
 from .mailer import MailerError, open_mailer, temporary
 from .pages import mail_environment
 from .signing import Signer
+from .welcome import WelcomeMail
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +47,9 @@ class Outgoing:
         self.config = config
         self.signer = signer
         self.deadline = deadline
-        self.mail = ConfirmationMail(config, signer, mail_environment(config))
+        env = mail_environment(config)
+        self.mail = ConfirmationMail(config, signer, env)
+        self.welcome_mail = WelcomeMail(config, signer, env) if config.welcome else None
         self._queue: queue.Queue = queue.Queue(maxsize)
         self._threads = [threading.Thread(target=self._work, name=f"newsletter-outgoing-{n}", daemon=True)
                          for n in range(WORKERS)]
@@ -57,8 +64,21 @@ class Outgoing:
         when the queue is full (the caller answers 503)."""
         outcome: Future = Future()
         try:
-            self._queue.put_nowait((email, time.monotonic() + self.deadline, outcome))
+            self._queue.put_nowait((self.mail, email, time.monotonic() + self.deadline, outcome))
         except queue.Full:
+            return None
+        return outcome
+
+    def welcome(self, email: str) -> Future | None:
+        """Queue the welcome mail of a reader who just confirmed, without waiting for it: its future
+        (as for submit), or None if welcome mails are off or the queue is full (then it is not sent)."""
+        if self.welcome_mail is None:
+            return None
+        outcome: Future = Future()
+        try:
+            self._queue.put_nowait((self.welcome_mail, email, time.monotonic() + self.deadline, outcome))
+        except queue.Full:
+            logger.warning("welcome mail not sent: the outgoing queue is full")
             return None
         return outcome
 
@@ -83,13 +103,14 @@ class Outgoing:
                 if item is _STOP:
                     connection.close()
                     return
-                email, deadline, outcome = item
+                mail, email, deadline, outcome = item
+                kind = self._kind(mail)
                 delay = BACKOFF_START
                 while True:
                     try:
                         if mailer is None:
                             mailer = connection.enter_context(open_mailer(self.config))
-                        sent = self._send(mailer, email)
+                        sent = self._send(mailer, mail, email)
                         break
                     except (MailerError, OSError, smtplib.SMTPException) as exc:
                         connection.close()
@@ -100,27 +121,32 @@ class Outgoing:
                             break
                         if not retry or time.monotonic() + delay > deadline:
                             # The exception may quote the address: its kind only.
-                            logger.warning("confirmation mail not sent (%s): the reader is told to retry",
-                                           type(exc).__name__)
+                            logger.warning("%s mail not sent (%s)%s", kind, type(exc).__name__,
+                                           ": the reader is told to retry" if mail is self.mail else "")
                             sent = False
                             break
                         time.sleep(delay)  # this thread only: requests go on being answered
                         delay *= 2
                 outcome.set_result(sent)
             except Exception as exc:  # never let one mail stop the worker; the message may hold the address
-                logger.error("confirmation mail not sent: %s", type(exc).__name__)
-                if item is not _STOP and not item[2].done():
-                    item[2].set_result(False)
+                logger.error("%s mail not sent: %s", "confirmation" if item is _STOP else self._kind(item[0]),
+                             type(exc).__name__)
+                if item is not _STOP and not item[3].done():
+                    item[3].set_result(False)
             finally:
                 self._queue.task_done()
             if mailer is not None and self._queue.empty():
                 connection.close()
                 mailer = None
 
-    def _send(self, mailer, email: str) -> bool:
-        """Hand one confirmation mail to the relay (smtplib errors propagate: the caller retries or gives up)."""
-        msg, link = self.mail.message(email)
+    def _kind(self, mail) -> str:
+        return "confirmation" if mail is self.mail else "welcome"
+
+    def _send(self, mailer, mail, email: str) -> bool:
+        """Hand one mail to the relay (smtplib errors propagate: the caller retries or gives up)."""
+        msg, link = mail.message(email)
         path = mailer.send(msg)
         if not self.config.smtp_url:
-            logger.info("Pas de serveur SMTP : mail de confirmation écrit dans %s ; lien : %s", path, link)
+            what = "de confirmation" if mail is self.mail else "de bienvenue"
+            logger.info("Pas de serveur SMTP : mail %s écrit dans %s ; lien : %s", what, path, link)
         return True
