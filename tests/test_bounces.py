@@ -102,8 +102,8 @@ def render(name: str, config: Config) -> bytes:
     return re.sub(rb"\{\{([a-z-]+):([^}]+)\}\}", token, (FIXTURES / name).read_bytes())
 
 
-def subscribers(folder) -> set[str]:
-    with open_store(folder / "subscribers.sqlite3") as store:
+def subscribers(folder, name="subscribers.sqlite3") -> set[str]:
+    with open_store(folder / name) as store:
         return set(store.emails())
 
 
@@ -281,3 +281,50 @@ def test_a_second_run_while_one_runs_does_nothing(folder, tmp_path_factory):
         assert run(config, str(path), out=out) == 0
     assert "Another make bounces is running" in out.getvalue()
     assert len(box) == 1 and subscribers(folder) == ERASED | KEPT
+
+
+# -- make release reads the bounces last, when there is a mailbox --------------------------------
+
+RELEASE_SETTINGS = """\
+import sys
+sys.path.insert(0, {root!r})
+from pelicanconf import *  # noqa
+PATH = {folder!r} + "/content"
+OUTPUT_PATH = {folder!r} + "/output"
+CACHE_PATH = {folder!r} + "/cache"
+MAIL_POSTS_PATH = {folder!r} + "/posts"
+THEME = {root!r} + "/theme"
+PLUGIN_PATHS = [{root!r} + "/plugins"]
+PUBLIC_URL = "https://blog.example.fr"
+"""
+
+
+def test_make_release_reads_the_bounces_as_a_fourth_step_and_stops_if_it_fails(tmp_path):
+    (tmp_path / "content" / "posts").mkdir(parents=True)
+    (tmp_path / "content" / "posts" / "billet.md").write_text(
+        "Title: Un billet\nDate: 2026-11-30 09:00\nSlug: billet\nCategory: Humeurs\nSummary: Résumé.\n\nCorps.\n")
+    (tmp_path / "settings.py").write_text(RELEASE_SETTINGS.format(root=str(ROOT), folder=str(tmp_path)))
+    env = {**os.environ, "DEPLOY_TARGET": str(tmp_path / "site"), "SITEURL": "https://blog.example.fr",
+           "NEWSLETTER_SECRET": "release-" + "r" * 32, "NEWSLETTER_FROM": "égoBlog <lettre@blog.example.fr>",
+           "NEWSLETTER_DB": str(tmp_path / "abonnes.sqlite3"), "NEWSLETTER_OUTBOX": str(tmp_path / "outbox"),
+           "RELEASE_STATE": str(tmp_path / "state"), "BOUNCE_MAILBOX": str(tmp_path / "Maildir")}
+    with open_store(tmp_path / "abonnes.sqlite3") as store:
+        store.add_many(["claire.martin@example.org", "lea@example.fr"])
+
+    def release():
+        return subprocess.run([sys.executable, "-m", "sitebuild.release", "--settings", str(tmp_path / "settings.py")],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+    failed = release()  # no Maildir there yet: the last step fails, and says so
+    assert failed.returncode == 1 and "== 4/4 read the bounces" in failed.stdout
+    assert "stopped at step 4/4 (read the bounces)" in failed.stderr
+    config = Config.from_env(environ={**env, "NEWSLETTER_SETTINGS": str(tmp_path / "settings.py")})
+    box = mailbox.Maildir(tmp_path / "Maildir", create=True)
+    box.add(render("postfix-user-unknown.eml", config))
+    done = release()
+    assert done.returncode == 0, done.stderr
+    assert "== 2/4 deploy: skipped" in done.stdout
+    assert "1 adresse effacée (1 rejet définitif, 0 plainte)" in done.stdout
+    assert subscribers(tmp_path, "abonnes.sqlite3") == {"lea@example.fr"} and len(box) == 0
+    del env["BOUNCE_MAILBOX"]
+    assert "== 3/3 send what is due" in release().stdout
