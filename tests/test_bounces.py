@@ -328,3 +328,8 @@ def test_make_release_reads_the_bounces_as_a_fourth_step_and_stops_if_it_fails(t
     assert subscribers(tmp_path, "abonnes.sqlite3") == {"lea@example.fr"} and len(box) == 0
     del env["BOUNCE_MAILBOX"]
     assert "== 3/3 send what is due" in release().stdout
+
+
+def test_the_privacy_page_says_bounces_erase_and_nothing_is_kept():
+    page = (ROOT / "content" / "pages" / "confidentialite.md").read_text(encoding="utf-8")
+    assert "votre adresse est effacée de la même façon et rien n’est gardé de ce retour" in page
