@@ -117,6 +117,9 @@ class IMAPBox:
             if starttls:
                 self.imap.starttls(ssl_context=context)
             self.imap.login(unquote(parts.username or ""), unquote(parts.password or ""))
+            # What the server can do once logged in (many announce UIDPLUS only then).
+            status, data = self.imap.capability()
+            self.capabilities = set(data[-1].decode().upper().split()) if status == "OK" and data else set()
             status, _ = self.imap.select(_quoted(folder))
             if status != "OK":
                 raise imaplib.IMAP4.error(f"no folder {folder}")
@@ -141,7 +144,7 @@ class IMAPBox:
         """Expunge only the messages this run deleted (UID EXPUNGE, RFC 4315) where the server can."""
         try:
             if self.deleted:
-                if "UIDPLUS" in self.imap.capabilities:
+                if "UIDPLUS" in self.capabilities:
                     self.imap.uid("EXPUNGE", b",".join(self.deleted))
                 else:
                     self.imap.expunge()

@@ -333,3 +333,22 @@ def test_make_release_reads_the_bounces_as_a_fourth_step_and_stops_if_it_fails(t
 def test_the_privacy_page_says_bounces_erase_and_nothing_is_kept():
     page = (ROOT / "content" / "pages" / "confidentialite.md").read_text(encoding="utf-8")
     assert "votre adresse est effacée de la même façon et rien n’est gardé de ce retour" in page
+
+
+@pytest.mark.parametrize("tls", ["imaps", "starttls"])
+def test_make_bounces_over_tls(folder, dovecot, tls):
+    config = config_of(folder)
+    dovecot.empty()
+    dovecot.append([render("sfr-dsn.eml", config), render("human-reply.eml", config)])
+    url = dovecot.tls_url() if tls == "imaps" else dovecot.url() + "?starttls=1"
+    out = io.StringIO()
+    assert run(config, url, out=out, ssl_context=dovecot.tls_context()) == 0
+    assert out.getvalue().startswith("1 adresse effacée (1 rejet définitif, 0 plainte)")
+    assert "julie.mercier@sfr.example" not in subscribers(folder) and len(dovecot.contents()) == 1
+
+
+def test_an_untrusted_imap_certificate_is_refused(folder, dovecot):
+    err = io.StringIO()
+    assert run(config_of(folder), dovecot.tls_url(), err=err) == 1
+    assert f"127.0.0.1:{dovecot.tls_port}" in err.getvalue()
+    assert subscribers(folder) == ERASED | KEPT
