@@ -98,9 +98,16 @@ def classify(raw: bytes) -> Verdict:
 
 def _classify(msg: Message, raw: bytes) -> Verdict:
     subject = header(msg, "Subject")
-    everything = raw.decode("latin-1") + "\n" + all_text(msg)
-    verp = tokens_in(everything)
-    unsubscribe = list(dict.fromkeys(UNSUBSCRIBE_TOKEN.findall(everything)))
+    # Tokens are read where they name the failed message's reader: the bounce's own recipient, the
+    # report's fields and the returned message's own headers; never a body, where a forwarded
+    # newsletter would name the reader who forwarded it.
+    returned = returned_headers(msg)
+    report = "\n".join(_part_string(part) for part in msg.walk()
+                       if part.get_content_type() in ("message/delivery-status", "message/feedback-report"))
+    verp = tokens_in(envelope_recipients(msg) + "\n" + report + "\n" + returned)
+    unsubscribe = list(dict.fromkeys(
+        token for line in re.findall(r"^List-Unsubscribe:.*(?:\n[ \t].*)*", returned, re.MULTILINE | re.IGNORECASE)
+        for token in UNSUBSCRIBE_TOKEN.findall(line)))
     match = UNSUBSCRIBE_SUBJECT.match(subject)
     if match and not from_daemon(msg) and not auto_reply(msg):
         return Verdict(Kind.UNSUBSCRIBE, unsubscribe=[match.group(1)])
@@ -151,6 +158,9 @@ def _delivery_status(msg: Message, verp, unsubscribe) -> Verdict:
 
 
 def _plain_bounce(msg: Message, subject: str, verp, unsubscribe) -> Verdict:
+    # A plain-text bounce has no structure to tell the returned message's headers from a forwarded
+    # one's: only its own recipient counts, and the addresses its explanation names.
+    verp, unsubscribe = tokens_in(envelope_recipients(msg)), []
     if not from_daemon(msg) or vacation(msg):
         return Verdict(Kind.UNKNOWN)
     text = simplify(subject + "\n" + body_text(msg))
@@ -263,13 +273,28 @@ def body_text(msg: Message) -> str:
     return "\n".join(texts)
 
 
-def all_text(msg: Message) -> str:
-    """Every leaf part decoded, the returned message included: where tokens may be."""
-    out = []
-    for part in msg.walk():
-        if not part.is_multipart():
-            out.append(decoded(part))
-    return "\n".join(out)
+RECIPIENT_HEADERS = ("To", "Delivered-To", "X-Original-To", "Envelope-To", "X-Envelope-To", "X-Delivered-To",
+                     "X-Rcpt-To", "Received")
+
+
+def envelope_recipients(msg: Message) -> str:
+    """The headers that say where the bounce itself was delivered: the return path it came back to."""
+    return "\n".join(str(value) for name in RECIPIENT_HEADERS for value in msg.get_all(name, []))
+
+
+def returned_headers(msg: Message) -> str:
+    """The headers of the returned message of a report (message/rfc822 or text/rfc822-headers), not deeper."""
+    if not msg.is_multipart():
+        return ""
+    for part in msg.get_payload():
+        if not isinstance(part, Message):
+            continue
+        if part.get_content_type() == "message/rfc822" and isinstance(part.get_payload(), list):
+            inner = part.get_payload()[0]
+            return "\n".join(f"{name}: {value}" for name, value in inner.items())
+        if part.get_content_type() == "text/rfc822-headers":
+            return re.split(r"\r?\n\r?\n", decoded(part), maxsplit=1)[0]
+    return ""
 
 
 def simplify(text: str) -> str:

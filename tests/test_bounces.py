@@ -53,6 +53,7 @@ EXPECTED = {
     "human-reply.eml": (Kind.UNKNOWN, None),
     "bounce-of-author-mail.eml": (Kind.HARD, None),   # a.stranger is not subscribed: nobody to erase
     "forged-verp.eml": (Kind.HARD, None),             # the token is forged, the named address not subscribed
+    "bounce-of-forwarded-newsletter.eml": (Kind.HARD, None),  # the reader's tokens are in a forwarded copy only
     "success-dsn.eml": (Kind.UNKNOWN, None),
     "malformed-no-boundary.eml": (Kind.UNKNOWN, None),
     "malformed-missing-parts.eml": (Kind.UNKNOWN, None),
@@ -65,7 +66,7 @@ KEPT = {"olivier.perrin@example.org", "pauline.robin@example.org", "quentin.faur
         "sophie.vidal@example.org", "author.friend@example.com", "victor.hugo@example.org"}
 LEFT = {name for name, (kind, address) in EXPECTED.items() if address is None and kind is not Kind.TEMPORARY}
 SUMMARY = ("15 adresses effacées (13 rejets définitifs, 2 plaintes), 1 désinscription par e-mail, "
-           "3 rejets temporaires ignorés, 11 messages non compris laissés dans la boîte.")
+           "3 rejets temporaires ignorés, 12 messages non compris laissés dans la boîte.")
 
 
 def test_every_fixture_is_listed():
@@ -216,7 +217,7 @@ def test_make_bounces_on_imap_erases_exactly_the_right_readers_and_keeps_nothing
     out = io.StringIO()
     assert run(config, dovecot.url(), out=out) == 0
     assert out.getvalue().strip() == ("0 adresse effacée (0 rejet définitif, 0 plainte), 0 désinscription par e-mail, "
-                                      "0 rejet temporaire ignoré, 11 messages non compris laissés dans la boîte.")
+                                      "0 rejet temporaire ignoré, 12 messages non compris laissés dans la boîte.")
     assert len(dovecot.contents()) == len(LEFT) and subscribers(folder) == KEPT
 
 
