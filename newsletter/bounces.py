@@ -148,8 +148,7 @@ class IMAPBox:
                     self.imap.uid("EXPUNGE", b",".join(self.deleted))
                 else:
                     self.imap.expunge()
-            self.imap.close()
-            self.imap.logout()
+            self.imap.logout()  # not CLOSE: it would expunge every \Deleted message, the author's too
         except (OSError, imaplib.IMAP4.error):
             self.imap.shutdown()
 

@@ -353,3 +353,17 @@ def test_an_untrusted_imap_certificate_is_refused(folder, dovecot):
     assert run(config_of(folder), dovecot.tls_url(), err=err) == 1
     assert f"127.0.0.1:{dovecot.tls_port}" in err.getvalue()
     assert subscribers(folder) == ERASED | KEPT
+
+
+def test_only_the_messages_this_run_processed_are_expunged(folder, dovecot):
+    """A message the author marked deleted but kept (not expunged) in the same box stays as it was."""
+    config = config_of(folder)
+    dovecot.empty()
+    dovecot.append([render("human-reply.eml", config), render("sfr-dsn.eml", config)])
+    imap = dovecot.client()
+    imap.select("INBOX")
+    imap.store("1", "+FLAGS.SILENT", r"(\Deleted)")
+    imap.logout()
+    assert run(config, dovecot.url(), out=io.StringIO()) == 0
+    left = dovecot.contents()
+    assert len(left) == 1 and b"Subject: Re: Un billet" in left[0]
