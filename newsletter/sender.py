@@ -109,7 +109,8 @@ def answer(exc: Exception) -> str:
 
 
 def deliver(mailer, msg, sleep=time.sleep, envelope_from: str | None = None) -> str | None:
-    """Send one message (from `envelope_from`, the reader's signed return path); None when delivered, the server's answer when permanently refused (5xx).
+    """Send one message from `envelope_from` (the reader's signed return path); None when delivered,
+    the server's answer when permanently refused (5xx).
     ReplyLost propagates: the message went out whole and is never sent twice."""
     delay = BACKOFF_START
     for attempt in range(RETRIES + 1):

@@ -4,8 +4,9 @@
 
 Each step is the author's own command in its own process (`python -m sitebuild`, `python -m
 sitebuild.deploy`, `python -m newsletter.sender`, and `python -m newsletter.bounces` when
-BOUNCE_MAILBOX is set), so this module imports neither Pelican nor the newsletter. The first step that fails stops the release and names itself: a site that did not build
-is not deployed, and a post is mailed only once the site that holds it is live.
+BOUNCE_MAILBOX is set), so this module imports neither Pelican nor the newsletter. The first step
+that fails stops the release and names itself: a site that did not build is not deployed, and a
+post is mailed only once the site that holds it is live.
 
 Two releases never overlap: the second finds the lock (a kernel lock on var/release.lock, released
 however the first ends) and does nothing. A release with nothing new does nothing and says so: the
@@ -90,7 +91,7 @@ def release(settings: str, env: dict, state_folder: Path) -> None:
     said = step(3, "send what is due", ["-m", "newsletter.sender"], {**env, "NEWSLETTER_SETTINGS": settings},
                 capture=True)
     if steps(env) == 4:
-        # After the send: a bounce of this very send may already be back; erasures wait for no one.
+        # Last: a mailbox that cannot be read never holds back the site or a post.
         step(4, "read the bounces", ["-m", "newsletter.bounces"], {**env, "NEWSLETTER_SETTINGS": settings})
     if unchanged and NOTHING_TO_SEND in said:
         print("Nothing new since the last release: nothing was uploaded or mailed.")
