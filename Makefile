@@ -6,7 +6,7 @@ INVOKE := $(BIN)/invoke
 PORT ?= 8000
 export PORT
 
-.PHONY: serve build publish deploy release test import export remove send preview bench audit clean import-wordpress
+.PHONY: serve build publish deploy release test import export remove send bounces preview bench audit clean import-wordpress
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -60,6 +60,10 @@ remove: $(VENV)/.runtime
 # POST= empty: every post due (the first run records the archive, mails nothing); TO=: a test send; DRY_RUN=1: only show.
 send: $(VENV)/.runtime
 	DRY_RUN="$(DRY_RUN)" $(INVOKE) send --post "$(POST)" --to "$(TO)"
+
+# BOUNCE_MAILBOX: imaps://user:pass@host/INBOX or a Maildir folder; prints counts only.
+bounces: $(VENV)/.runtime
+	$(INVOKE) bounces
 
 preview: $(VENV)/.runtime
 	$(INVOKE) preview --post "$(POST)"

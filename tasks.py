@@ -100,6 +100,12 @@ def send(c, post="", to=""):
 
 
 @task
+def bounces(c):
+    """Read BOUNCE_MAILBOX: erase hard-bouncing, complaining and mail-unsubscribing addresses; print counts only."""
+    run("-m", "newsletter.bounces")
+
+
+@task
 def preview(c, post):
     """Write the HTML and text mail of a post to open in a browser."""
     run("-m", "newsletter.preview", post)
@@ -113,7 +119,7 @@ def deploy(c, rollback=False):
 
 @task
 def release(c):
-    """Build with publishconf.py, deploy, then send what is due; one run at a time, safe from cron."""
+    """Build with publishconf.py, deploy, send what is due, then read the bounces if BOUNCE_MAILBOX is set."""
     compile_sources()
     run("-m", "sitebuild.release")
 

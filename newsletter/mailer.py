@@ -1,8 +1,9 @@
 """One mailer interface, two backends (like Django's mail backends):
 SMTP when SMTP_URL is set, otherwise one .eml file a message in NEWSLETTER_OUTBOX.
 
-`open_mailer(config)` yields an object with `send(msg)`; the SMTP backend keeps
-one connection for every message sent inside the `with` block.
+`open_mailer(config)` yields an object with `send(msg, envelope_from=None)`; the SMTP backend keeps
+one connection for every message sent inside the `with` block. `envelope_from` is the SMTP MAIL FROM
+(the newsletter's signed return path, see verp.py); None: smtplib's default, the From header.
 """
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ class MailerError(RuntimeError):
 
 
 class Mailer(Protocol):
-    def send(self, msg: EmailMessage) -> None: ...
+    def send(self, msg: EmailMessage, envelope_from: str | None = None) -> None: ...
 
 
 @contextmanager
@@ -67,7 +68,8 @@ class OutboxMailer:
         self.outbox = Path(outbox)
         self.outbox.mkdir(parents=True, exist_ok=True)
 
-    def send(self, msg: EmailMessage) -> Path:
+    def send(self, msg: EmailMessage, envelope_from: str | None = None) -> Path:
+        """The envelope sender has no place in an .eml file: it is ignored."""
         name = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:12]}.eml"
         # Not *.eml until complete: readers globbing the outbox never see half a message.
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".part", dir=self.outbox)
@@ -163,13 +165,13 @@ class SMTPMailer:
             raise MailerError(f"SMTP_URL : échec de connexion à {self.where} ({exc.__class__.__name__}: {exc})") from None
         return smtp
 
-    def send(self, msg: EmailMessage) -> None:
+    def send(self, msg: EmailMessage, envelope_from: str | None = None) -> None:
         """Send one message; ReplyLost if it went out whole but its answer never came back."""
         for attempt in (1, 2):
             if self._smtp is None:
                 self._smtp = self.connect()
             try:
-                self._smtp.send_message(msg)
+                self._smtp.send_message(msg, from_addr=envelope_from)
                 return
             except smtplib.SMTPServerDisconnected:
                 lost_answer = self._smtp.data_sent

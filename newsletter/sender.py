@@ -50,6 +50,7 @@ from .mail_message import PostError, build_mail, load_posts, posts_path
 from .mailer import MailerError, ReplyLost, open_mailer, temporary
 from .signing import Signer
 from .store import SendBusy, StoreError, open_store
+from .verp import return_path
 
 logger = logging.getLogger(__name__)
 
@@ -107,13 +108,14 @@ def answer(exc: Exception) -> str:
     return f"{exc.__class__.__name__}: {exc}"
 
 
-def deliver(mailer, msg, sleep=time.sleep) -> str | None:
-    """Send one message; None when delivered, the server's answer when permanently refused (5xx).
+def deliver(mailer, msg, sleep=time.sleep, envelope_from: str | None = None) -> str | None:
+    """Send one message from `envelope_from` (the reader's signed return path); None when delivered,
+    the server's answer when permanently refused (5xx).
     ReplyLost propagates: the message went out whole and is never sent twice."""
     delay = BACKOFF_START
     for attempt in range(RETRIES + 1):
         try:
-            mailer.send(msg)
+            mailer.send(msg, envelope_from=envelope_from)
             return None
         except (MailerError, ReplyLost):
             raise
@@ -262,7 +264,7 @@ def _send(slugs, post_id, store, config, dry_run, rate, now, out, err) -> int:
                     msg = mail.message(address, unsubscribe_url(config, signer, address),
                                        unsubscribe_mailto(config, signer, address))
                     try:
-                        refused = deliver(mailer, msg)
+                        refused = deliver(mailer, msg, envelope_from=return_path(config, signer, address))
                     except ReplyLost:
                         refused = None
                         report.unconfirmed.append((position, address))
@@ -442,7 +444,7 @@ def send_test(slugs: list[str], to: str, config: Config, *, dry_run: bool = Fals
         return 0
     try:
         with open_mailer(config) as mailer:
-            refused = deliver(mailer, msg)
+            refused = deliver(mailer, msg, envelope_from=return_path(config, signer, address))
     except (MailerError, Stop) as exc:
         print(f"error: {exc}\nThe test mail was not sent.", file=err)
         return 3

@@ -7,14 +7,20 @@ The payload is signed, not encrypted: the address can be read from the token.
 """
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 
 CONFIRM_MAX_AGE = 48 * 3600
 CONFIRM_SALT = "newsletter.confirm"
 UNSUBSCRIBE_SALT = "newsletter.unsubscribe"
+BOUNCE_SALT = b"newsletter.bounce"
+BOUNCE_MAC = 10     # bytes of HMAC-SHA256 in a bounce token carrying the address (80 bits)
+BOUNCE_DIGEST = 15  # bytes of HMAC-SHA256 in a bounce token made of the digest only (120 bits)
 
 
 class BadLink(ValueError):
@@ -26,7 +32,7 @@ class ExpiredLink(BadLink):
 
 
 class Signer:
-    """Makes and reads the two kinds of link tokens. `clock` exists for tests (expired links)."""
+    """Makes and reads the link tokens and the bounce tokens. `clock` exists for tests (expired links)."""
 
     def __init__(self, secrets: list[str], clock: Callable[[], float] = time.time):
         if not secrets:
@@ -38,6 +44,7 @@ class Signer:
 
         # itsdangerous signs with the LAST key of the list and verifies with all of them.
         keys = list(reversed(secrets))
+        self._bounce_keys = [hmac.new(secret.encode(), BOUNCE_SALT, hashlib.sha256).digest() for secret in secrets]
         self._confirm = URLSafeTimedSerializer(keys, salt=CONFIRM_SALT, signer=ClockedSigner)
         self._unsubscribe = URLSafeTimedSerializer(keys, salt=UNSUBSCRIBE_SALT, signer=ClockedSigner)
 
@@ -64,6 +71,58 @@ class Signer:
         except (BadSignature, UnicodeError, ValueError):
             raise BadLink("lien invalide") from None
         return _address(email)
+
+    # Bounce tokens go in the local part of the envelope sender (VERP): only lower-case letters and
+    # digits (base32), because a relay may change the case of a local part; a local part holds 64
+    # characters at most. The long form carries the address ("a" + address + "-" + MAC); when it does
+    # not fit, the short form is "h" + a keyed digest of the address, found again among the subscribers.
+
+    def bounce_token(self, email: str, room: int = 64) -> str:
+        """A token of at most `room` characters saying which reader a bounce is about."""
+        address = _b32(email.encode())
+        long_form = f"a{address}-{_b32(self._mac(self._bounce_keys[0], b'a' + email.encode())[:BOUNCE_MAC])}"
+        if len(long_form) <= room:
+            return long_form
+        return "h" + _b32(self._digest(self._bounce_keys[0], email))
+
+    def read_bounce_token(self, token: str, candidates: Callable[[], Iterable[str]] = lambda: ()) -> str:
+        """The address of a bounce token; a short-form token is looked up among `candidates()`
+        (the subscribers). BadLink if forged, or if no candidate matches."""
+        token = token.strip().lower()
+        try:
+            if token.startswith("a") and "-" in token:
+                address, mac = token[1:].rsplit("-", 1)
+                email = _unb32(address).decode()
+                signed = b"a" + email.encode()
+                if any(hmac.compare_digest(_b32(self._mac(key, signed)[:BOUNCE_MAC]), mac)
+                       for key in self._bounce_keys):
+                    return _address(email)
+            elif token.startswith("h"):
+                wanted = _unb32(token[1:])
+                for email in candidates():
+                    if any(hmac.compare_digest(self._digest(key, email), wanted) for key in self._bounce_keys):
+                        return _address(email)
+        except (ValueError, UnicodeError):
+            pass
+        raise BadLink("jeton de retour invalide")
+
+    @staticmethod
+    def _mac(key: bytes, data: bytes) -> bytes:
+        return hmac.new(key, data, hashlib.sha256).digest()
+
+    def _digest(self, key: bytes, email: str) -> bytes:
+        # Lower-cased: the store holds one reader per address whatever its case.
+        return self._mac(key, b"h" + email.lower().encode())[:BOUNCE_DIGEST]
+
+
+def _b32(data: bytes) -> str:
+    return base64.b32encode(data).decode("ascii").rstrip("=").lower()
+
+
+def _unb32(text: str) -> bytes:
+    if not text.isalnum():
+        raise ValueError("not base32")
+    return base64.b32decode(text.upper() + "=" * (-len(text) % 8))
 
 
 def _address(payload: object) -> str:

@@ -1,11 +1,12 @@
-"""`make release`: publish, deploy, then mail what is due, in that order; safe from cron or a timer.
+"""`make release`: publish, deploy, mail what is due, then read the bounces, in that order; safe from cron.
 
     python -m sitebuild.release [--settings publishconf.py]
 
 Each step is the author's own command in its own process (`python -m sitebuild`, `python -m
-sitebuild.deploy`, `python -m newsletter.sender`), so this module imports neither Pelican nor the
-newsletter. The first step that fails stops the release and names itself: a site that did not build
-is not deployed, and a post is mailed only once the site that holds it is live.
+sitebuild.deploy`, `python -m newsletter.sender`, and `python -m newsletter.bounces` when
+BOUNCE_MAILBOX is set), so this module imports neither Pelican nor the newsletter. The first step
+that fails stops the release and names itself: a site that did not build is not deployed, and a
+post is mailed only once the site that holds it is live.
 
 Two releases never overlap: the second finds the lock (a kernel lock on var/release.lock, released
 however the first ends) and does nothing. A release with nothing new does nothing and says so: the
@@ -47,22 +48,28 @@ def output_path(settings: str, env: dict) -> Path:
             "print(read_settings(sys.argv[1])['OUTPUT_PATH'])")
     result = subprocess.run([sys.executable, "-c", code, settings], cwd=ROOT, env=env, capture_output=True, text=True)
     if result.returncode:
-        raise ReleaseFailed(f"step 1/3 (build) stopped: {settings} cannot be read:\n{result.stderr.strip()}")
+        raise ReleaseFailed(f"step 1/{steps(env)} (build) stopped: {settings} cannot be read:\n{result.stderr.strip()}")
     path = Path(result.stdout.strip().splitlines()[-1])
     return path if path.is_absolute() else ROOT / path
 
 
+def steps(env: dict) -> int:
+    """How many steps this release has: the bounce mailbox is read only where there is one."""
+    return 4 if env.get("BOUNCE_MAILBOX") else 3
+
+
 def step(number: int, name: str, args: list[str], env: dict, capture: bool = False) -> str:
     """Run one step with this terminal as its output (and keep its stdout if asked); stop if it fails."""
-    print(f"== {number}/3 {name}", flush=True)
+    total = steps(env)
+    print(f"== {number}/{total} {name}", flush=True)
     result = subprocess.run([sys.executable, *args], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE if capture else None, text=True)
     if capture:
         sys.stdout.write(result.stdout)
         sys.stdout.flush()
     if result.returncode:
-        later = {1: "nothing was deployed or mailed", 2: "nothing was mailed", 3: ""}[number]
-        raise ReleaseFailed(f"make release stopped at step {number}/3 ({name}), exit status {result.returncode}"
+        later = {1: "nothing was deployed or mailed", 2: "nothing was mailed", 3: "", 4: ""}[number]
+        raise ReleaseFailed(f"make release stopped at step {number}/{total} ({name}), exit status {result.returncode}"
                             + (f": {later}." if later else ".") + " Fix what is said above, then run it again.")
     return result.stdout or ""
 
@@ -75,7 +82,7 @@ def release(settings: str, env: dict, state_folder: Path) -> None:
     deployed_key = f"{target}\n{site_digest(output)}\n"
     unchanged = marker.exists() and marker.read_text() == deployed_key
     if unchanged:
-        print(f"== 2/3 deploy: skipped, {output} holds the same bytes as at the last deploy to {target}", flush=True)
+        print(f"== 2/{steps(env)} deploy: skipped, {output} holds the same bytes as at the last deploy to {target}", flush=True)
     else:
         step(2, "deploy", ["-m", "sitebuild.deploy", "--output", str(output)], env)
         temporary = marker.with_suffix(".tmp")
@@ -83,6 +90,9 @@ def release(settings: str, env: dict, state_folder: Path) -> None:
         os.replace(temporary, marker)
     said = step(3, "send what is due", ["-m", "newsletter.sender"], {**env, "NEWSLETTER_SETTINGS": settings},
                 capture=True)
+    if steps(env) == 4:
+        # Last: a mailbox that cannot be read never holds back the site or a post.
+        step(4, "read the bounces", ["-m", "newsletter.bounces"], {**env, "NEWSLETTER_SETTINGS": settings})
     if unchanged and NOTHING_TO_SEND in said:
         print("Nothing new since the last release: nothing was uploaded or mailed.")
 
