@@ -6,7 +6,7 @@ INVOKE := $(BIN)/invoke
 PORT ?= 8000
 export PORT
 
-.PHONY: serve build publish deploy release test import export remove send preview bench audit clean
+.PHONY: serve build publish deploy release test import export remove send preview check-mail bench audit clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -60,6 +60,10 @@ send: $(VENV)/.runtime
 
 preview: $(VENV)/.runtime
 	$(INVOKE) preview --post "$(POST)"
+
+# SPF, DKIM, DMARC, MX of NEWSLETTER_FROM's domain and the SMTP_URL relay; exit 1 if anything is to fix.
+check-mail: $(VENV)/.runtime
+	$(INVOKE) check-mail
 
 bench: $(VENV)/.dev
 	$(INVOKE) bench
