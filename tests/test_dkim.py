@@ -9,7 +9,7 @@ from aiosmtpd.controller import Controller
 
 from newsletter.config import Config, ConfigError, read_dkim
 from newsletter.confirmation import ConfirmationMail
-from newsletter.mail_message import PLACEHOLDER, Mail, POLICY
+from newsletter.mail_message import PLACEHOLDER, Mail
 from newsletter.mailer import ReplyLost, open_mailer
 from newsletter.outgoing import Outgoing
 from newsletter.pages import mail_environment
@@ -182,4 +182,26 @@ def test_from_env_refuses_dkim_without_a_from_address(tmp_path, dns_server):
            "DKIM_SELECTOR": SELECTOR, "DKIM_KEY_FILE": str(dns_server.key_file)}
     with pytest.raises(ConfigError, match="NEWSLETTER_FROM"):
         Config.from_env(environ=env)
-    assert POLICY.linesep == "\r\n"
+
+
+def test_make_send_test_send_is_signed_end_to_end(tmp_path_factory, dns_server, relay):
+    """`make send POST=… TO=…`'s command, configured by the environment only, through a real site build."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT, build
+    from tests.fixtures.mail.support import CONTENT, environ, write_settings
+
+    sink, url = relay
+    folder = tmp_path_factory.mktemp("dkim-send")
+    settings = write_settings(folder)
+    settings.write_text(settings.read_text() + "NEWSLETTER_FROM = 'égoBlog <lettre@ok.test>'\n")
+    build(CONTENT, folder / "output", settings=str(settings))
+    env = {**environ(folder, url, DKIM_SELECTOR=SELECTOR, DKIM_KEY_FILE=str(dns_server.key_file)),
+           "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([sys.executable, "-m", "newsletter.sender", "lettre-test", "--to", READER], cwd=ROOT,
+                          env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr
+    data = sink.envelopes[-1].content
+    assert b"List-Unsubscribe-Post" in data and dkim.verify(data, dnsfunc=dns_server.dnsfunc)
+    assert tags(data)["d"] == "ok.test"
