@@ -10,6 +10,7 @@ CHECK_MAIL_DNS=host[:port] asks that DNS server instead of the system's (tests u
 from __future__ import annotations
 
 import ipaddress
+import os
 import smtplib
 import ssl
 import sys
@@ -337,7 +338,6 @@ def check(config: Config, resolver, ssl_context: ssl.SSLContext | None = None) -
 
 
 def main(environ=None, out=None, err=None) -> int:
-    import os
     env = os.environ if environ is None else environ
     out, err = out or sys.stdout, err or sys.stderr
     try:
