@@ -6,7 +6,7 @@ INVOKE := $(BIN)/invoke
 PORT ?= 8000
 export PORT
 
-.PHONY: serve build publish deploy release test import export remove send bounces preview bench audit clean import-wordpress
+.PHONY: serve build publish deploy release test import export remove send bounces preview check-mail bench audit clean import-wordpress
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -67,6 +67,10 @@ bounces: $(VENV)/.runtime
 
 preview: $(VENV)/.runtime
 	$(INVOKE) preview --post "$(POST)"
+
+# SPF, DKIM, DMARC, MX of NEWSLETTER_FROM's domain and the SMTP_URL relay; exit 1 if anything is to fix.
+check-mail: $(VENV)/.runtime
+	$(INVOKE) check-mail
 
 bench: $(VENV)/.dev
 	$(INVOKE) bench

@@ -124,6 +124,12 @@ def release(c):
     run("-m", "sitebuild.release")
 
 
+@task(name="check-mail")
+def check_mail(c):
+    """Check the From domain's SPF, DKIM, DMARC and MX records and the SMTP relay; say what to publish."""
+    run("-m", "newsletter.checkmail")
+
+
 @task
 def bench(c, growth=False):
     """Time our build against stock Pelican on 1,000 posts (--growth: also 100 and 5,000 posts)."""

@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 
 from blogcore import urls
 
+from .dkimsign import DkimKey, DkimKeyError
+
 logger = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,6 +46,7 @@ class Config:
     smtp_url: str | None = field(default=None, repr=False)
     welcome: bool = True  # NEWSLETTER_WELCOME: a welcome mail once a reader confirms (welcome.py)
     secrets: list[str] = field(default_factory=list, repr=False)
+    dkim: DkimKey | None = field(default=None, repr=False)
     settings: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -82,10 +85,15 @@ class Config:
         if not isinstance(welcome, bool):
             raise ConfigError(f"NEWSLETTER_WELCOME ({settings_file}) doit valoir True ou False, pas {welcome!r}")
 
+        mail_from = str(settings.get("NEWSLETTER_FROM", ""))
+        dkim = read_dkim(env)
+        if dkim is not None and "@" not in mail_from:
+            raise ConfigError(f"NEWSLETTER_FROM ({settings_file}) : une adresse est nécessaire pour signer "
+                              f"avec DKIM (son domaine est celui de la signature), pas {mail_from!r}")
         return cls(
             public_url=public_url,
             newsletter_url=newsletter_url,
-            mail_from=str(settings.get("NEWSLETTER_FROM", "")),
+            mail_from=mail_from,
             reply_to=str(settings.get("NEWSLETTER_REPLY_TO", "")),
             site_name=str(settings.get("SITENAME", "")),
             db=env.get("NEWSLETTER_DB") or str(ROOT / DEFAULT_DB),
@@ -93,6 +101,7 @@ class Config:
             smtp_url=smtp_url,
             welcome=welcome,
             secrets=read_secrets(env),
+            dkim=dkim,
             settings=settings,
         )
 
@@ -117,6 +126,34 @@ def read_settings(settings_file: str | os.PathLike) -> dict:
     finally:
         sys.path.remove(folder)
     return {k: v for k, v in names.items() if k.isupper()}
+
+
+def read_dkim(env) -> DkimKey | None:
+    """DKIM_SELECTOR with DKIM_KEY_FILE (a PEM file) or DKIM_KEY (the PEM itself), checked now:
+    a bad key stops the start with the variable's name, instead of failing every send."""
+    selector = (env.get("DKIM_SELECTOR") or "").strip()
+    key_file = (env.get("DKIM_KEY_FILE") or "").strip()
+    key = env.get("DKIM_KEY") or ""
+    if not (selector or key_file or key.strip()):
+        return None
+    if key_file and key.strip():
+        raise ConfigError("DKIM_KEY_FILE et DKIM_KEY sont tous deux définis : gardez-en un seul")
+    if not selector:
+        raise ConfigError("DKIM_SELECTOR manque : il accompagne DKIM_KEY_FILE ou DKIM_KEY (par exemple : lettre2026)")
+    if not (key_file or key.strip()):
+        raise ConfigError("DKIM_KEY_FILE (ou DKIM_KEY) manque : DKIM_SELECTOR est défini, mais sans clé privée")
+    if key_file:
+        source = f"DKIM_KEY_FILE={key_file}"
+        try:
+            pem = Path(key_file).read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"{source} : fichier illisible ({exc.strerror or exc.__class__.__name__})") from None
+    else:
+        source, pem = "DKIM_KEY", key.replace("\\n", "\n").encode("ascii", "replace")
+    try:
+        return DkimKey.load(selector, pem, source)
+    except DkimKeyError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def read_secrets(env) -> list[str]:

@@ -3,11 +3,14 @@ SMTP when SMTP_URL is set, otherwise one .eml file a message in NEWSLETTER_OUTBO
 
 `open_mailer(config)` yields an object with `send(msg, envelope_from=None)`; the SMTP backend keeps
 one connection for every message sent inside the `with` block. `envelope_from` is the SMTP MAIL FROM
-(the newsletter's signed return path, see verp.py); None: smtplib's default, the From header.
+(the newsletter's signed return path, see verp.py); None: the Sender or From header. Both backends
+flatten the message once (`wire_bytes`), DKIM-sign those bytes when a key is configured, and hand
+over exactly the signed bytes: nothing re-flattens a message after its signature.
 """
 from __future__ import annotations
 
 import base64
+import io
 import logging
 import os
 import smtplib
@@ -16,12 +19,15 @@ import tempfile
 import time
 import uuid
 from contextlib import contextmanager
-from email.message import EmailMessage
+from email.generator import BytesGenerator
+from email.message import EmailMessage, Message
+from email.utils import getaddresses
 from pathlib import Path
 from typing import Iterator, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from .config import Config
+from .dkimsign import DkimKey
 
 logger = logging.getLogger(__name__)
 
@@ -51,31 +57,49 @@ class Mailer(Protocol):
 def open_mailer(config: Config, ssl_context: ssl.SSLContext | None = None) -> Iterator[Mailer]:
     """The configured mailer, closed on exit. `ssl_context` overrides certificate checks (tests)."""
     if config.smtp_url:
-        mailer = SMTPMailer(config.smtp_url, ssl_context)
+        mailer = SMTPMailer(config.smtp_url, ssl_context, dkim=config.dkim)
         try:
             yield mailer
         finally:
             mailer.close()
     else:
-        yield OutboxMailer(config.outbox)
+        yield OutboxMailer(config.outbox, dkim=config.dkim)
+
+
+def wire_bytes(msg: Message, dkim: DkimKey | None = None) -> bytes:
+    """The message as it goes on the wire (CRLF, as smtplib's send_message flattens it), DKIM-signed
+    when a key is given. Both backends write these bytes: the outbox holds what a relay would get."""
+    buffer = io.BytesIO()
+    BytesGenerator(buffer, mangle_from_=False, policy=msg.policy.clone(linesep="\r\n")).flatten(msg)
+    data = buffer.getvalue()
+    return dkim.sign(data) if dkim is not None else data
+
+
+def envelope(msg: Message) -> tuple[str, list[str]]:
+    """MAIL FROM and RCPT TO as smtplib's send_message takes them: Sender or From; To, Cc, Bcc."""
+    sender = getaddresses([str(msg["Sender"] or msg["From"] or "")])
+    recipients = getaddresses([str(v) for key in ("To", "Cc", "Bcc") for v in msg.get_all(key, [])])
+    return (sender[0][1] if sender else ""), [address for _, address in recipients if address]
 
 
 class OutboxMailer:
     """Writes each message to `outbox/<time>-<random>.eml` (no address in the name),
     complete or not at all: a temporary file renamed into place."""
 
-    def __init__(self, outbox: Path):
+    def __init__(self, outbox: Path, dkim: DkimKey | None = None):
         self.outbox = Path(outbox)
         self.outbox.mkdir(parents=True, exist_ok=True)
+        self.dkim = dkim
 
     def send(self, msg: EmailMessage, envelope_from: str | None = None) -> Path:
         """The envelope sender has no place in an .eml file: it is ignored."""
+        data = wire_bytes(msg, self.dkim)
         name = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:12]}.eml"
         # Not *.eml until complete: readers globbing the outbox never see half a message.
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".part", dir=self.outbox)
         try:
             with os.fdopen(fd, "wb") as f:
-                f.write(msg.as_bytes())
+                f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
             path = self.outbox / name
@@ -122,7 +146,8 @@ class SMTPMailer:
     Errors while sending propagate as smtplib exceptions: the caller decides to retry.
     """
 
-    def __init__(self, url: str, ssl_context: ssl.SSLContext | None = None):
+    def __init__(self, url: str, ssl_context: ssl.SSLContext | None = None, dkim: DkimKey | None = None):
+        self.dkim = dkim
         parts = urlsplit(url)
         query = parse_qs(parts.query)
         self.tls = parts.scheme == "smtps"
@@ -167,11 +192,15 @@ class SMTPMailer:
 
     def send(self, msg: EmailMessage, envelope_from: str | None = None) -> None:
         """Send one message; ReplyLost if it went out whole but its answer never came back."""
+        if any(msg.get_all(key) for key in ("Bcc", "Resent-Bcc")):
+            raise ValueError("a Bcc header would be sent to every recipient: not supported")
+        data = wire_bytes(msg, self.dkim)  # signed once: a retry sends the very same bytes
+        sender, recipients = envelope(msg)
         for attempt in (1, 2):
             if self._smtp is None:
                 self._smtp = self.connect()
             try:
-                self._smtp.send_message(msg, from_addr=envelope_from)
+                self._smtp.sendmail(envelope_from or sender, recipients, data)
                 return
             except smtplib.SMTPServerDisconnected:
                 lost_answer = self._smtp.data_sent

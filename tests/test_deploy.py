@@ -20,7 +20,8 @@ from tests.conftest import ROOT, missing
 from tests.fixtures.sshd import free_port, running_sshd
 
 SITEURL = "https://blog.example.fr"
-PUBLISH_ENV = {"SITEURL": SITEURL, "NEWSLETTER_SECRET": "deploy-tests-secret-0123456789abcdef"}
+PUBLISH_ENV = {"SITEURL": SITEURL, "NEWSLETTER_SECRET": "deploy-tests-secret-0123456789abcdef",
+               "NEWSLETTER_FROM": "égoBlog <lettre@blog.exemple.fr>"}
 EDITED = "2015-11-le-cr-aime.md"
 EDITED_PAGE = "2015/11/le-cr-aime/index.html"
 DELETED = "2009-08-infamie-du-fail.md"

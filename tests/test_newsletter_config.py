@@ -48,8 +48,31 @@ def test_publishconf_needs_its_variables(monkeypatch):
         Config.from_env(environ={"NEWSLETTER_SETTINGS": "publishconf.py", "NEWSLETTER_SECRET": "s" * 32})
     monkeypatch.setenv("SITEURL", "https://blog.exemple.fr")
     monkeypatch.setenv("NEWSLETTER_SECRET", "s" * 32)
+    monkeypatch.setenv("NEWSLETTER_FROM", "Mon blog <lettre@exemple.fr>")
     c = Config.from_env(environ={"NEWSLETTER_SETTINGS": "publishconf.py", "NEWSLETTER_SECRET": "s" * 32})
     assert c.newsletter_url == "https://blog.exemple.fr/newsletter"
+    assert c.mail_from == "Mon blog <lettre@exemple.fr>"
+
+
+@pytest.mark.parametrize("mail_from, says", [
+    (None, "set NEWSLETTER_FROM"),
+    ("", "set NEWSLETTER_FROM"),
+    ("Mon blog", "set NEWSLETTER_FROM"),
+    ("égoBlog <lettre@egoblog.example>", "egoblog.example, which no mail can come from"),
+    ("lettre@blog.invalid", "blog.invalid"),
+    ("lettre@localhost", "set NEWSLETTER_FROM"),
+    ("lettre@mail.localhost", "mail.localhost"),
+    ("lettre@example.com", "example.com"),
+])
+def test_publishconf_refuses_a_missing_or_placeholder_from(monkeypatch, mail_from, says):
+    monkeypatch.setenv("SITEURL", "https://blog.exemple.fr")
+    monkeypatch.setenv("NEWSLETTER_SECRET", "s" * 32)
+    if mail_from is None:
+        monkeypatch.delenv("NEWSLETTER_FROM", raising=False)
+    else:
+        monkeypatch.setenv("NEWSLETTER_FROM", mail_from)
+    with pytest.raises(ConfigError, match=says):
+        Config.from_env(environ={"NEWSLETTER_SETTINGS": "publishconf.py", "NEWSLETTER_SECRET": "s" * 32})
 
 
 def run(*args, env):

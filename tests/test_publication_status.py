@@ -70,7 +70,8 @@ def write_content(folder: Path) -> Path:
 def build(content, output, cache, now, settings="pelicanconf.py", extra=(), accelerated=True, check=True):
     """`make build` (or `make publish`) on this content at this clock; returns the process result."""
     options = [f"PUBLICATION_NOW={now}", f"CACHE_PATH={cache}", *extra] + ([] if accelerated else ["FAST_BUILD=false"])
-    env = {**os.environ, "SITEURL": "https://blog.exemple.fr", "NEWSLETTER_SECRET": "secret-de-test-" + "p" * 20}
+    env = {**os.environ, "SITEURL": "https://blog.exemple.fr", "NEWSLETTER_SECRET": "secret-de-test-" + "p" * 20,
+           "NEWSLETTER_FROM": "égoBlog <lettre@blog.exemple.fr>"}
     result = subprocess.run([sys.executable, "-m", "sitebuild", "--settings", settings, "--content", str(content),
                              "--output", str(output), "-e", *options],
                             cwd=ROOT, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL)
