@@ -1,8 +1,7 @@
 """The mails score clean with Debian's SpamAssassin, run offline (-L: no network test) with Bayes off and a
-throw-away home: a newsletter built from the fixture posts and a confirmation mail, each DKIM-signed and
-flattened exactly as the mailer sends them. The rules hit are printed (pytest -s, or -rA) and recorded.
-
-The welcome mail is not on main yet: its score is to be added with it.
+throw-away home: a newsletter built from the fixture posts, a confirmation mail and a welcome mail, each
+DKIM-signed and flattened exactly as the mailer sends them. The rules hit are printed (pytest -s, or -rA)
+and recorded.
 """
 import dataclasses
 import os
@@ -18,6 +17,7 @@ from newsletter.mail_message import build_mail, load_posts
 from newsletter.mailer import wire_bytes
 from newsletter.pages import mail_environment
 from newsletter.signing import Signer
+from newsletter.welcome import WelcomeMail
 from tests.conftest import build, require_command
 from tests.fixtures.mail.support import CONTENT, environ, write_settings
 
@@ -38,10 +38,11 @@ def mails(tmp_path_factory, dkim_keys):
     newsletter = build_mail(config, load_posts(config, ["lettre-test"])).message(
         READER, unsubscribe_url(config, signer, READER), unsubscribe_mailto(config, signer, READER))
     confirmation, _ = ConfirmationMail(config, signer, mail_environment(config)).message(READER)
+    welcome, _ = WelcomeMail(config, signer, mail_environment(config)).message(READER)
     spam = (b"From: lettre@blog.exemple.fr\r\nTo: " + READER.encode() + b"\r\nSubject: Test\r\n\r\n"
             b"XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X\r\n")
     return {"newsletter": wire_bytes(newsletter, config.dkim), "confirmation": wire_bytes(confirmation, config.dkim),
-            "gtube": spam}  # the standard spam test string: proves the scores are read
+            "welcome": wire_bytes(welcome, config.dkim), "gtube": spam}  # the standard spam test string: proves the scores are read
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +67,7 @@ def scores(mails, tmp_path_factory):
     return found
 
 
-@pytest.mark.parametrize("kind", ["newsletter", "confirmation"])
+@pytest.mark.parametrize("kind", ["newsletter", "confirmation", "welcome"])
 def test_signed_mail_scores_clean(scores, kind, record_property):
     score, rules = scores[kind]
     hit = ", ".join(f"{rule} {points:+.1f}" for rule, points in sorted(rules.items())) or "none"
@@ -86,3 +87,4 @@ def test_the_mails_sent_are_the_ones_scored(mails):
     """What SpamAssassin read carries the DKIM signature and the unsubscribe headers."""
     assert mails["newsletter"].startswith(b"DKIM-Signature:") and b"List-Unsubscribe-Post:" in mails["newsletter"]
     assert mails["confirmation"].startswith(b"DKIM-Signature:")
+    assert mails["welcome"].startswith(b"DKIM-Signature:") and b"List-Unsubscribe-Post:" in mails["welcome"]
