@@ -672,11 +672,12 @@ def test_without_uploads_every_image_is_listed_missing(tmp_path):
 
 
 def test_make_passes_file_uploads_and_force():
-    result = subprocess.run(["make", "-n", "import-wordpress", "FILE=export.xml", "UPLOADS=copie/uploads", "FORCE=1"],
-                            cwd=ROOT, capture_output=True, text=True)
+    # --no-print-directory: under `make test`, a sub-make prints "Entering directory" lines around the recipe.
+    result = subprocess.run(["make", "-n", "--no-print-directory", "import-wordpress", "FILE=export.xml",
+                             "UPLOADS=copie/uploads", "FORCE=1"], cwd=ROOT, capture_output=True, text=True)
     assert 'import-wordpress --file "export.xml" --uploads "copie/uploads" --force' in result.stdout, result.stdout
-    plain = subprocess.run(["make", "-n", "import-wordpress", "FILE=export.xml"], cwd=ROOT, capture_output=True,
-                           text=True)
+    plain = subprocess.run(["make", "-n", "--no-print-directory", "import-wordpress", "FILE=export.xml"], cwd=ROOT,
+                           capture_output=True, text=True)
     assert plain.stdout.rstrip().endswith('import-wordpress --file "export.xml"'), plain.stdout
 
 
