@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from newsletter.store import Erasure, open_store
-from tests.fixtures.postgres import database_bytes
+from tests.fixtures.postgres import database_bytes, wal_bytes
 
 # A reader in another process: the sqlite3 shell's library (Python's, 3.40), reading whole snapshots
 # in short transactions until its stdin closes, like a backup or the sender paging through readers.
@@ -380,3 +380,19 @@ def test_postgres_group_commit_many_unsubscribes_at_once(postgres_server):
         with psycopg.connect(url) as conn:  # one VACUUM per pass: the passes were shared
             assert conn.execute("SELECT vacuum_count FROM pg_stat_user_tables WHERE relname = 'subscribers'"
                                 ).fetchone()[0] < 20
+
+
+def test_postgres_the_wal_keeps_an_erased_address_until_a_checkpoint_deletes_its_segment(postgres_server):
+    """What the privacy page says: the INSERT's WAL record holds the address after ERASED; with
+    wal_keep_size = 0 and wal_recycle = off, a switch to a new segment and a checkpoint delete it."""
+    url = postgres_server.new_database()
+    secret = "wal.seulement@radium-exemple.fr"
+    with open_store(url) as store:
+        store.add_many([f"lecteur{n}@exemple.fr" for n in range(50)] + [secret])
+        assert store.remove(secret) is Erasure.ERASED
+    assert secret.encode() in wal_bytes(postgres_server)  # before any checkpoint could delete its segment
+    assert secret.encode() not in database_bytes(postgres_server, url)
+    with postgres_server.admin() as conn:
+        conn.execute("SELECT pg_switch_wal()")
+        conn.execute("CHECKPOINT")
+    assert secret.encode() not in wal_bytes(postgres_server)
