@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from newsletter.store import Erasure, open_store
+from tests.conftest import ROOT
 from tests.fixtures.postgres import database_bytes, wal_bytes
 
 # A reader in another process: the sqlite3 shell's library (Python's, 3.40), reading whole snapshots
@@ -396,3 +397,18 @@ def test_postgres_the_wal_keeps_an_erased_address_until_a_checkpoint_deletes_its
         conn.execute("SELECT pg_switch_wal()")
         conn.execute("CHECKPOINT")
     assert secret.encode() not in wal_bytes(postgres_server)
+
+
+def test_the_privacy_page_and_the_readme_say_what_postgresql_keeps_and_give_the_same_settings():
+    page = (ROOT / "content" / "pages" / "confidentialite.md").read_text(encoding="utf-8")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for claim in ["journal des écritures", "archives du journal et les sauvegardes", "réplique", "VACUUM FULL"]:
+        assert claim in page, claim
+
+    def settings(text):
+        block = text.split("```\nwal_level = minimal", 1)[1].split("```", 1)[0]
+        return ["wal_level"] + [line.split("=")[0].strip() + "=" + line.split("=")[1].split("#")[0].strip()
+                                for line in block.strip().splitlines()]
+
+    assert settings(page) == settings(readme)
+    assert "wal_recycle=off" in settings(page) and "wal_keep_size=0" in settings(page)
