@@ -89,6 +89,10 @@ class PostgresStore:
                     # Two instances starting at once: one creates the schema, the other waits, then finds it.
                     conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
                     conn.execute(SCHEMA)
+                # The erasure check reads the dead-tuple count as VACUUM sets it in shared memory (15 and later).
+                if conn.info.server_version < 150000:
+                    raise StoreError(f"NEWSLETTER_DB : {self.path} : PostgreSQL {conn.info.server_version // 10000} ; "
+                                     "la lettre demande PostgreSQL 15 ou plus récent (15 or later)")
                 # The erasure check reads the dead-tuple count: it must be kept.
                 if conn.execute("SHOW track_counts").fetchone()[0] != "on":
                     raise StoreError(f"NEWSLETTER_DB : {self.path} : track_counts = off ; "
@@ -257,7 +261,10 @@ class PostgresStore:
             yield
         finally:
             self._checkpoints = None
-            conn.execute("RESET synchronous_commit")
+            try:
+                conn.execute("RESET synchronous_commit")
+            except psycopg.Error:
+                pass  # a broken connection: the pool drops it
             self._pool.putconn(conn)
 
     @contextmanager
