@@ -1,6 +1,7 @@
 """The store, on both backends (SQLite file, PostgreSQL database): one column of addresses, erased to
 the byte, safe across threads and processes. Tests named _sqlite_ or _postgres_ are about one backend."""
 import multiprocessing
+import os
 import sqlite3
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import time
 import pytest
 
 from newsletter.store import Erasure, SendBusy, StoreError, open_store
+from tests.conftest import ROOT
 from tests.fixtures.postgres import database_bytes
 
 
@@ -252,3 +254,19 @@ def test_sqlite_only_the_owner_can_read_the_files(sqlite_store, tmp_path):
     files = sorted(tmp_path.glob("abonnes.sqlite3*"))
     assert len(files) >= 2  # the database and its WAL
     assert {path.name: path.stat().st_mode & 0o077 for path in files} == {path.name: 0 for path in files}
+
+
+def test_postgres_import_export_remove_commands(postgres_server, tmp_path):
+    """make import / export / remove with NEWSLETTER_DB=postgresql://…"""
+    url = postgres_server.new_database()
+    env = {**os.environ, "NEWSLETTER_DB": url}
+    (tmp_path / "liste.csv").write_text("email\nb@exemple.fr\nA@exemple.fr\n", encoding="utf-8")
+
+    def command(*args):
+        return subprocess.run([sys.executable, "-m", "newsletter", *args], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=60)
+
+    assert "2 adresse(s) ajoutée(s)" in command("import", str(tmp_path / "liste.csv")).stdout
+    assert command("export").stdout == "email\nA@exemple.fr\nb@exemple.fr\n"
+    assert command("remove", "a@exemple.fr").stdout.strip() == "Adresse effacée."
+    assert command("export").stdout == "email\nb@exemple.fr\n"
