@@ -81,18 +81,18 @@ class PostgresStore:
     arbitrates between processes."""
 
     def __init__(self, url: str):
-        self.url, self.path = url, _shown(url)  # `path`: what messages name, as for SQLite
+        self.path = _shown(url)  # what messages name, as SQLiteStore.path (never the password)
         conninfo = make_conninfo(url, connect_timeout=CONNECT_TIMEOUT, application_name="newsletter")
         try:
             with psycopg.connect(conninfo, autocommit=True) as conn:
-                with conn.transaction():
-                    # Two instances starting at once: one creates the schema, the other waits, then finds it.
-                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
-                    conn.execute(SCHEMA)
                 # The erasure check reads the dead-tuple count as VACUUM sets it in shared memory (15 and later).
                 if conn.info.server_version < 150000:
                     raise StoreError(f"NEWSLETTER_DB : {self.path} : PostgreSQL {conn.info.server_version // 10000} ; "
                                      "la lettre demande PostgreSQL 15 ou plus récent (15 or later)")
+                with conn.transaction():
+                    # Two instances starting at once: one creates the schema, the other waits, then finds it.
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+                    conn.execute(SCHEMA)
                 # The erasure check reads the dead-tuple count: it must be kept.
                 if conn.execute("SHOW track_counts").fetchone()[0] != "on":
                     raise StoreError(f"NEWSLETTER_DB : {self.path} : track_counts = off ; "
