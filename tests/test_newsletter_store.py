@@ -270,3 +270,27 @@ def test_postgres_import_export_remove_commands(postgres_server, tmp_path):
     assert command("export").stdout == "email\nA@exemple.fr\nb@exemple.fr\n"
     assert command("remove", "a@exemple.fr").stdout.strip() == "Adresse effacée."
     assert command("export").stdout == "email\nb@exemple.fr\n"
+
+
+def test_postgres_instances_opening_a_new_database_at_once_all_start(postgres_server):
+    """Eight stores opened at the same moment on an empty database: one creates the schema, none fails."""
+    url = postgres_server.new_database()
+    barrier, stores, failures = threading.Barrier(8), [], []
+
+    def start():
+        barrier.wait()
+        try:
+            stores.append(open_store(url))
+        except Exception as exc:  # noqa: BLE001 - any failure is the finding
+            failures.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == [] and len(stores) == 8
+    stores[0].add("premier@exemple.fr")
+    assert all("premier@exemple.fr" in s for s in stores)
+    for s in stores:
+        s.close()
