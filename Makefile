@@ -6,7 +6,7 @@ INVOKE := $(BIN)/invoke
 PORT ?= 8000
 export PORT
 
-.PHONY: serve build publish deploy release test import export remove send bounces preview check-mail bench audit clean import-wordpress
+.PHONY: serve build publish deploy release test import export remove migrate-store send bounces preview check-mail bench audit clean import-wordpress
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -56,6 +56,10 @@ export: $(VENV)/.runtime
 
 remove: $(VENV)/.runtime
 	$(INVOKE) remove --email "$(EMAIL)"
+
+# FROM=, TO=: a SQLite path or a postgresql:// URL; TO must be empty. All or nothing, FROM untouched.
+migrate-store: $(VENV)/.runtime
+	$(INVOKE) migrate-store --source "$(FROM)" --target "$(TO)"
 
 # POST= empty: every post due (the first run records the archive, mails nothing); TO=: a test send; DRY_RUN=1: only show.
 send: $(VENV)/.runtime

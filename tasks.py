@@ -92,6 +92,13 @@ def remove(c, email):
     run("-m", "newsletter", "remove", email)
 
 
+@task(name="migrate-store", help={"source": "FROM: SQLite path or postgresql:// URL",
+                                  "target": "TO: an empty store, SQLite path or postgresql:// URL"})
+def migrate_store(c, source="", target=""):
+    """Copy the subscribers (ids kept) and the send state from one store to an empty one, all or nothing."""
+    run("-m", "newsletter.migrate", source, target)
+
+
 @task(help={"post": "slug, or slugs comma-separated as one digest; empty: every post due",
             "to": "test send to this one address; records nothing"})
 def send(c, post="", to=""):

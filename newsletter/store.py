@@ -2,7 +2,7 @@
 
 All SQL lives here, one comment per query. SQLite is the default backend, through apsw, which
 bundles a current SQLite (3.54; Python 3.11's own is 3.40, before the WAL-reset fix of 3.51.3).
-A PostgreSQL backend can implement the same `Store` methods later.
+The PostgreSQL backend (pgstore.py) has the same methods, for several processes or machines.
 
 Privacy: `subscribers` holds the address and a counter that orders the sender's walk. Sends are
 recorded in `sends`, keyed by post, never by person. An erasure is complete only once no byte of
@@ -81,16 +81,16 @@ class Erasure(enum.Enum):
 
 
 def open_store(url_or_path: str | Path) -> "Store":
-    """A store for NEWSLETTER_DB: a SQLite file path (or sqlite:///path)."""
+    """A store for NEWSLETTER_DB: a SQLite file path (or sqlite:///path), or a postgresql:// URL."""
     target = str(url_or_path)
     if target.startswith(("postgresql://", "postgres://")):
-        raise StoreError("NEWSLETTER_DB : PostgreSQL n’est pas encore pris en charge (not yet supported); "
-                         "utilisez un chemin de fichier SQLite")
+        from .pgstore import PostgresStore  # psycopg is loaded only by who uses it
+        return PostgresStore(target)
     if target.startswith("sqlite:///"):
         target = target[len("sqlite:///"):]
     elif "://" in target:
         raise StoreError(f"NEWSLETTER_DB : schéma non reconnu ({target.split('://')[0]}://) ; "
-                         "attendu : un chemin de fichier SQLite")
+                         "attendu : un chemin de fichier SQLite ou une URL postgresql://")
     return SQLiteStore(Path(target))
 
 
@@ -377,6 +377,47 @@ class SQLiteStore:
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+
+    # -- copying a whole store (make migrate-store) ------------------------
+
+    def high_water(self) -> int:
+        """The highest id ever handed out (0: none), so a copy never hands it out again."""
+        with self._lock:
+            # AUTOINCREMENT's counter: the largest id ever used, deleted or not.
+            row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'subscribers'").fetchone()
+        return row[0] if row else 0
+
+    def load_copy(self, high_water: int, subscribers: Iterable[tuple[int, str]],
+                  sends: dict[str, tuple[int, bool]]) -> int:
+        """Fill an empty store with another's rows, ids kept, in one transaction; StoreError if not empty."""
+        count = 0
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                # Checked inside the transaction: nobody adds a row meanwhile.
+                if self._db.execute("SELECT EXISTS (SELECT 1 FROM subscribers) OR EXISTS (SELECT 1 FROM sends)"
+                                    ).fetchone()[0]:
+                    raise StoreError(f"{self.path} n’est pas vide (not empty) : rien n’a été copié")
+                for row in subscribers:
+                    # The id kept: a send in progress resumes at the same place.
+                    self._db.execute("INSERT INTO subscribers (id, email) VALUES (?, ?)", row)
+                    count += 1
+                for post_id, (position, done) in sends.items():
+                    # The send state as it was.
+                    self._db.execute("INSERT INTO sends (post_id, position, done) VALUES (?, ?, ?)",
+                                     (post_id, position, int(done)))
+                # AUTOINCREMENT goes on after the source's highest id, used or deleted.
+                # (sqlite_sequence has no key: update the row the inserts made, or add it.)
+                self._db.execute("UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = 'subscribers'",
+                                 (high_water,))
+                if self._db.changes() == 0 and high_water:
+                    self._db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('subscribers', ?)",
+                                     (high_water,))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return count
 
     def close(self) -> None:
         """Close, after a last bounded try at any erasure still pending (the next open finishes it otherwise)."""

@@ -1,5 +1,5 @@
 """Erased means erased: after `remove` says ERASED, no byte of the address is in the database,
--wal or -shm files, even while other processes read the store; PENDING is said only while a reader
+-wal or -shm files (SQLite), or in the database's folder of the cluster (PostgreSQL, tests _postgres_), even while other processes read the store; PENDING is said only while a reader
 holds the WAL, and the erasure then completes by itself. Also: the SQLite linked, and the old schema."""
 import random
 import sqlite3
@@ -9,9 +9,13 @@ import threading
 import time
 
 import apsw
+import psycopg
+import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from newsletter.store import Erasure, open_store
+from tests.conftest import ROOT
+from tests.fixtures.postgres import database_bytes, wal_bytes
 
 # A reader in another process: the sqlite3 shell's library (Python's, 3.40), reading whole snapshots
 # in short transactions until its stdin closes, like a backup or the sender paging through readers.
@@ -230,3 +234,181 @@ def test_group_commit_many_unsubscribes_at_once(tmp_path):
         data = store_bytes(path)
         assert [e for e in leaving if e.encode() in data] == []
         assert store.count() == 500
+
+
+# -- PostgreSQL: the same promises, checked in the database's own files --------------------------
+
+def _hold_snapshot(url: str, touch_table: bool):
+    """Another connection in a REPEATABLE READ transaction: its snapshot still sees every row deleted
+    after it began (a pg_dump, a slow report). With touch_table it has also read the table (and holds
+    a lock on it); without, it only holds back the horizon of what VACUUM may remove."""
+    reader = psycopg.connect(url)
+    reader.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+    reader.execute("SELECT count(*) FROM subscribers" if touch_table else "SELECT 1").fetchone()
+    return reader
+
+
+@pytest.mark.parametrize("touch_table", [True, False])
+def test_postgres_an_old_snapshot_makes_it_pending_then_it_completes_by_itself(postgres_server, touch_table):
+    url = postgres_server.new_database()
+    secret = "marie.curie+lettre@radium-exemple.fr"
+    store = open_store(url)
+    try:
+        store.add_many([f"lecteur{n}@exemple.fr" for n in range(300)])
+        store.add(secret)
+        reader = _hold_snapshot(url, touch_table)
+        started = time.monotonic()
+        assert store.remove(secret, wait=0.3) is Erasure.PENDING
+        assert time.monotonic() - started < 2
+        assert secret not in store  # off the list at once: the sender will not mail it
+        assert secret.encode() in database_bytes(postgres_server, url)  # not erased yet, and not claimed to be
+        assert store.erasure_pending()
+
+        slowest = 0.0
+        for n in range(50):  # signups confirmed while the reader holds its snapshot
+            t = time.monotonic()
+            store.add(f"nouveau{n}@exemple.fr")
+            slowest = max(slowest, time.monotonic() - t)
+        assert slowest < 1.0, f"a confirmation waited {slowest:.2f} s behind a reader"
+
+        reader.commit()
+        deadline = time.monotonic() + 20
+        while store.erasure_pending() and time.monotonic() < deadline:  # the store's own thread finishes it
+            time.sleep(0.02)
+        assert not store.erasure_pending()
+        assert secret.encode() not in database_bytes(postgres_server, url)
+        reader.close()
+    finally:
+        store.close()
+
+
+def test_postgres_random_sequences_leave_no_byte_of_any_removed_address(postgres_server):
+    """800 random subscribes and unsubscribes on two stores (two instances) of one database, a process
+    reading whole snapshots all along: each ERASED checked in the files one in twenty, every removal at the end."""
+    url = postgres_server.new_database()
+    rng = random.Random(20261203)
+    one, two = open_store(url), open_store(url)
+    reader = subprocess.Popen([sys.executable, "-c", PG_BUSY_READER, url], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    assert reader.stdout.readline().strip() == "ready"
+    subscribed: set[str] = set()
+    removed: set[str] = set()
+    answers = {Erasure.ERASED: 0, Erasure.PENDING: 0, Erasure.ABSENT: 0}
+    try:
+        for n in range(800):
+            store = one if rng.random() < 0.5 else two
+            if len(subscribed) > 50 and rng.random() < 0.45:
+                email = rng.choice(sorted(subscribed))
+                answer = store.remove(email.upper() if rng.random() < 0.1 else email)
+                answers[answer] += 1
+                assert answer is not Erasure.ABSENT
+                subscribed.discard(email)
+                removed.add(email)
+                if answer is Erasure.ERASED and n % 20 == 0:
+                    assert email.lower().encode() not in database_bytes(postgres_server, url), email
+            else:
+                email = rng.choice(sorted(removed)) if removed and rng.random() < 0.1 else address(rng, n)
+                store.add(email)
+                subscribed.add(email)
+                removed.discard(email)
+    finally:
+        reader.stdin.close()
+        assert reader.wait(30) == 0
+        reader.stdout.close()
+    assert one.wait_erased(30) and two.wait_erased(30)
+    data = database_bytes(postgres_server, url)
+    assert len(removed) > 200 and answers[Erasure.ERASED] > 200
+    assert [e for e in sorted(removed) if e.lower().encode() in data] == []
+    assert all(e.lower().encode() in data for e in subscribed)
+    assert sorted(one.emails(), key=str.lower) == sorted(subscribed, key=str.lower)
+    one.close()
+    two.close()
+
+
+# A reader in another process: short REPEATABLE READ transactions reading the whole table, every 2 ms.
+PG_BUSY_READER = """
+import psycopg, sys, select
+db = psycopg.connect(sys.argv[1], autocommit=True)
+print("ready", flush=True)
+while not select.select([sys.stdin], [], [], 0.002)[0]:
+    with db.transaction():
+        db.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        db.execute("SELECT string_agg(email, ',') FROM subscribers").fetchall()
+"""
+
+
+def test_postgres_a_pending_erasure_left_by_a_dead_process_finishes_at_next_open(postgres_server):
+    url = postgres_server.new_database()
+    secret = "disparu@radium-exemple.fr"
+    with open_store(url) as store:
+        store.add_many([f"lecteur{n}@exemple.fr" for n in range(100)] + [secret])
+    # A process that deletes and dies before its VACUUM: the row stays in the table's file, dead.
+    script = ("import os, sys, psycopg\n"
+              "db = psycopg.connect(sys.argv[1], autocommit=True)\n"
+              "db.execute('DELETE FROM subscribers WHERE email = %s', (sys.argv[2],))\n"
+              "os._exit(0)\n")
+    subprocess.run([sys.executable, "-c", script, url, secret], check=True)
+    assert secret.encode() in database_bytes(postgres_server, url)
+    deadline = time.monotonic() + 10
+    while True:  # its backend counts the dead row in the statistics as it exits
+        with psycopg.connect(url, autocommit=True) as conn:
+            if conn.execute("SELECT pg_stat_get_dead_tuples('subscribers'::regclass)").fetchone()[0]:
+                break
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    with open_store(url) as store:
+        assert secret not in store
+        assert store.wait_erased(10)
+    assert secret.encode() not in database_bytes(postgres_server, url)
+
+
+def test_postgres_group_commit_many_unsubscribes_at_once(postgres_server):
+    """Twenty unsubscribes from twenty threads at once: each ERASED, all gone, fewer VACUUM FULLs than 20."""
+    url = postgres_server.new_database()
+    leaving = [f"depart{n}@exemple.fr" for n in range(20)]
+    with open_store(url) as store:
+        store.add_many([f"reste{n}@exemple.fr" for n in range(500)] + leaving)
+        answers = {}
+        threads = [threading.Thread(target=lambda e=e: answers.__setitem__(e, store.remove(e))) for e in leaving]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert set(answers.values()) == {Erasure.ERASED}
+        data = database_bytes(postgres_server, url)
+        assert [e for e in leaving if e.encode() in data] == []
+        assert store.count() == 500
+        with psycopg.connect(url) as conn:  # one VACUUM per pass: the passes were shared
+            assert conn.execute("SELECT vacuum_count FROM pg_stat_user_tables WHERE relname = 'subscribers'"
+                                ).fetchone()[0] < 20
+
+
+def test_postgres_the_wal_keeps_an_erased_address_until_a_checkpoint_deletes_its_segment(postgres_server):
+    """What the privacy page says: the INSERT's WAL record holds the address after ERASED; with
+    wal_keep_size = 0 and wal_recycle = off, a switch to a new segment and a checkpoint delete it."""
+    url = postgres_server.new_database()
+    secret = "wal.seulement@radium-exemple.fr"
+    with open_store(url) as store:
+        store.add_many([f"lecteur{n}@exemple.fr" for n in range(50)] + [secret])
+        assert store.remove(secret) is Erasure.ERASED
+    assert secret.encode() in wal_bytes(postgres_server)  # before any checkpoint could delete its segment
+    assert secret.encode() not in database_bytes(postgres_server, url)
+    with postgres_server.admin() as conn:
+        conn.execute("SELECT pg_switch_wal()")
+        conn.execute("CHECKPOINT")
+    assert secret.encode() not in wal_bytes(postgres_server)
+
+
+def test_the_privacy_page_and_the_readme_say_what_postgresql_keeps_and_give_the_same_settings():
+    page = (ROOT / "content" / "pages" / "confidentialite.md").read_text(encoding="utf-8")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for claim in ["journal des écritures", "archives du journal et les sauvegardes", "réplique", "VACUUM FULL"]:
+        assert claim in page, claim
+
+    def settings(text):
+        block = text.split("```\nwal_level = minimal", 1)[1].split("```", 1)[0]
+        return ["wal_level"] + [line.split("=")[0].strip() + "=" + line.split("=")[1].split("#")[0].strip()
+                                for line in block.strip().splitlines()]
+
+    assert settings(page) == settings(readme)
+    assert "wal_recycle=off" in settings(page) and "wal_keep_size=0" in settings(page)

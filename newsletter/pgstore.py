@@ -1,0 +1,380 @@
+"""The subscriber store on PostgreSQL (NEWSLETTER_DB=postgresql://…): the same methods as SQLiteStore.
+
+All SQL of this backend lives here, one comment per query; the errors and the Erasure answer are
+store.py's. Several processes (service instances, the sender, the commands) share one database.
+
+Privacy: the same two tables, the address and nothing else. PostgreSQL never overwrites in place:
+a DELETE leaves the row as a dead tuple, and VACUUM, which prunes it, compacts the page without
+zeroing the freed space (nor the index's), so a plain VACUUM can leave the address's bytes on disk
+(measured: the last row of a page, and the index, kept them). An erasure is therefore:
+1. DELETE (its statistics flushed at once, see 2);
+2. VACUUM, which removes every dead tuple no open snapshot can still see and reports the count of
+   those it had to keep in the table's statistics (pg_stat_get_dead_tuples, set by VACUUM itself in
+   shared memory since PostgreSQL 15). Not 0: an older snapshot (a REPEATABLE READ reader, a
+   pg_dump) still sees the row: PENDING, retried in a background thread without blocking anyone;
+3. VACUUM FULL: the table and its indexes rewritten into new files from the live rows only; the old
+   files are truncated to 0 bytes at commit. It needs a moment's exclusive lock: a short
+   lock_timeout, and PENDING again if a transaction holds the table.
+Autovacuum is off for `subscribers` (step 2 vacuums; inserts alone need none): its ANALYZE would
+overwrite the dead-tuple count with an estimate. What the server keeps elsewhere (WAL, backups,
+replicas, logs) is in the README and the privacy page.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+
+import psycopg
+from psycopg import errors
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg_pool import ConnectionPool
+
+from .store import ERASE_WAIT, Erasure, SendBusy, StoreError
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_LOCK, SEND_LOCK = 7_206_341_001, 7_206_341_002  # advisory lock keys, per database
+CONNECT_TIMEOUT = 10  # seconds
+
+# Case-insensitive like SQLite's NOCASE, exactly: under the "C" collation lower() folds ASCII only.
+KEY = 'lower(email COLLATE "C")'
+
+SCHEMA = f"""
+-- One row = one confirmed address; id orders the sender's walk and is never handed out twice.
+CREATE TABLE IF NOT EXISTS subscribers (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    email text NOT NULL
+) WITH (autovacuum_enabled = off);
+-- Jean@x.fr and jean@x.fr are one reader.
+CREATE UNIQUE INDEX IF NOT EXISTS subscribers_email_key ON subscribers ({KEY});
+-- The sender's progress, per post: last id mailed, and whether the post is done.
+CREATE TABLE IF NOT EXISTS sends (
+    post_id text PRIMARY KEY,
+    position bigint NOT NULL DEFAULT 0,
+    done boolean NOT NULL DEFAULT false
+);
+"""
+
+
+def _shown(url: str) -> str:
+    """The URL without its password, for messages."""
+    try:
+        params = conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return "postgresql://…"
+    params.pop("password", None)
+    return "postgresql://{}@{}:{}/{}".format(params.get("user", ""), params.get("host", ""),
+                                             params.get("port", "5432"), params.get("dbname", ""))
+
+
+def _unusable(shown: str, exc: Exception) -> StoreError:
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return StoreError(f"NEWSLETTER_DB : impossible d’utiliser la base PostgreSQL {shown} "
+                      f"(cannot use it) : {reason}")
+
+
+class PostgresStore:
+    """A pool of autocommit connections shared by the threads of a process; the database itself
+    arbitrates between processes."""
+
+    def __init__(self, url: str):
+        self.path = _shown(url)  # what messages name, as SQLiteStore.path (never the password)
+        conninfo = make_conninfo(url, connect_timeout=CONNECT_TIMEOUT, application_name="newsletter")
+        try:
+            with psycopg.connect(conninfo, autocommit=True) as conn:
+                # The erasure check reads the dead-tuple count as VACUUM sets it in shared memory (15 and later).
+                if conn.info.server_version < 150000:
+                    raise StoreError(f"NEWSLETTER_DB : {self.path} : PostgreSQL {conn.info.server_version // 10000} ; "
+                                     "la lettre demande PostgreSQL 15 ou plus récent (15 or later)")
+                with conn.transaction():
+                    # Two instances starting at once: one creates the schema, the other waits, then finds it.
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+                    conn.execute(SCHEMA)
+                # The erasure check reads the dead-tuple count: it must be kept.
+                if conn.execute("SHOW track_counts").fetchone()[0] != "on":
+                    raise StoreError(f"NEWSLETTER_DB : {self.path} : track_counts = off ; "
+                                     "l’effacement a besoin de track_counts = on (postgresql.conf)")
+                # Left by a process that died between a DELETE and its VACUUM.
+                leftover = conn.execute("SELECT pg_stat_get_dead_tuples('subscribers'::regclass)").fetchone()[0]
+        except psycopg.Error as exc:
+            raise _unusable(self.path, exc) from None
+        self._conninfo = conninfo
+        self._pool = ConnectionPool(conninfo, min_size=1, max_size=8, kwargs={"autocommit": True},
+                                    open=True, name="newsletter-store")
+        self._lock = threading.Lock()        # this process's DELETEs wait while it vacuums
+        self._scrub_lock = threading.Lock()  # one erasure pass at a time
+        self._deleted = self._erased = 0     # erasures counted, gone from disk
+        self._finisher: threading.Thread | None = None
+        self._closed = threading.Event()
+        self._checkpoints: psycopg.Connection | None = None  # fast_checkpoints()'s connection
+        if leftover:
+            self._deleted += 1
+            if not self._scrub(self._deleted):
+                self._finish_in_background()
+
+    # -- subscribers -------------------------------------------------------
+
+    def add(self, email: str) -> bool:
+        """Store a confirmed address; True if it was not there yet."""
+        with self._pool.connection() as conn:
+            # Idempotent: a second confirmation changes nothing (and logs no duplicate-key error).
+            cur = conn.execute("INSERT INTO subscribers (email) VALUES (%s) ON CONFLICT DO NOTHING", (email,))
+            return cur.rowcount == 1
+
+    def add_many(self, emails: Iterable[str]) -> tuple[list[str], list[str]]:
+        """Add addresses in one transaction (all or nothing); returns (added, already present)."""
+        added, present = [], []
+        with self._pool.connection() as conn, conn.transaction():
+            for email in emails:
+                # Same idempotent insert as add(), inside the import's transaction.
+                cur = conn.execute("INSERT INTO subscribers (email) VALUES (%s) ON CONFLICT DO NOTHING", (email,))
+                (added if cur.rowcount == 1 else present).append(email)
+        return added, present
+
+    def remove(self, email: str, wait: float = ERASE_WAIT) -> Erasure:
+        """Take an address off the list at once, then erase its bytes from the table's and index's files,
+        waiting up to `wait` seconds for older snapshots to end; past that, a background thread finishes."""
+        with self._lock, self._pool.connection() as conn, conn.transaction():
+            # Off the list; the row stays on disk as a dead tuple until the VACUUMs of _scrub.
+            cur = conn.execute(f"DELETE FROM subscribers WHERE {KEY} = lower(%s COLLATE \"C\")", (email,))
+            if cur.rowcount == 0:
+                return Erasure.ABSENT
+            # Count the dead tuple in the shared statistics at commit, before our VACUUM reads them.
+            conn.execute("SELECT pg_stat_force_next_flush()")
+            self._deleted += 1
+            mine = self._deleted
+        deadline, pause = time.monotonic() + wait, 0.005
+        while not self._scrub(mine):
+            if time.monotonic() >= deadline:
+                self._finish_in_background()
+                return Erasure.PENDING
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
+        return Erasure.ERASED
+
+    def erasure_pending(self) -> bool:
+        """True while an acknowledged erasure still has bytes on disk."""
+        return self._erased < self._deleted
+
+    def wait_erased(self, timeout: float) -> bool:
+        """Wait (without blocking the store) until every erasure is complete; False on timeout."""
+        deadline, pause = time.monotonic() + timeout, 0.005
+        while not self._scrub(self._deleted):
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
+        return True
+
+    def _scrub(self, upto: int) -> bool:
+        """One pass, waiting on nobody for long: True once erasure `upto` is in no file of the table or
+        its indexes. Erasures counted before the pass share it (group commit)."""
+        with self._scrub_lock:
+            if self._erased >= upto:
+                return True
+            with self._lock, self._pool.connection() as conn:
+                covered = self._deleted
+                # Prune every dead tuple no snapshot can see any more (VACUUM cannot run in a transaction).
+                conn.execute("VACUUM subscribers")
+                # Those it had to keep, as VACUUM itself just counted them: an older snapshot still sees them.
+                if conn.execute("SELECT pg_stat_get_dead_tuples('subscribers'::regclass)").fetchone()[0]:
+                    return False
+                try:
+                    # Wait at most a moment for the exclusive lock: readers and signups queue behind it.
+                    conn.execute("SET lock_timeout = '100ms'")
+                    # New files from the live rows: no stale copy in a page's free space or an index.
+                    conn.execute("VACUUM FULL subscribers")
+                except errors.LockNotAvailable:
+                    return False  # a transaction holds the table: try again later
+                finally:
+                    conn.execute("RESET lock_timeout")
+            self._erased = covered
+            return True
+
+    def _finish_in_background(self) -> None:
+        """A thread that retries until every erasure is complete, then ends."""
+        with self._scrub_lock:
+            if self._finisher is not None and self._finisher.is_alive():
+                return
+            self._finisher = threading.Thread(target=self._finish, name="store-erasure", daemon=True)
+            self._finisher.start()
+
+    def _finish(self) -> None:
+        pause = 0.02
+        while not self._closed.is_set():
+            try:
+                if self._scrub(self._deleted):
+                    return
+            except psycopg.Error as exc:  # the server restarting, say: keep trying, say it once
+                logger.warning("erasure not finished yet: %s", type(exc).__name__)
+            self._closed.wait(pause)
+            pause = min(pause * 2, 1.0)
+
+    def __contains__(self, email: object) -> bool:
+        with self._pool.connection() as conn:
+            # Membership, case-insensitive like the key (and through its index).
+            row = conn.execute(f"SELECT 1 FROM subscribers WHERE {KEY} = lower(%s COLLATE \"C\")",
+                               (email,)).fetchone()
+        return row is not None
+
+    def count(self) -> int:
+        with self._pool.connection() as conn:
+            # How many readers.
+            return conn.execute("SELECT count(*) FROM subscribers").fetchone()[0]
+
+    def emails(self) -> Iterator[str]:
+        """Every address, sorted (for export) as SQLite's NOCASE sorts them."""
+        with self._pool.connection() as conn:
+            # Fetched at once: no connection is held while the caller iterates.
+            rows = conn.execute(f"SELECT email FROM subscribers ORDER BY {KEY}").fetchall()
+        return iter([r[0] for r in rows])
+
+    def subscribers_after(self, position: int, limit: int) -> list[tuple[int, str]]:
+        """The next `limit` subscribers after `position`, as (position, email), in position order."""
+        with self._pool.connection() as conn:
+            # Keyset pagination on id: resumable from a checkpoint, unaffected by removals.
+            return conn.execute("SELECT id, email FROM subscribers WHERE id > %s ORDER BY id LIMIT %s",
+                                (position, limit)).fetchall()
+
+    # -- sends, keyed by post --------------------------------------------
+
+    def send_position(self, post_id: str) -> int | None:
+        """The sender's checkpoint for a post; None if it never started."""
+        with self._pool.connection() as conn:
+            # One row per post started.
+            row = conn.execute("SELECT position FROM sends WHERE post_id = %s", (post_id,)).fetchone()
+        return None if row is None else row[0]
+
+    @contextmanager
+    def fast_checkpoints(self):
+        """While a send runs: checkpoints committed without waiting for the WAL flush (synchronous_commit
+        = off), on one connection kept for them. A killed sender loses none; a crash of the server may lose
+        the last ones (at most wal_writer_delay × 3), whose readers then get the post twice."""
+        conn = self._pool.getconn()
+        try:
+            # For this connection only, until the send ends.
+            conn.execute("SET synchronous_commit = off")
+            self._checkpoints = conn
+            yield
+        finally:
+            self._checkpoints = None
+            try:
+                conn.execute("RESET synchronous_commit")
+            except psycopg.Error:
+                pass  # a broken connection: the pool drops it
+            self._pool.putconn(conn)
+
+    @contextmanager
+    def sending(self):
+        """The one send allowed at a time on this database, or SendBusy at once.
+
+        A session advisory lock on a connection of its own, held for the whole send: the server releases
+        it when that connection ends, however the process ends, so a killed sender never leaves it behind."""
+        try:
+            conn = psycopg.connect(self._conninfo, autocommit=True)
+        except psycopg.Error as exc:
+            raise _unusable(self.path, exc) from None
+        try:
+            # Not waiting: a second sender is told at once.
+            if not conn.execute("SELECT pg_try_advisory_lock(%s)", (SEND_LOCK,)).fetchone()[0]:
+                raise SendBusy(f"another make send is running on {self.path}: wait for it to finish "
+                               "(or stop it), then run this command again")
+            yield
+        finally:
+            conn.close()  # ends the session, and with it the lock
+
+    def save_send_position(self, post_id: str, position: int) -> None:
+        """Record progress (committed before returning)."""
+        with self._pool.connection() if self._checkpoints is None else _borrowed(self._checkpoints) as conn:
+            # Upsert: the first save creates the post's row.
+            conn.execute("INSERT INTO sends (post_id, position) VALUES (%s, %s) "
+                         "ON CONFLICT (post_id) DO UPDATE SET position = excluded.position", (post_id, position))
+
+    def mark_sent(self, post_id: str) -> None:
+        """The post went to everybody: never send it again."""
+        with self._pool.connection() as conn:
+            # Upsert, keeping the last position.
+            conn.execute("INSERT INTO sends (post_id, done) VALUES (%s, true) "
+                         "ON CONFLICT (post_id) DO UPDATE SET done = true", (post_id,))
+
+    def is_sent(self, post_id: str) -> bool:
+        with self._pool.connection() as conn:
+            # Finished sends only.
+            row = conn.execute("SELECT done FROM sends WHERE post_id = %s", (post_id,)).fetchone()
+        return bool(row and row[0])
+
+    def send_states(self) -> dict[str, tuple[int, bool]]:
+        """Every send recorded: post id → (last position reached, finished). For `make send` without POST."""
+        with self._pool.connection() as conn:
+            # The whole table: one row per post (or digest) ever started.
+            rows = conn.execute("SELECT post_id, position, done FROM sends").fetchall()
+        return {post_id: (position, bool(done)) for post_id, position, done in rows}
+
+    def mark_many_sent(self, post_ids: Iterable[str]) -> None:
+        """Record posts as sent without mailing them (the archive, at the first `make send`), all or nothing."""
+        with self._pool.connection() as conn, conn.transaction():
+            for post_id in post_ids:
+                # Same upsert as mark_sent(), inside one transaction.
+                conn.execute("INSERT INTO sends (post_id, done) VALUES (%s, true) "
+                             "ON CONFLICT (post_id) DO UPDATE SET done = true", (post_id,))
+
+    # -- copying a whole store (make migrate-store) ------------------------
+
+    def high_water(self) -> int:
+        """The highest id ever handed out (0: none), so a copy never hands it out again."""
+        with self._pool.connection() as conn:
+            # The identity's sequence: NULL until it hands out its first value.
+            last = conn.execute("SELECT pg_sequence_last_value(pg_get_serial_sequence('subscribers', 'id')::regclass)"
+                                ).fetchone()[0]
+        return last or 0
+
+    def load_copy(self, high_water: int, subscribers: Iterable[tuple[int, str]],
+                  sends: dict[str, tuple[int, bool]]) -> int:
+        """Fill an empty store with another's rows, ids kept, in one transaction; StoreError if not empty."""
+        count = 0
+        with self._pool.connection() as conn, conn.transaction():
+            # Nobody adds a row meanwhile; checked inside the transaction.
+            conn.execute("LOCK TABLE subscribers, sends IN EXCLUSIVE MODE")
+            if conn.execute("SELECT EXISTS (SELECT 1 FROM subscribers) OR EXISTS (SELECT 1 FROM sends)").fetchone()[0]:
+                raise StoreError(f"{self.path} n’est pas vide (not empty) : rien n’a été copié")
+            with conn.cursor() as cur, cur.copy("COPY subscribers (id, email) FROM STDIN") as copy:
+                for row in subscribers:
+                    copy.write_row(row)
+                    count += 1
+            for post_id, (position, done) in sends.items():
+                # The send state as it was.
+                conn.execute("INSERT INTO sends (post_id, position, done) VALUES (%s, %s, %s)",
+                             (post_id, position, done))
+            # The identity goes on after the source's highest id, used or deleted.
+            top = conn.execute("SELECT greatest(%s, coalesce(max(id), 0)) FROM subscribers",
+                               (high_water,)).fetchone()[0]
+            if top:
+                conn.execute("SELECT setval(pg_get_serial_sequence('subscribers', 'id'), %s)", (top,))
+        return count
+
+    def close(self) -> None:
+        """Close, after a last bounded try at any erasure still pending (the next open finishes it otherwise)."""
+        self._closed.set()
+        if self._finisher is not None:
+            self._finisher.join()
+        if self.erasure_pending():
+            try:
+                self.wait_erased(ERASE_WAIT)
+            except psycopg.Error:
+                pass  # the server is gone: the next open finishes the erasure
+        self._pool.close()
+
+    def __enter__(self) -> "PostgresStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+@contextmanager
+def _borrowed(conn):
+    """A connection already held, in the shape of pool.connection()."""
+    yield conn
