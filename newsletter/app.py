@@ -321,6 +321,17 @@ async def mail_preview(request: Request) -> Response:
 
 # -- the app -----------------------------------------------------------------
 
+class SiteFiles(StaticFiles):
+    """The built site (dev server). As StaticFiles, except that a JSON Feed (plugins/feeds names them
+    feed.json) goes out as application/feed+json, its type in JSON Feed 1.1, which mimetypes does not know."""
+
+    def file_response(self, full_path, stat_result, scope, status_code=200):
+        response = super().file_response(full_path, stat_result, scope, status_code)
+        if Path(full_path).name == "feed.json" and "content-type" in response.headers:
+            response.headers["content-type"] = "application/feed+json"
+        return response
+
+
 def create_app(config: Config, *, limits: Limits = Limits(), static_dir: str | Path | None = None,
                mail_deadline: float = MAIL_DEADLINE) -> Starlette:
     """The service; with `static_dir`, also the built site at / (the dev server). mail_deadline: seconds a
@@ -333,7 +344,7 @@ def create_app(config: Config, *, limits: Limits = Limits(), static_dir: str | P
     ]
     if static_dir is not None:
         routes.append(Route(f"{prefix}/apercu/{{slug}}", mail_preview, methods=["GET"]))
-        routes.append(Mount("/", app=StaticFiles(directory=static_dir, html=True)))
+        routes.append(Mount("/", app=SiteFiles(directory=static_dir, html=True)))
 
     @asynccontextmanager
     async def lifespan(app):

@@ -33,6 +33,7 @@ PAGES = {
     "accueil": "/",
     "billet": POST,
     "rubrique": "/categorie/humeurs-marketing/",
+    "suivre": "/categorie/humeurs-marketing/suivre/",
     "archives": "/archives/",
     "confidentialite": "/confidentialite/",
     "404": "/cette-page-n-existe-pas/",

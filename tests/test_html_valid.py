@@ -32,6 +32,8 @@ def vnu(*args) -> list[dict]:
 def test_every_page_is_valid_html(site):
     pages = list(site.rglob("*.html"))
     assert len(pages) > 10
+    # the « Suivre ce fil » pages (plugins/feeds/follow.py) are among them
+    assert site / "suivre" / "index.html" in pages and site / "categorie" / "ethiquebiz" / "suivre" / "index.html" in pages
     errors = vnu("--skip-non-html", site)
     assert not errors, "\n".join(f"{m.get('url', '')}:{m.get('lastLine', '')}: {m['message']}" for m in errors)
 

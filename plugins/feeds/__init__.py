@@ -1,11 +1,13 @@
-"""Every feed of the site, written with feedgen: whole site, each category, each tag.
+"""Every feed of the site, written with feedgen (Atom, RSS) and jsonfeed.py (JSON Feed 1.1):
+whole site, each category, each tag; and a French page to follow each (follow.py).
 
 Paths (relative to the output folder; a category and a tag of the same slug never
 collide, and a feed's path depends only on its category or tag, never on a post):
 
-    /atom.xml, /rss.xml                          the whole blog
-    /categorie/{slug}/atom.xml, .../rss.xml      one category, beside its page
-    /etiquette/{slug}/atom.xml                   one tag, beside its page
+    /atom.xml, /rss.xml, /feed.json                        the whole blog
+    /categorie/{slug}/atom.xml, .../rss.xml, .../feed.json one category, beside its page
+    /etiquette/{slug}/atom.xml                             one tag, beside its page
+    /suivre/, /categorie/{slug}/suivre/                    « Suivre ce fil »: the pages the site links to
 
 Entry ids never change when a post is edited, retitled or moved to another
 category (pelican #1933: feed-to-email services resend edited posts):
@@ -14,30 +16,34 @@ category (pelican #1933: feed-to-email services resend edited posts):
 
 A post's `Guid:` metadata, when present, is used as is instead; give one to a
 published post before changing its Date or Slug. RSS carries the same value as
-<guid isPermaLink="false">.
+<guid isPermaLink="false">, JSON Feed as the item's id.
 
 Content is the full post, with every relative href, src, srcset, poster and cite
 made absolute against the post's own public URL (pelican #812, #1640). Output is
 deterministic: no build time anywhere, `updated` is the newest entry's, ties in
 order broken by slug, so the same content gives byte-identical feeds.
 
-Each feed carries `<?xml-stylesheet href=FEEDS_STYLESHEET?>`, so a browser shows a
-French page explaining the feed (theme/static/feeds/feed.xsl; its signup form posts
-to /newsletter/inscription, the default NEWSLETTER_URL).
+The feeds are plain, for feed readers: no xml-stylesheet instruction. Browsers are
+dropping XSLT (Chromium 156 puts a red English banner over a page made by one), so a
+reader who opens a feed link is sent to its « Suivre ce fil » page instead (follow.py),
+which explains, lists the entries and shows the signup form in plain HTML.
 
 Templates get `feeds_here()` (a Jinja global): the feeds for the page being
 rendered (site feeds first, then the category's on a category or post page, the
 tag's on a tag page), each with `mime`, `title`,
-`label`, `href` (root-relative) and `scope` ("site", "category", "tag").
+`label`, `href` (root-relative) and `scope` ("site", "category", "tag"); and
+`follow_page(category=None)`: the root-relative URL of the site's (or that
+category's) « Suivre ce fil » page, "" when turned off.
 
 Settings:
     FEEDS_MAX_ITEMS: entries per feed (default FEED_MAX_ITEMS, else 20).
-    FEEDS_ATOM_SAVE_AS, FEEDS_RSS_SAVE_AS: the site feeds ("" turns one off).
-    FEEDS_CATEGORY_ATOM_SAVE_AS, FEEDS_CATEGORY_RSS_SAVE_AS, FEEDS_TAG_ATOM_SAVE_AS:
-        patterns with {slug} ("" turns one off).
+    FEEDS_ATOM_SAVE_AS, FEEDS_RSS_SAVE_AS, FEEDS_JSON_SAVE_AS: the site feeds ("" turns one off).
+    FEEDS_CATEGORY_ATOM_SAVE_AS, FEEDS_CATEGORY_RSS_SAVE_AS, FEEDS_CATEGORY_JSON_SAVE_AS,
+        FEEDS_TAG_ATOM_SAVE_AS: patterns with {slug} ("" turns one off).
+    FEEDS_PAGE_SAVE_AS, FEEDS_CATEGORY_PAGE_SAVE_AS: the « Suivre ce fil » pages, ending in
+        index.html (the site links to the folder); "" turns them off.
     FEEDS_ID_AUTHORITY: the domain in entry ids (default: the host of PUBLIC_URL).
         Pin it in production: changing it changes every id.
-    FEEDS_STYLESHEET: URL of the XSL stylesheet ("" for none).
     FEEDS_CATEGORY_TITLE, FEEDS_TAG_TITLE: feed titles, with {site} and {name}.
 
 With Pelican's content cache on (CACHE_CONTENT), each feed's bytes are kept in
@@ -65,6 +71,8 @@ from blogcore import dates, htmltext, urls
 from blogcore.htmltext import plain_text
 from blogcore.urls import absolute_urls, public_url
 
+from . import follow, jsonfeed
+
 logger = logging.getLogger(__name__)
 
 DEFAULTS = {
@@ -74,12 +82,23 @@ DEFAULTS = {
     "FEEDS_CATEGORY_ATOM_SAVE_AS": "categorie/{slug}/atom.xml",
     "FEEDS_CATEGORY_RSS_SAVE_AS": "categorie/{slug}/rss.xml",
     "FEEDS_TAG_ATOM_SAVE_AS": "etiquette/{slug}/atom.xml",
+    "FEEDS_JSON_SAVE_AS": "feed.json",
+    "FEEDS_CATEGORY_JSON_SAVE_AS": "categorie/{slug}/feed.json",
+    "FEEDS_PAGE_SAVE_AS": "suivre/index.html",
+    "FEEDS_CATEGORY_PAGE_SAVE_AS": "categorie/{slug}/suivre/index.html",
     "FEEDS_ID_AUTHORITY": None,  # None: the host of PUBLIC_URL
-    "FEEDS_STYLESHEET": "/theme/feeds/feed.xsl",
     "FEEDS_CATEGORY_TITLE": "{site} — {name}",
     "FEEDS_TAG_TITLE": "{site} — étiquette « {name} »",
 }
-ATOM, RSS = "application/atom+xml", "application/rss+xml"
+ATOM, RSS, JSON = "application/atom+xml", "application/rss+xml", "application/feed+json"
+SAVE_AS_KEYS = ("FEEDS_ATOM_SAVE_AS", "FEEDS_RSS_SAVE_AS", "FEEDS_JSON_SAVE_AS", "FEEDS_CATEGORY_ATOM_SAVE_AS",
+                "FEEDS_CATEGORY_RSS_SAVE_AS", "FEEDS_CATEGORY_JSON_SAVE_AS", "FEEDS_TAG_ATOM_SAVE_AS",
+                "FEEDS_PAGE_SAVE_AS", "FEEDS_CATEGORY_PAGE_SAVE_AS")
+SITE_KEYS = (("FEEDS_ATOM_SAVE_AS", ATOM, "Atom"), ("FEEDS_RSS_SAVE_AS", RSS, "RSS"),
+             ("FEEDS_JSON_SAVE_AS", JSON, "JSON Feed"))
+CATEGORY_KEYS = (("FEEDS_CATEGORY_ATOM_SAVE_AS", ATOM, "Atom"), ("FEEDS_CATEGORY_RSS_SAVE_AS", RSS, "RSS"),
+                 ("FEEDS_CATEGORY_JSON_SAVE_AS", JSON, "JSON Feed"))
+TAG_KEYS = (("FEEDS_TAG_ATOM_SAVE_AS", ATOM, "Atom"),)
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 DNS_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$", re.I)
 TAG_SAFE = "-._~!$&'()*+,;=:@/"  # RFC 4151 specific part: pchar and "/"
@@ -98,15 +117,15 @@ def resolve_settings(settings: dict) -> dict:
     items = merged["FEEDS_MAX_ITEMS"]
     if isinstance(items, bool) or not isinstance(items, int) or items < 1:
         bad.append(("FEEDS_MAX_ITEMS", items, "a whole number of at least 1", 20))
-    for key in ("FEEDS_ATOM_SAVE_AS", "FEEDS_RSS_SAVE_AS", "FEEDS_CATEGORY_ATOM_SAVE_AS",
-                "FEEDS_CATEGORY_RSS_SAVE_AS", "FEEDS_TAG_ATOM_SAVE_AS"):
+    for key in SAVE_AS_KEYS:
         value = merged[key]
+        per_item, page = "CATEGORY" in key or "TAG" in key, "_PAGE_" in key
         if value in (None, ""):
             merged[key] = ""
         elif (not isinstance(value, str) or value.startswith("/") or ".." in value.split("/")
-              or ("CATEGORY" in key or "TAG" in key) and "{slug}" not in value):
-            per_item = "CATEGORY" in key or "TAG" in key
-            need = "a path inside the output folder" + (" containing {slug}" if per_item else "")
+              or per_item and "{slug}" not in value or page and not value.endswith("index.html")):
+            need = ("a path inside the output folder" + (" containing {slug}" if per_item else "")
+                    + (" ending in index.html" if page else ""))
             bad.append((key, value, need, DEFAULTS[key]))
     if merged["FEEDS_ID_AUTHORITY"] is None:
         merged["FEEDS_ID_AUTHORITY"] = urlsplit(public_url(settings)).hostname or "localhost"
@@ -115,10 +134,6 @@ def resolve_settings(settings: dict) -> dict:
     if not isinstance(merged["FEEDS_ID_AUTHORITY"], str) or not DNS_NAME.match(merged["FEEDS_ID_AUTHORITY"]):
         bad.append(("FEEDS_ID_AUTHORITY", merged["FEEDS_ID_AUTHORITY"], "a domain name such as blog.example.fr",
                     "localhost"))
-    if merged["FEEDS_STYLESHEET"] is None:
-        merged["FEEDS_STYLESHEET"] = ""
-    if not isinstance(merged["FEEDS_STYLESHEET"], str) or '"' in merged["FEEDS_STYLESHEET"]:
-        bad.append(("FEEDS_STYLESHEET", merged["FEEDS_STYLESHEET"], "a URL", DEFAULTS["FEEDS_STYLESHEET"]))
     for key in ("FEEDS_CATEGORY_TITLE", "FEEDS_TAG_TITLE"):
         try:
             merged[key].format(site="", name="")
@@ -133,10 +148,10 @@ def resolve_settings(settings: dict) -> dict:
 # What the templates and the writer share ------------------------------------------
 
 def site_feeds(settings: dict) -> list:
-    """The whole-blog feeds, Atom first."""
+    """The whole-blog feeds: Atom, RSS, JSON Feed."""
     site, base = settings["SITENAME"], settings.get("SITEURL", "")
     out = []
-    for key, mime, label in (("FEEDS_ATOM_SAVE_AS", ATOM, "Atom"), ("FEEDS_RSS_SAVE_AS", RSS, "RSS")):
+    for key, mime, label in SITE_KEYS:
         if settings[key]:
             out.append(Feed("site", mime, f"{site} — tous les billets ({label})", f"fil {label}",
                             f"{base}/{settings[key]}"))
@@ -146,8 +161,7 @@ def site_feeds(settings: dict) -> list:
 def taxonomy_feeds(settings: dict, scope: str, item) -> list:
     """The feeds of one category or tag (an object with .name and .slug), Atom first."""
     base = settings.get("SITEURL", "")
-    keys = ((("FEEDS_CATEGORY_ATOM_SAVE_AS", ATOM, "Atom"), ("FEEDS_CATEGORY_RSS_SAVE_AS", RSS, "RSS"))
-            if scope == "category" else (("FEEDS_TAG_ATOM_SAVE_AS", ATOM, "Atom"),))
+    keys = CATEGORY_KEYS if scope == "category" else TAG_KEYS
     title = feed_title(settings, scope, item)
     return [Feed(scope, mime, f"{title} ({label})", f"fil {label}", f"{base}/{settings[key].format(slug=item.slug)}")
             for key, mime, label in keys if settings[key]]
@@ -160,6 +174,31 @@ def feed_title(settings: dict, scope: str, item=None) -> str:
         return site
     pattern = settings["FEEDS_CATEGORY_TITLE"] if scope == "category" else settings["FEEDS_TAG_TITLE"]
     return pattern.format(site=site, name=item.name).replace("« ", "«\u00a0").replace(" »", "\u00a0»")
+
+
+def feed_subtitle(settings: dict, scope: str, item=None) -> str:
+    """What the feed holds, in a sentence (Atom subtitle, RSS and JSON Feed description)."""
+    if scope == "site":
+        return settings.get("SITESUBTITLE") or settings["SITENAME"]
+    if scope == "category":
+        return f"Les billets de la rubrique «\u00a0{item.name}\u00a0» sur {settings['SITENAME']}"
+    return f"Les billets marqués «\u00a0{item.name}\u00a0» sur {settings['SITENAME']}"
+
+
+def page_save_as(settings: dict, category=None) -> str:
+    """Where the « Suivre ce fil » page of the site (or of a category) is written; "" when off."""
+    if category is None:
+        return settings["FEEDS_PAGE_SAVE_AS"]
+    pattern = settings["FEEDS_CATEGORY_PAGE_SAVE_AS"]
+    return pattern.format(slug=category.slug) if pattern else ""
+
+
+def make_follow_page(settings: dict):
+    """The Jinja global follow_page(category=None): the page's root-relative URL (its folder), "" when off."""
+    def follow_page(category=None):
+        save_as = page_save_as(settings, category if hasattr(category, "slug") else None)
+        return f"{settings.get('SITEURL', '')}/{save_as.removesuffix('index.html')}" if save_as else ""
+    return follow_page
 
 
 def make_feeds_here(settings: dict):
@@ -193,13 +232,18 @@ def entry_id(article, settings: dict) -> str:
     return f"tag:{settings['FEEDS_ID_AUTHORITY']},{day}:{quote(article.slug, safe=TAG_SAFE)}"
 
 
+def entry_dates(article, settings: dict) -> tuple:
+    """(published, updated) in the site's time zone; updated is never before published."""
+    published = site_time(article.date, settings)
+    updated = site_time(getattr(article, "modified", None) or article.date, settings)
+    return published, max(updated, published)
+
+
 def add_entry(fg, article, settings: dict) -> datetime:
     """Append one post to the feed; return its updated date."""
     base = public_url(settings)
     permalink = f"{base}/{article.url}"
-    published = site_time(article.date, settings)
-    updated = site_time(getattr(article, "modified", None) or article.date, settings)
-    updated = max(updated, published)
+    published, updated = entry_dates(article, settings)
     authors = [a for a in getattr(article, "authors", []) if a.name] or []
     fe = fg.add_entry(order="append")
     fe.id(entry_id(article, settings))
@@ -232,21 +276,17 @@ def newest_first(articles) -> list:
 # Writing -------------------------------------------------------------------------
 
 def render(settings: dict, scope: str, item, articles, mime: str, save_as: str, page_url: str) -> bytes:
-    """One feed as bytes: feedgen's XML with the stylesheet instruction in front."""
+    """One feed as bytes: feedgen's XML, or a JSON Feed."""
     base = public_url(settings)
-    from feedgen.feed import FeedGenerator  # here: a warm rebuild reuses the feeds' bytes and needs neither
-    from lxml import etree
+    if mime == JSON:
+        return render_json(settings, scope, item, articles, save_as, page_url)
+    from feedgen.feed import FeedGenerator  # here: a warm rebuild reuses the feeds' bytes and needs it not
 
     fg = FeedGenerator()
     fg.load_extension("dc", atom=False, rss=True)
     fg.id(f"{base}/{page_url}")
     fg.title(feed_title(settings, scope, item))
-    if scope == "site":
-        fg.subtitle(settings.get("SITESUBTITLE") or settings["SITENAME"])
-    elif scope == "category":
-        fg.subtitle(f"Les billets de la rubrique «\u00a0{item.name}\u00a0» sur {settings['SITENAME']}")
-    else:
-        fg.subtitle(f"Les billets marqués «\u00a0{item.name}\u00a0» sur {settings['SITENAME']}")
+    fg.subtitle(feed_subtitle(settings, scope, item))
     fg.language(settings.get("DEFAULT_LANG") or "fr")
     fg.author(name=settings.get("AUTHOR") or settings["SITENAME"])
     fg.link(href=f"{base}/{save_as}", rel="self", type=mime)
@@ -257,26 +297,30 @@ def render(settings: dict, scope: str, item, articles, mime: str, save_as: str, 
         newest = max(newest, add_entry(fg, article, settings))
     fg.updated(newest)
     fg.lastBuildDate(newest)
-    data = fg.atom_str(pretty=True) if mime == ATOM else fg.rss_str(pretty=True)
-    if not settings["FEEDS_STYLESHEET"]:
-        return data
-    # The stylesheet instruction goes right after the XML declaration (feedgen's first line): spliced in,
-    # rather than by parsing the feed again, which took as long as making it.
-    declaration, rest = data.split(b"\n", 1)
-    instruction = etree.tostring(etree.ProcessingInstruction(
-        "xml-stylesheet", f'type="text/xsl" href="{settings["FEEDS_STYLESHEET"]}"'), encoding="UTF-8")
-    return declaration + b"\n" + instruction + b"\n" + rest
+    return fg.atom_str(pretty=True) if mime == ATOM else fg.rss_str(pretty=True)
+
+
+def render_json(settings: dict, scope: str, item, articles, save_as: str, page_url: str) -> bytes:
+    """The JSON Feed twin of the Atom feed of the same scope: same entries, ids, dates and content."""
+    base = public_url(settings)
+    head = {"title": feed_title(settings, scope, item), "home_page_url": f"{base}/{page_url}",
+            "feed_url": f"{base}/{save_as}", "description": feed_subtitle(settings, scope, item),
+            "authors": [{"name": settings.get("AUTHOR") or settings["SITENAME"]}],
+            "language": settings.get("DEFAULT_LANG") or "fr"}
+    items = [jsonfeed.item(article, settings, entry_id(article, settings), *entry_dates(article, settings))
+             for article in newest_first(articles)[: settings["FEEDS_MAX_ITEMS"]]]
+    return jsonfeed.render(head, items)
 
 
 def planned_feeds(generator) -> list:
     """(scope, item, articles, mime, save_as, page_url) for every feed of the site."""
     s = generator.settings
     plan = []
-    for key, mime in (("FEEDS_ATOM_SAVE_AS", ATOM), ("FEEDS_RSS_SAVE_AS", RSS)):
+    for key, mime, _ in SITE_KEYS:
         if s[key]:
             plan.append(("site", None, generator.articles, mime, s[key], ""))
     for category, articles in generator.categories:
-        for key, mime in (("FEEDS_CATEGORY_ATOM_SAVE_AS", ATOM), ("FEEDS_CATEGORY_RSS_SAVE_AS", RSS)):
+        for key, mime, _ in CATEGORY_KEYS:
             if s[key]:
                 plan.append(("category", category, articles, mime, s[key].format(slug=category.slug), category.url))
     for tag, articles in generator.tags.items():
@@ -293,12 +337,14 @@ def check_settings(pelican):
 
 
 def add_template_global(generator):
-    """Expose feeds_here() to every template environment."""
+    """Expose feeds_here() and follow_page() to every template environment."""
     if hasattr(generator, "env"):
         generator.env.globals["feeds_here"] = make_feeds_here(generator.settings)
+        generator.env.globals["follow_page"] = make_follow_page(generator.settings)
 
 
-# Settings a feed is made of, besides its own (render, add_entry, public_url, site_time, entry_id, feed_title).
+# Settings a feed is made of, besides its own (render, add_entry, public_url, site_time, entry_id, feed_title,
+# jsonfeed.item).
 READ_SETTINGS = ("SITENAME", "SITESUBTITLE", "DEFAULT_LANG", "AUTHOR", "TIMEZONE", "PUBLIC_URL", "SITEURL",
                  "FEED_MAX_ITEMS", *DEFAULTS)
 CACHE_FILE = "FeedsCache"
@@ -309,7 +355,7 @@ def source_digest() -> str:
     """This plugin's code, the blogcore modules it uses and the libraries that make the XML."""
     if not _source:
         code = b""
-        for module in (__file__, dates.__file__, htmltext.__file__, urls.__file__):
+        for module in (__file__, jsonfeed.__file__, dates.__file__, htmltext.__file__, urls.__file__):
             with open(module, "rb") as file:
                 code += file.read() + b"\0"
         _source.append(hashlib.blake2b(code + f"\0{version('feedgen')}\0{version('lxml')}"
@@ -321,7 +367,7 @@ def entry_inputs(article) -> str:
     """Everything add_entry and newest_first read of a post, as an exact text."""
     authors = [(a.name, a.url) for a in getattr(article, "authors", []) if a.name]
     tags = [(t.slug, t.name) for t in getattr(article, "tags", [])]
-    return repr((str(article.metadata.get("guid") or ""), article.slug, article.url, article.date,
+    return repr((str(article.metadata.get("guid") or ""), str(article.metadata.get("image") or ""), article.slug, article.url, article.date,
                  getattr(article, "modified", None), article.title, authors, article.category.slug,
                  article.category.name, tags, getattr(article, "summary", ""), article.content))
 
@@ -375,6 +421,13 @@ def write_feeds(generator, writer):
     cached, fresh, entries, reused = load_cache(settings), {}, {}, 0
     written = {}
     rank = {id(article): i for i, article in enumerate(newest_first(generator.articles))}  # sorted once
+
+    def newest(articles):
+        """The entries of a feed of these posts."""
+        if all(id(article) in rank for article in articles):
+            return sorted(articles, key=lambda article: rank[id(article)])[: settings["FEEDS_MAX_ITEMS"]]
+        return newest_first(articles)[: settings["FEEDS_MAX_ITEMS"]]
+
     for scope, item, articles, mime, save_as, page_url in planned_feeds(generator):
         path = os.path.join(generator.output_path, save_as)
         if path in written:
@@ -382,10 +435,7 @@ def write_feeds(generator, writer):
                          save_as, written[path], scope)
             continue
         written[path] = scope
-        if all(id(article) in rank for article in articles):
-            chosen = sorted(articles, key=lambda article: rank[id(article)])[: settings["FEEDS_MAX_ITEMS"]]
-        else:
-            chosen = newest_first(articles)[: settings["FEEDS_MAX_ITEMS"]]
+        chosen = newest(articles)
         key = feed_key(settings, scope, item, chosen, mime, save_as, page_url, entries)
         found = cached.get(save_as)
         if found is not None and found[0] == key:
@@ -400,6 +450,16 @@ def write_feeds(generator, writer):
     if fresh != cached:  # (the cache file is left as it is when no feed changed)
         save_cache(settings, fresh)
     logger.info("feeds: wrote %d feeds (%d unchanged since the last build)", len(written), reused)
+    pages = []
+    if settings["FEEDS_PAGE_SAVE_AS"]:
+        pages.append((settings["FEEDS_PAGE_SAVE_AS"], "site", None, settings["SITENAME"],
+                      feed_subtitle(settings, "site"), site_feeds(settings), newest(generator.articles)))
+    if settings["FEEDS_CATEGORY_PAGE_SAVE_AS"]:
+        for category, articles in generator.categories:
+            pages.append((page_save_as(settings, category), "category", category, category.name,
+                          feed_subtitle(settings, "category", category),
+                          taxonomy_feeds(settings, "category", category), newest(articles)))
+    follow.write_pages(generator, writer, pages)
 
 
 _pending = []  # (articles generator, writer) whose feeds are still to write
