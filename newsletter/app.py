@@ -34,7 +34,7 @@ from .addresses import InvalidAddress, normalize_address
 from .config import Config
 from .outgoing import ADDRESS_REFUSED, DEADLINE as MAIL_DEADLINE, Outgoing
 from . import quietlog
-from .pages import theme_environment
+from .pages import AddressPages, theme_environment
 from .ratelimit import Limits, RateLimiter, client_group
 from .signing import BadLink, ExpiredLink, Signer
 from .store import Erasure, open_store
@@ -238,7 +238,8 @@ async def confirm(request: Request) -> Response:
         return refusal(request, exc.status, exc.message, exc.headers, title="Lien de confirmation")
     if wants_json(request):
         return JSONResponse({"message": "Confirmez votre inscription par une requête POST sur cette adresse."})
-    return render(request, "service/confirm.html", page_title="Confirmer votre inscription", email=email)
+    return HTMLResponse(request.state.address_pages.render("service/confirm.html", email,
+                                                           page_title="Confirmer votre inscription"))
 
 
 async def unsubscribe(request: Request) -> Response:
@@ -261,7 +262,8 @@ async def unsubscribe(request: Request) -> Response:
         return refusal(request, exc.status, exc.message, exc.headers, title="Lien de désinscription")
     if wants_json(request):
         return JSONResponse({"message": "Confirmez la désinscription par une requête POST sur cette adresse."})
-    return render(request, "service/unsubscribe.html", page_title="Se désinscrire", email=email)
+    return HTMLResponse(request.state.address_pages.render("service/unsubscribe.html", email,
+                                                           page_title="Se désinscrire"))
 
 
 async def http_error(request: Request, exc: HTTPException) -> Response:
@@ -342,13 +344,15 @@ def create_app(config: Config, *, limits: Limits = Limits(), static_dir: str | P
         store = open_store(config.db)
         outgoing = Outgoing(config, signer, deadline=mail_deadline)
         outgoing.start()
+        templates = theme_environment(config)
         try:
             yield {
                 "config": config,
                 "signer": signer,
                 "store": store,
                 "outgoing": outgoing,
-                "templates": theme_environment(config),
+                "templates": templates,
+                "address_pages": AddressPages(templates),
                 "limiters": {name: RateLimiter(getattr(limits, name))
                              for name in ("signup_per_client", "mail_per_address", "links_per_client")},
             }
