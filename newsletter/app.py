@@ -32,6 +32,7 @@ from blogcore.typography import fix_html, fix_text
 
 from .addresses import InvalidAddress, normalize_address
 from .config import Config
+from .groupcommit import GroupCommit
 from .outgoing import ADDRESS_REFUSED, DEADLINE as MAIL_DEADLINE, Outgoing
 from . import quietlog
 from .pages import AddressPages, theme_environment
@@ -231,7 +232,7 @@ async def confirm(request: Request) -> Response:
         email = read_link(request, "confirm")
         if request.method == "POST":
             await read_body(request)
-            if await run_in_threadpool(request.state.store.add, email):
+            if await request.state.confirmations.add(email):  # stored with those confirmed meanwhile
                 request.state.outgoing.welcome(email)  # queued, not awaited: best effort, once
             return done(request, "confirme")
     except Refused as exc:
@@ -353,6 +354,7 @@ def create_app(config: Config, *, limits: Limits = Limits(), static_dir: str | P
                 "outgoing": outgoing,
                 "templates": templates,
                 "address_pages": AddressPages(templates),
+                "confirmations": GroupCommit(store),
                 "limiters": {name: RateLimiter(getattr(limits, name))
                              for name in ("signup_per_client", "mail_per_address", "links_per_client")},
             }

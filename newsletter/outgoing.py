@@ -40,8 +40,9 @@ QUEUE_SIZE = 20_000    # mails waiting for a worker (an address and a future eac
 IDLE_CLOSE = 30.0      # seconds a worker keeps an unused relay connection (Postfix drops one after 300)
 DEADLINE = 10.0        # seconds a reader waits for the relay to take their confirmation mail
 BACKOFF_START = 0.25   # seconds before the first retry; doubled each time
-WORKERS = 4            # mails handed off at once, each on its own connection: a relay's round trips and an
-                       # outbox's fsync release the GIL, and signups wait for their mail
+WORKERS = 16           # mails handed off at once, each on its own connection: a worker mostly waits for the
+                       # relay's answers (three round trips a mail), with the GIL released, while signups
+                       # wait for their mail; 4 left a wave of signups queued behind each other's round trips
 ADDRESS_REFUSED = "address refused"  # a submit's outcome when the relay refuses the recipient for good (5xx)
 _STOP = object()
 
