@@ -54,6 +54,8 @@ SECURITY_HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
 }
 
+ENCODED_SECURITY_HEADERS = [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]  # once
+
 MESSAGES = {
     "verifiez": "C’est presque fini : nous venons d’envoyer un e-mail de confirmation à l’adresse indiquée. "
                 "Ouvrez-le et confirmez dans les 48 heures. Rien n’est enregistré avant votre confirmation.",
@@ -295,8 +297,7 @@ class SecurityHeaders:
             if message["type"] == "http.response.start":
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"set-cookie"]
                 present = {k.lower() for k, _ in headers}
-                headers += [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()
-                            if k.lower().encode() not in present]
+                headers += [(k, v) for k, v in ENCODED_SECURITY_HEADERS if k not in present]
                 message = {**message, "headers": headers}
             await send(message)
 
