@@ -32,9 +32,10 @@ from blogcore.typography import fix_html, fix_text
 
 from .addresses import InvalidAddress, normalize_address
 from .config import Config
+from .groupcommit import GroupCommit
 from .outgoing import ADDRESS_REFUSED, DEADLINE as MAIL_DEADLINE, Outgoing
 from . import quietlog
-from .pages import theme_environment
+from .pages import AddressPages, theme_environment
 from .ratelimit import Limits, RateLimiter, client_group
 from .signing import BadLink, ExpiredLink, Signer
 from .store import Erasure, open_store
@@ -52,6 +53,8 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
     "Cross-Origin-Opener-Policy": "same-origin",
 }
+
+ENCODED_SECURITY_HEADERS = [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]  # once
 
 MESSAGES = {
     "verifiez": "C’est presque fini : nous venons d’envoyer un e-mail de confirmation à l’adresse indiquée. "
@@ -231,14 +234,15 @@ async def confirm(request: Request) -> Response:
         email = read_link(request, "confirm")
         if request.method == "POST":
             await read_body(request)
-            if await run_in_threadpool(request.state.store.add, email):
+            if await request.state.confirmations.add(email):  # stored with those confirmed meanwhile
                 request.state.outgoing.welcome(email)  # queued, not awaited: best effort, once
             return done(request, "confirme")
     except Refused as exc:
         return refusal(request, exc.status, exc.message, exc.headers, title="Lien de confirmation")
     if wants_json(request):
         return JSONResponse({"message": "Confirmez votre inscription par une requête POST sur cette adresse."})
-    return render(request, "service/confirm.html", page_title="Confirmer votre inscription", email=email)
+    return HTMLResponse(request.state.address_pages.render("service/confirm.html", email,
+                                                           page_title="Confirmer votre inscription"))
 
 
 async def unsubscribe(request: Request) -> Response:
@@ -261,7 +265,8 @@ async def unsubscribe(request: Request) -> Response:
         return refusal(request, exc.status, exc.message, exc.headers, title="Lien de désinscription")
     if wants_json(request):
         return JSONResponse({"message": "Confirmez la désinscription par une requête POST sur cette adresse."})
-    return render(request, "service/unsubscribe.html", page_title="Se désinscrire", email=email)
+    return HTMLResponse(request.state.address_pages.render("service/unsubscribe.html", email,
+                                                           page_title="Se désinscrire"))
 
 
 async def http_error(request: Request, exc: HTTPException) -> Response:
@@ -292,8 +297,7 @@ class SecurityHeaders:
             if message["type"] == "http.response.start":
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"set-cookie"]
                 present = {k.lower() for k, _ in headers}
-                headers += [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()
-                            if k.lower().encode() not in present]
+                headers += [(k, v) for k, v in ENCODED_SECURITY_HEADERS if k not in present]
                 message = {**message, "headers": headers}
             await send(message)
 
@@ -353,13 +357,16 @@ def create_app(config: Config, *, limits: Limits = Limits(), static_dir: str | P
         store = open_store(config.db)
         outgoing = Outgoing(config, signer, deadline=mail_deadline)
         outgoing.start()
+        templates = theme_environment(config)
         try:
             yield {
                 "config": config,
                 "signer": signer,
                 "store": store,
                 "outgoing": outgoing,
-                "templates": theme_environment(config),
+                "templates": templates,
+                "address_pages": AddressPages(templates),
+                "confirmations": GroupCommit(store),
                 "limiters": {name: RateLimiter(getattr(limits, name))
                              for name in ("signup_per_client", "mail_per_address", "links_per_client")},
             }

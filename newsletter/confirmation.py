@@ -14,6 +14,9 @@ from .service_mail import ServiceMail
 from .signing import CONFIRM_MAX_AGE, Signer
 
 
+HEADERS = {"Auto-Submitted": "auto-generated"}  # RFC 3834: no vacation replies to this.
+
+
 def subject(config: Config) -> str:
     return f"Confirmez votre inscription à {config.site_name}"
 
@@ -30,5 +33,9 @@ class ConfirmationMail:
     def message(self, email: str) -> tuple[Message, str]:
         """The message for `email`, and the link it carries (the dev server prints it)."""
         link = confirm_url(self.config, self.signer, email)
-        # RFC 3834: no vacation replies to this.
-        return self.mail.message(email, link, {"Auto-Submitted": "auto-generated"}), link
+        return self.mail.message(email, link, HEADERS), link
+
+    def wire(self, email: str) -> tuple[bytes, str]:
+        """The same mail as the relay gets it (ServiceMail.wire), and its link."""
+        link = confirm_url(self.config, self.signer, email)
+        return self.mail.wire(email, link, HEADERS), link

@@ -93,7 +93,13 @@ class OutboxMailer:
 
     def send(self, msg: EmailMessage, envelope_from: str | None = None) -> Path:
         """The envelope sender has no place in an .eml file: it is ignored."""
-        data = wire_bytes(msg, self.dkim)
+        return self._write(wire_bytes(msg, self.dkim))
+
+    def send_wire(self, data: bytes, sender: str, recipients: list[str]) -> Path:
+        """A message already flattened (CRLF, unsigned): signed if a key is configured, then written."""
+        return self._write(self.dkim.sign(data) if self.dkim is not None else data)
+
+    def _write(self, data: bytes) -> Path:
         name = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:12]}.eml"
         # Not *.eml until complete: readers globbing the outbox never see half a message.
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".part", dir=self.outbox)
@@ -156,8 +162,14 @@ class SMTPMailer:
         self.port = parts.port or (465 if self.tls else 587 if self.starttls else 25)
         self.user = unquote(parts.username) if parts.username else None
         self.password = unquote(parts.password) if parts.password else None
-        self.ssl_context = ssl_context or ssl.create_default_context()
+        self._ssl_context = ssl_context  # made when first needed: loading the CAs takes milliseconds
         self._smtp: smtplib.SMTP | None = None
+
+    @property
+    def ssl_context(self) -> ssl.SSLContext:
+        if self._ssl_context is None:
+            self._ssl_context = ssl.create_default_context()
+        return self._ssl_context
 
     @property
     def where(self) -> str:
@@ -196,11 +208,20 @@ class SMTPMailer:
             raise ValueError("a Bcc header would be sent to every recipient: not supported")
         data = wire_bytes(msg, self.dkim)  # signed once: a retry sends the very same bytes
         sender, recipients = envelope(msg)
+        self._sendmail(envelope_from or sender, recipients, data)
+
+    def send_wire(self, data: bytes, sender: str, recipients: list[str]) -> None:
+        """A message already flattened (CRLF, unsigned, no Bcc): signed if a key is configured, then sent
+        as `send` sends; the connection stays open for the next one."""
+        self._sendmail(sender, recipients, self.dkim.sign(data) if self.dkim is not None else data)
+
+    def _sendmail(self, sender: str, recipients: list[str], data: bytes) -> None:
         for attempt in (1, 2):
             if self._smtp is None:
                 self._smtp = self.connect()
+            self._smtp.data_sent = False  # not yet this message's (the last one's went out on this connection)
             try:
-                self._smtp.sendmail(envelope_from or sender, recipients, data)
+                self._smtp.sendmail(sender, recipients, data)
                 return
             except smtplib.SMTPServerDisconnected:
                 lost_answer = self._smtp.data_sent

@@ -1,10 +1,11 @@
-"""Confirmation mails, sent by one worker thread: the reader is told « envoyé » only once the relay has
+"""Confirmation mails, sent by worker threads: the reader is told « envoyé » only once the relay has
 taken the mail.
 
-The handler queues the address with a deadline and waits (asynchronously) for the outcome. The worker
-drains the queue through one mailer connection, kept open while there is work; a temporary failure (the
-relay down, a 4xx answer, a dropped connection) is retried with back-off until the deadline, all in
-memory: nothing about the address is written anywhere before consent. A mail the relay refuses for good,
+The handler queues the address with a deadline and waits (asynchronously) for the outcome. WORKERS
+threads drain the queue, each through its own relay connection, kept open between mails (a relay that
+closed it meanwhile gets a new one) and closed after IDLE_CLOSE seconds without work: a new connection
+per mail cost more than the mail. A temporary failure (the relay down, a 4xx answer, a dropped
+connection) is retried with back-off until the deadline, all in memory: nothing about the address is written anywhere before consent. A mail the relay refuses for good,
 or cannot take before its deadline, is dropped and the handler answers « réessayez dans quelques
 minutes ». If the service stops with mails queued, the worker sends what it can until each deadline;
 what is left is lost, and those readers were not told it was sent. For a relay that may be down for
@@ -23,6 +24,7 @@ import threading
 import time
 from concurrent.futures import Future
 from contextlib import ExitStack
+from email.utils import parseaddr
 
 from .config import Config
 from .confirmation import ConfirmationMail
@@ -33,11 +35,14 @@ from .welcome import WelcomeMail
 
 logger = logging.getLogger(__name__)
 
-QUEUE_SIZE = 2000
+QUEUE_SIZE = 20_000    # mails waiting for a worker (an address and a future each: a few MB at most); a
+                       # burst of 5,000 signups fits four times, and each waits no longer than DEADLINE
+IDLE_CLOSE = 30.0      # seconds a worker keeps an unused relay connection (Postfix drops one after 300)
 DEADLINE = 10.0        # seconds a reader waits for the relay to take their confirmation mail
 BACKOFF_START = 0.25   # seconds before the first retry; doubled each time
-WORKERS = 4            # mails handed off at once, each on its own connection: a relay's round trips and an
-                       # outbox's fsync release the GIL, and signups wait for their mail
+WORKERS = 16           # mails handed off at once, each on its own connection: a worker mostly waits for the
+                       # relay's answers (three round trips a mail), with the GIL released, while signups
+                       # wait for their mail; 4 left a wave of signups queued behind each other's round trips
 ADDRESS_REFUSED = "address refused"  # a submit's outcome when the relay refuses the recipient for good (5xx)
 _STOP = object()
 
@@ -50,6 +55,7 @@ class Outgoing:
         env = mail_environment(config)
         self.mail = ConfirmationMail(config, signer, env)
         self.welcome_mail = WelcomeMail(config, signer, env) if config.welcome else None
+        self.sender = parseaddr(config.mail_from)[1]  # MAIL FROM, as smtplib takes it from the From header
         self._queue: queue.Queue = queue.Queue(maxsize)
         self._threads = [threading.Thread(target=self._work, name=f"newsletter-outgoing-{n}", daemon=True)
                          for n in range(WORKERS)]
@@ -98,7 +104,12 @@ class Outgoing:
         connection = ExitStack()  # the open mailer, if any
         mailer = None
         while True:
-            item = self._queue.get()
+            try:
+                item = self._queue.get(timeout=IDLE_CLOSE if mailer is not None else None)
+            except queue.Empty:
+                connection.close()  # idle: give the relay its connection back
+                mailer = None
+                continue
             try:
                 if item is _STOP:
                     connection.close()
@@ -135,17 +146,14 @@ class Outgoing:
                     item[3].set_result(False)
             finally:
                 self._queue.task_done()
-            if mailer is not None and self._queue.empty():
-                connection.close()
-                mailer = None
 
     def _kind(self, mail) -> str:
         return "confirmation" if mail is self.mail else "welcome"
 
     def _send(self, mailer, mail, email: str) -> bool:
         """Hand one mail to the relay (smtplib errors propagate: the caller retries or gives up)."""
-        msg, link = mail.message(email)
-        path = mailer.send(msg)
+        data, link = mail.wire(email)
+        path = mailer.send_wire(data, self.sender, [email])
         if not self.config.smtp_url:
             what = "de confirmation" if mail is self.mail else "de bienvenue"
             logger.info("Pas de serveur SMTP : mail %s écrit dans %s ; lien : %s", what, path, link)

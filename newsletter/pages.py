@@ -7,8 +7,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import escape
+
+from blogcore.typography import fix_html
 
 from .config import ROOT, Config
+
+ADDRESS_STAND_IN = "ADRESSEDULECTEURXQZ"  # letters only: typography leaves it as it is
 
 
 def theme_environment(config: Config) -> Environment:
@@ -35,3 +40,32 @@ def mail_environment(config: Config) -> Environment:
     """Same templates, stricter: a mail with a missing value is a bug, not a blank."""
     env = theme_environment(config)
     return env.overlay(undefined=StrictUndefined)
+
+
+class AddressPages:
+    """The pages that show a reader their address (confirm, unsubscribe), set in French typography once.
+
+    Typography over the whole page was 44 % of a confirmation page's time: each page is rendered once
+    with a stand-in for the address, and each request only puts the escaped address in its place. The
+    address is shown exactly as it is written, never « corrected » by typography (« a »@b.fr keeps its
+    plain spaces). Escaped as the whole-page typography left it in text (&, <, > only: quotes are plain
+    characters there), fully inside a tag's attribute.
+    """
+
+    def __init__(self, env: Environment):
+        self.env = env
+        self._pages: dict[tuple, tuple[str, str, bool]] = {}  # a handful of (template, fixed texts) keys
+
+    def render(self, template: str, email: str, **context: str) -> str:
+        key = (template, *sorted(context.items()))
+        page = self._pages.get(key)
+        if page is None:
+            html = fix_html(self.env.get_template(template).render({**context, "email": ADDRESS_STAND_IN}))
+            before, stand_in, after = html.partition(ADDRESS_STAND_IN)
+            if not stand_in or ADDRESS_STAND_IN in after:
+                raise ValueError(f"theme/templates/{template} must show {{{{ email }}}} exactly once")
+            page = self._pages[key] = (before, after, before.rfind("<") > before.rfind(">"))
+        before, after, in_tag = page
+        if in_tag:
+            return before + str(escape(email)) + after
+        return before + email.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") + after

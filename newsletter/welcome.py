@@ -43,3 +43,8 @@ class WelcomeMail:
         """The message for `email`, and its unsubscribe link."""
         link = unsubscribe_url(self.config, self.signer, email)
         return self.mail.message(email, link, list_unsubscribe_headers(self.config, self.signer, email)), link
+
+    def wire(self, email: str) -> tuple[bytes, str]:
+        """The same mail as the relay gets it (ServiceMail.wire), and its unsubscribe link."""
+        link = unsubscribe_url(self.config, self.signer, email)
+        return self.mail.wire(email, link, list_unsubscribe_headers(self.config, self.signer, email)), link

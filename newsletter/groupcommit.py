@@ -1,0 +1,54 @@
+"""Confirmations stored together: the ones that arrive while a commit is on disk share the next one.
+
+Each commit of the store waits for the disk (SQLite, synchronous=FULL: an fsync), and one at a time: a
+wave of confirmations queued behind each other's fsync (250 a second, p99 0.7 s). Here, while one
+transaction commits, the addresses confirmed meanwhile gather and go in the next one (store.add_many:
+all or nothing), so a reader is still told « confirmé » only once their address is on disk.
+"""
+from __future__ import annotations
+
+import asyncio
+
+from starlette.concurrency import run_in_threadpool
+
+
+class GroupCommit:
+    """`await add(email)`: True if the address was new, once its transaction is committed."""
+
+    def __init__(self, store):
+        self.store = store
+        self._pending: list[tuple[str, asyncio.Future]] = []
+        self._committing = False
+
+    async def add(self, email: str) -> bool:
+        outcome = asyncio.get_running_loop().create_future()
+        self._pending.append((email, outcome))
+        if not self._committing:
+            self._committing = True
+            asyncio.get_running_loop().create_task(self._commit())
+        return await outcome
+
+    async def _commit(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                # One order for every instance on a shared PostgreSQL: two batches never wait on each other
+                # in opposite orders (a deadlock, one of them aborted).
+                batch.sort(key=lambda item: item[0].lower())
+                try:
+                    added, _ = await run_in_threadpool(self.store.add_many, [email for email, _ in batch])
+                except Exception as exc:  # nothing of this batch is stored: each request answers the error
+                    for _, outcome in batch:
+                        if not outcome.done():
+                            outcome.set_exception(exc)
+                    continue
+                new = iter(added)  # add_many sorts the batch, in order, into added and already present
+                expected = next(new, None)
+                for email, outcome in batch:
+                    is_new = email == expected
+                    if is_new:
+                        expected = next(new, None)
+                    if not outcome.done():  # the request may have been cancelled (client gone)
+                        outcome.set_result(is_new)
+        finally:
+            self._committing = False

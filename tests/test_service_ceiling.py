@@ -1,0 +1,168 @@
+"""What the service's fast paths must not change for a reader (bench/service_bench.py measures the speed):
+the link pages set in typography once, the mails flattened once, relay connections kept open, the queue
+that absorbs a signup wave, confirmations committed together. Real uvicorn, SQLite, aiosmtpd."""
+import concurrent.futures
+import email
+import sqlite3
+from email.policy import default as default_policy
+
+import httpx
+import pytest
+from aiosmtpd.controller import Controller
+
+from blogcore.typography import fix_html
+from newsletter.app import create_app
+from newsletter.confirmation import ConfirmationMail
+from newsletter.links import confirm_url, list_unsubscribe_headers, unsubscribe_url
+from newsletter.mailer import SMTPMailer, wire_bytes
+from newsletter.outgoing import QUEUE_SIZE, Outgoing
+from newsletter.pages import mail_environment, theme_environment
+from newsletter.ratelimit import NO_LIMITS
+from newsletter.serving import serve_in_thread
+from newsletter.signing import Signer
+from newsletter.welcome import WelcomeMail
+from tests.fixtures.mail.support import Sink, free_port, start_server
+from tests.test_newsletter_app import SECRET, make_config
+
+TRICKY = ["lecteur@exemple.fr", 'a&b<c>"d\'@exemple.fr', "o'brien@exemple.fr", "<script>alert(1)</script>@x.fr",
+          "&amp;&#39;@exemple.fr", '"deux mots"@exemple.fr', "élodie@exämple.fr", "x!y?z;@exemple.fr"]
+PAGES = {"confirmer": ("service/confirm.html", "Confirmer votre inscription", "confirm_token"),
+         "desinscription": ("service/unsubscribe.html", "Se désinscrire", "unsubscribe_token")}
+
+
+@pytest.fixture
+def relay():
+    sink = Sink()
+    server = start_server(sink)
+    try:
+        yield sink, server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def app(tmp_path, relay):
+    config = make_config(tmp_path, smtp_url=f"smtp://127.0.0.1:{relay[1].port}")
+    with serve_in_thread(create_app(config, limits=NO_LIMITS)) as url, \
+            httpx.Client(base_url=url, follow_redirects=False, timeout=60) as client:
+        yield client, config
+
+
+@pytest.mark.parametrize("kind", PAGES)
+def test_link_pages_are_the_whole_page_typography_render_with_the_address_as_written(app, kind):
+    client, config = app
+    template, title, token = PAGES[kind]
+    whole_page = theme_environment(config).get_template(template)
+    signer = Signer([SECRET])
+    for address in TRICKY:
+        page = client.get(f"/newsletter/{kind}/{getattr(signer, token)(address)}")
+        assert page.status_code == 200
+        # Byte for byte what typography over the whole page gave, for addresses it leaves alone.
+        assert page.text == fix_html(whole_page.render(page_title=title, email=address)), address
+        assert "<script>" not in page.text
+    # An address typography would « correct » is shown exactly as it is written, plain spaces kept.
+    page = client.get(f"/newsletter/{kind}/{getattr(signer, token)('« a »@exemple.fr')}")
+    assert "<strong>« a »@exemple.fr</strong>" in page.text
+    assert page.text.count("\u202f") == client.get(f"/newsletter/{kind}/{getattr(signer, token)('a@b.fr')}").text.count("\u202f")
+
+
+@pytest.mark.parametrize("kind", ["confirmation", "bienvenue"])
+def test_mails_flattened_once_read_as_the_message_built_per_reader(tmp_path, kind):
+    config = make_config(tmp_path)
+    signer = Signer([SECRET])
+    for address in ["a@b.fr", "lecteur.au.nom.assez.long+lettre@exemple.fr", "x" * 64 + "@" + "d" * 60 + ".fr"]:
+        if kind == "confirmation":
+            mail = ConfirmationMail(config, signer, mail_environment(config))
+            link, headers = confirm_url(config, signer, address), {"Auto-Submitted": "auto-generated"}
+        else:
+            mail = WelcomeMail(config, signer, mail_environment(config))
+            link, headers = unsubscribe_url(config, signer, address), list_unsubscribe_headers(config, signer, address)
+        built = email.message_from_bytes(wire_bytes(mail.mail.message(address, link, headers)), policy=default_policy)
+        wire = mail.mail.wire(address, link, headers)
+        sent = email.message_from_bytes(wire, policy=default_policy)
+        assert b"\n" not in wire.replace(b"\r\n", b"") and max(map(len, wire.split(b"\r\n"))) <= 998
+        assert sent.keys() == built.keys()
+        for name in built.keys():
+            if name not in ("Date", "Message-ID", "Content-Type"):  # a new one per mail, a random boundary
+                assert sent[name] == built[name], name
+        assert sent.get_content_type() == "multipart/alternative" and not sent.defects
+        for part in ("plain", "html"):
+            assert sent.get_body((part,)).get_content() == built.get_body((part,)).get_content()
+            assert link in sent.get_body((part,)).get_content().replace("&amp;", "&")
+
+
+def test_a_relay_connection_closed_meanwhile_is_reopened_and_the_mail_goes(tmp_path):
+    sink = Sink()
+    port = free_port()
+    first = Controller(sink, hostname="127.0.0.1", port=port)
+    first.start()
+    config = make_config(tmp_path, smtp_url=f"smtp://127.0.0.1:{port}")
+    mail = ConfirmationMail(config, Signer([SECRET]), mail_environment(config))
+    mailer = SMTPMailer(config.smtp_url)
+    mailer.send_wire(mail.wire("un@exemple.fr")[0], "lettre@egoblog.example", ["un@exemple.fr"])
+    first.stop()  # the relay restarts: the mailer's open connection is dead
+    second = Controller(sink, hostname="127.0.0.1", port=port)
+    second.start()
+    try:
+        mailer.send_wire(mail.wire("deux@exemple.fr")[0], "lettre@egoblog.example", ["deux@exemple.fr"])
+        assert [e.rcpt_tos for e in sink.wait_for(2)] == [["un@exemple.fr"], ["deux@exemple.fr"]]
+    finally:
+        mailer.close()
+        second.stop()
+
+
+def test_signups_after_the_relay_restarted_still_get_their_mail(tmp_path):
+    sink = Sink()
+    relay = start_server(sink)
+    port = relay.port
+    config = make_config(tmp_path, smtp_url=f"smtp://127.0.0.1:{port}")
+    with serve_in_thread(create_app(config, limits=NO_LIMITS)) as url, \
+            httpx.Client(base_url=url, follow_redirects=False, timeout=60) as client:
+        with concurrent.futures.ThreadPoolExecutor(20) as pool:  # every worker opens a connection
+            codes = list(pool.map(lambda n: client.post("/newsletter/inscription", data={"email": f"a{n}@exemple.fr"}).status_code, range(40)))
+        assert codes == [303] * 40 and len(sink.wait_for(40)) == 40
+        relay.stop()  # the workers' connections are dead now
+        relay = Controller(sink, hostname="127.0.0.1", port=port)
+        relay.start()
+        try:
+            with concurrent.futures.ThreadPoolExecutor(20) as pool:
+                codes = list(pool.map(lambda n: client.post("/newsletter/inscription", data={"email": f"b{n}@exemple.fr"}).status_code, range(40)))
+            assert codes == [303] * 40
+            assert {e.rcpt_tos[0] for e in sink.wait_for(80)[40:]} == {f"b{n}@exemple.fr" for n in range(40)}
+        finally:
+            relay.stop()
+
+
+def test_a_wave_larger_than_the_old_queue_is_all_taken(tmp_path, relay):
+    sink, server = relay
+    config = make_config(tmp_path, smtp_url=f"smtp://127.0.0.1:{server.port}")
+    wave = 2_500  # the queue held 2,000: the rest were answered 503
+    assert QUEUE_SIZE >= 2 * wave
+    outgoing = Outgoing(config, Signer([SECRET]), deadline=300)
+    outgoing.start()
+    try:
+        outcomes = [outgoing.submit(f"lecteur{n}@exemple.fr") for n in range(wave)]
+        assert None not in outcomes  # None: the handler answers 503
+        assert all(outcome.result(timeout=300) is True for outcome in outcomes)
+    finally:
+        outgoing.stop()
+    assert len({e.rcpt_tos[0] for e in sink.wait_for(wave)}) == wave
+
+
+def test_confirmations_at_once_are_each_stored_once_with_one_welcome_mail(app, relay):
+    client, config = app
+    sink = relay[0]
+    signer = Signer([SECRET])
+    addresses = [f"lecteur{n}@exemple.fr" for n in range(30)]
+    paths = [f"/newsletter/confirmer/{signer.confirm_token(a)}" for a in addresses]
+    with concurrent.futures.ThreadPoolExecutor(30) as pool:  # each twice, all at once
+        codes = list(pool.map(lambda path: client.post(path).status_code, paths + paths))
+    assert codes == [303] * 60
+    with sqlite3.connect(config.db) as db:
+        assert sorted(r[0] for r in db.execute("SELECT email FROM subscribers")) == sorted(addresses)
+    welcomes = sink.wait_for(30)
+    assert sorted(e.rcpt_tos[0] for e in welcomes) == sorted(addresses)
+    assert client.post(paths[0]).status_code == 303  # once more: already there, no mail
+    probe = client.post(f"/newsletter/confirmer/{signer.confirm_token('sonde@exemple.fr')}")
+    assert probe.status_code == 303
+    assert sorted(e.rcpt_tos[0] for e in sink.wait_for(31)) == sorted(addresses + ["sonde@exemple.fr"])
