@@ -19,6 +19,7 @@ import ssl
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from email.policy import default as default_policy
 from pathlib import Path
@@ -142,6 +143,7 @@ class Stack:
     sink: Sink
     store_url: str
     tls: ssl.SSLContext = field(init=False)
+    parsed: list = field(default_factory=list)
 
     def __post_init__(self):
         self.tls = ssl.create_default_context(cafile=str(self.nginx.cert))
@@ -152,7 +154,10 @@ class Stack:
         return httpx.Client(base_url=self.nginx.https, transport=transport, timeout=60, **options)
 
     def mails(self) -> list[email.message.EmailMessage]:
-        return [email.message_from_bytes(e.original_content, policy=default_policy) for e in self.sink.envelopes]
+        """Every mail in the sink, in arrival order (each parsed once)."""
+        for envelope in list(self.sink.envelopes)[len(self.parsed):]:
+            self.parsed.append(email.message_from_bytes(envelope.original_content, policy=default_policy))
+        return list(self.parsed)
 
     def mails_to(self, address: str, count: int = 1) -> list[email.message.EmailMessage]:
         """The first `count` mails to `address`, once they are in the sink (woken by each arrival)."""
@@ -246,4 +251,182 @@ def test_signup_confirm_send_unsubscribe_through_nginx_in_chromium(browser, stac
     assert stack.stored() == []
     assert elsewhere == [] and context.cookies() == []
     context.close()
+    assert_nothing_about_clients_logged(stack)
+
+
+# -- what nginx itself answers ---------------------------------------------------------------------
+
+def test_headers_types_caching_and_compression(stack):
+    with stack.client() as http:
+        home = http.get("/", headers={"Accept-Encoding": "gzip"})
+        assert home.status_code == 200 and "égoBlog" in home.text
+        assert home.headers["content-type"] == "text/html; charset=utf-8"
+        assert home.headers["content-encoding"] == "gzip" and home.headers["vary"] == "Accept-Encoding"
+        assert home.headers["cache-control"] == "no-cache"  # revalidated at each visit...
+        again = http.get("/", headers={"If-None-Match": home.headers["etag"]})
+        assert again.status_code == 304  # ...for the price of a 304
+        for name, value in [("content-security-policy", SERVICE_CSP), ("strict-transport-security", "max-age=31536000"),
+                            ("referrer-policy", "no-referrer"), ("x-content-type-options", "nosniff"),
+                            ("x-frame-options", "DENY"), ("cross-origin-opener-policy", "same-origin")]:
+            assert home.headers.get_list(name) == [value], name
+        assert "set-cookie" not in home.headers and home.headers["server"] == "nginx"  # no version
+
+        feed = http.get("/atom.xml")
+        assert feed.headers["content-type"] == "text/xml; charset=utf-8"  # shown by its stylesheet in a browser
+        assert feed.headers["cache-control"] == "max-age=900"
+        xsl = http.get("/theme/feeds/feed.xsl")
+        assert xsl.headers["content-type"] == "text/xsl; charset=utf-8" and xsl.headers["cache-control"] == "max-age=3600"
+        css = http.get("/theme/css/site.css")
+        assert css.headers["content-type"] == "text/css; charset=utf-8" and css.headers["cache-control"] == "max-age=3600"
+        assert http.get("/theme/favicon.svg").headers["content-type"] == "image/svg+xml; charset=utf-8"
+
+        lost = http.get("/pas-une-page/")
+        assert lost.status_code == 404 and "Page introuvable" in lost.text
+        assert lost.headers["content-security-policy"] == SERVICE_CSP
+        search = http.get("/recherche/")
+        assert search.headers.get_list("content-security-policy") == [
+            "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; frame-ancestors 'none'; base-uri 'none'; "
+            "form-action 'self'"]
+        assert search.headers["x-frame-options"] == "DENY" and search.headers["referrer-policy"] == "no-referrer"
+
+        # Only the service's three paths reach it: the dev server's mail preview is not one of them.
+        assert http.get(f"/newsletter/apercu/{POST}").status_code == 404
+        assert http.get("/newsletter/verifiez/").status_code == 200  # a static page of the flow
+        refused = http.get("/newsletter/confirmer/pas-un-jeton")
+        assert refused.status_code == 400 and "Lien de confirmation" in refused.text  # the service's answer
+        assert refused.headers.get_list("content-security-policy") == [SERVICE_CSP]  # its own, not twice
+        assert refused.headers["strict-transport-security"] == "max-age=31536000"
+        assert "cache-control" not in refused.headers
+
+    with httpx.Client() as plain:
+        moved = plain.get(stack.nginx.http + "/2015/11/le-cr-aime/?x=1", headers={"Host": "blog.example.fr"})
+        assert moved.status_code == 301 and moved.headers["location"] == "https://blog.example.fr/2015/11/le-cr-aime/?x=1"
+    assert_nothing_about_clients_logged(stack)
+
+
+def test_a_body_over_4_kb_is_refused_by_nginx_in_french(stack):
+    with stack.client() as http:
+        answer = http.post("/newsletter/inscription", content=b"email=" + b"a" * 5000,
+                           headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert answer.status_code == 413 and "Formulaire trop volumineux" in answer.text
+    assert answer.headers["content-security-policy"] == SERVICE_CSP
+    assert stack.sink.envelopes == []
+    assert_nothing_about_clients_logged(stack)
+
+
+def signup(http: httpx.Client, address: str, **headers) -> httpx.Response:
+    return http.post("/newsletter/inscription", data={"email": address}, headers={**JSON, **headers})
+
+
+def test_limits_hold_per_client_across_instances(stack):
+    """A client's signups all reach one instance (its own limit counts them all, whatever
+    X-Forwarded-For the client makes up), and nginx's limit holds on top; other clients go on."""
+    with stack.client("127.0.0.2") as http:
+        answers = [signup(http, f"rafale{n}@exemple.fr", **{"X-Forwarded-For": f"10.0.0.{n}"}) for n in range(12)]
+    assert [a.status_code for a in answers[:10]] == [202] * 10
+    # The 11th: the instance's own limit (10 a minute), in JSON. It saw one client, not 11 made-up ones.
+    assert answers[10].status_code == 429 and "Trop de demandes depuis votre connexion" in answers[10].json()["erreur"]
+    # The 12th: nginx's limit (10 a minute, 10 at once), before any instance, with its French page.
+    assert answers[11].status_code == 429 and "Trop de demandes sont arrivées" in answers[11].text
+    pids = {pid_of(stack.mails_to(f"rafale{n}@exemple.fr")[0]) for n in range(10)}
+    assert len(pids) == 1  # sticky: one instance served them all
+
+    # Other clients, unaffected; between them, both instances serve.
+    for n in range(3, 19):
+        with stack.client(f"127.0.0.{n}") as http:
+            assert signup(http, f"voisin{n}@exemple.fr").status_code == 202
+    served = {pid_of(stack.mails_to(f"voisin{n}@exemple.fr")[0]) for n in range(3, 19)}
+    assert served == {i.pid for i in stack.instances}
+    assert_nothing_about_clients_logged(stack)
+
+
+# -- an instance killed in the middle of a wave ------------------------------------------------------
+
+SOURCES = [f"127.0.1.{n}" for n in range(1, 41)]  # 40 clients
+FRENCH_ERROR = ("Service momentanément indisponible", "Réessayez", "réessayez")
+
+
+def wave(stack: Stack, jobs: list[tuple[str, str, dict]], victim: Instance, kill_after: int) -> list[httpx.Response]:
+    """POST every (source, path, form) at once through nginx; kill -9 `victim` once `kill_after` are answered."""
+    async def run():
+        clients = {source: httpx.AsyncClient(base_url=stack.nginx.https, headers=JSON, timeout=60,
+                                             transport=httpx.AsyncHTTPTransport(local_address=source, verify=stack.tls))
+                   for source in {source for source, _, _ in jobs}}
+        answered = 0
+
+        async def one(source, path, form):
+            nonlocal answered
+            answer = await clients[source].post(path, data=form)
+            answered += 1
+            if answered == kill_after:
+                victim.kill9()
+            return answer
+
+        try:
+            return await asyncio.gather(*(one(*job) for job in jobs))
+        finally:
+            for client in clients.values():
+                await client.aclose()
+
+    # In a thread of its own: Playwright's sync API keeps an event loop running in this one.
+    with ThreadPoolExecutor(1) as thread:
+        return thread.submit(asyncio.run, run()).result()
+
+
+def refused_in_french(answer: httpx.Response) -> bool:
+    """nginx's 502 page (no instance could answer), or the service's 503 JSON (its relay did not take the mail)."""
+    return answer.status_code in (502, 503) and any(words in answer.text for words in FRENCH_ERROR)
+
+
+def test_kill_9_of_an_instance_loses_no_acknowledged_signup_or_confirmation(stack):
+    first, second = stack.instances
+    source_of = {f"vague{k}.{n}@exemple.fr": source for k in range(5) for n, source in enumerate(SOURCES)}
+    jobs = [(source, "/newsletter/inscription", {"email": address}) for address, source in source_of.items()]
+    answers = wave(stack, jobs, first, kill_after=50)  # 200 signups, 5 per client
+    assert first.proc.returncode == -signal.SIGKILL
+
+    acknowledged = [form["email"] for (_, _, form), answer in zip(jobs, answers) if answer.status_code == 202]
+    others = [answer for answer in answers if answer.status_code != 202]
+    assert all(refused_in_french(answer) for answer in others), [(a.status_code, a.text[:200]) for a in others]
+    assert len(acknowledged) >= 150, [(a.status_code, a.text[:300]) for a in others[:3]] + [sorted(a.status_code for a in others)]
+    mails = {address: stack.mails_to(address)[0] for address in acknowledged}  # each « envoyé » has its mail
+    print(f"signups: {len(acknowledged)} acknowledged, {len(others)} refused, {len(stack.mails())} mails")
+    # The killed instance had served some; clients it served before the kill were served by the other after.
+    served_by = {}
+    for mail in stack.mails():
+        served_by.setdefault(source_of[mail["To"]], set()).add(pid_of(mail))
+    assert set().union(*served_by.values()) == {first.pid, second.pid}
+    assert any(len(pids) == 2 for pids in served_by.values()), "the kill did not fall in the middle of the wave"
+
+    # systemd starts the killed instance again; nginx takes it back once its fail_timeout has passed.
+    first.start()
+    deadline = time.monotonic() + 30
+    for probe in range(1, 250):
+        with stack.client(f"127.0.2.{probe}") as http:
+            assert signup(http, f"sonde{probe}@exemple.fr").status_code == 202
+        if pid_of(stack.mails_to(f"sonde{probe}@exemple.fr")[0]) == first.pid:
+            break
+        assert time.monotonic() < deadline, "the restarted instance got no request"
+        time.sleep(0.2)
+
+    # A wave of confirmations, each from its reader's client; the other instance killed in the middle.
+    jobs = [(source_of[address], link_in(mails[address]).removeprefix(stack.nginx.https), {})
+            for address in acknowledged]
+    answers = wave(stack, jobs, second, kill_after=len(jobs) // 4)
+    assert second.proc.returncode == -signal.SIGKILL
+    confirmed = [address for address, answer in zip(acknowledged, answers) if answer.status_code == 200]
+    others = [answer for answer in answers if answer.status_code != 200]
+    assert all(refused_in_french(answer) for answer in others), [(a.status_code, a.text[:200]) for a in others]
+    assert len(confirmed) >= len(acknowledged) * 3 // 4, [(a.status_code, a.text[:300]) for a in others[:3]] + [sorted(a.status_code for a in others)]
+    stored = set(stack.stored())
+    print(f"confirmations: {len(confirmed)} acknowledged, {len(others)} refused, {len(stored)} stored")
+    assert set(confirmed) <= stored  # every confirmation answered « confirmée » is in the store
+    assert stored <= set(acknowledged)  # and nothing else: nothing is stored before its confirmation
+
+    # No instance left: the reader is told, in French, to try again (nginx's 502 page).
+    first.kill9()
+    with stack.client("127.0.0.3") as http:
+        answer = http.post("/newsletter/inscription", data={"email": "trop.tard@exemple.fr"})
+    assert answer.status_code == 502 and "Service momentanément indisponible" in answer.text
+    assert "réessayez" in answer.text.lower() and answer.headers["content-security-policy"] == SERVICE_CSP
     assert_nothing_about_clients_logged(stack)
