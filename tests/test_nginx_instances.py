@@ -10,12 +10,14 @@ nginx sees as $remote_addr.
 from __future__ import annotations
 
 import asyncio
+import configparser
 import email
 import os
+import pwd
 import re
+import shutil
 import signal
 import socket
-import ssl
 import subprocess
 import sys
 import time
@@ -29,7 +31,7 @@ import pytest
 
 from newsletter.store import open_store
 from sitebuild.deploy import deploy, parse_target
-from tests.conftest import ROOT, missing
+from tests.conftest import ROOT
 from tests.fixtures.mail.support import Sink, start_server
 from tests.fixtures.nginx import running_nginx
 from tests.fixtures.sshd import free_port
@@ -142,11 +144,11 @@ class Stack:
     instances: list[Instance]
     sink: Sink
     store_url: str
-    tls: ssl.SSLContext = field(init=False)
+    tls: object = field(init=False)  # ssl.SSLContext trusting the test certificate
     parsed: list = field(default_factory=list)
 
     def __post_init__(self):
-        self.tls = ssl.create_default_context(cafile=str(self.nginx.cert))
+        self.tls = self.nginx.tls()
 
     def client(self, source: str = "127.0.0.1", **options) -> httpx.Client:
         """A client whose connections come from `source` (nginx's $remote_addr)."""
@@ -430,3 +432,44 @@ def test_kill_9_of_an_instance_loses_no_acknowledged_signup_or_confirmation(stac
     assert answer.status_code == 502 and "Service momentanément indisponible" in answer.text
     assert "réessayez" in answer.text.lower() and answer.headers["content-security-policy"] == SERVICE_CSP
     assert_nothing_about_clients_logged(stack)
+
+
+# -- the instances' systemd unit -------------------------------------------------------------------
+
+UNIT = ROOT / "deploy" / "egoblog-newsletter@.service"
+
+
+def test_the_instance_unit_runs_the_server_hardened():
+    """deploy/egoblog-newsletter@.service read as systemd reads it (an INI file, keys may repeat)."""
+    parser = configparser.ConfigParser(strict=False, interpolation=None, empty_lines_in_values=False)
+    parser.optionxform = str
+    parser.read_string(UNIT.read_text(encoding="utf-8"))
+    service = parser["Service"]
+    assert "-m newsletter.server --port %i --proxy-headers --forwarded-allow-ips 127.0.0.1" in service["ExecStart"]
+    assert service["EnvironmentFile"] and service["Restart"] == "on-failure"
+    for key, value in [("NoNewPrivileges", "yes"), ("PrivateTmp", "yes"), ("ProtectSystem", "strict"),
+                       ("ProtectHome", "read-only")]:
+        assert service[key] == value, key
+    assert service["ReadWritePaths"].endswith("/var")  # the SQLite store's folder, nothing else
+    assert "AF_INET" in service["RestrictAddressFamilies"] and service["CapabilityBoundingSet"] == ""
+    # Every instance port in nginx.conf's upstream is one of this template's instances.
+    upstream = re.search(r"upstream egoblog_newsletter \{(.*?)\}", (ROOT / "deploy" / "nginx.conf").read_text(), re.S)[1]
+    assert re.findall(r"server 127\.0\.0\.1:(\d+)", upstream) == ["8001", "8002"]
+    assert "egoblog-newsletter@8001 egoblog-newsletter@8002" in UNIT.read_text(encoding="utf-8")
+
+
+def test_the_instance_unit_passes_systemd_analyze_verify(tmp_path):
+    """systemd's own check (unknown keys, a command that cannot run), on the unit for this clone and user.
+    Where systemd is not installed (a container), the INI check above is all: systemd is what runs the
+    unit in production, not a tool the suite installs, so its absence neither skips nor fails."""
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        return
+    env_file = tmp_path / "newsletter.env"
+    env_file.write_text("NEWSLETTER_SECRET=x\n")
+    text = (UNIT.read_text(encoding="utf-8").replace("/home/auteur/.config/egoblog/newsletter.env", str(env_file))
+            .replace("/home/auteur/egoblog", str(ROOT)).replace("User=auteur", f"User={pwd.getpwuid(os.getuid()).pw_name}"))
+    unit = tmp_path / "egoblog-newsletter@8001.service"
+    unit.write_text(text, encoding="utf-8")
+    checked = subprocess.run([analyze, "verify", str(unit)], capture_output=True, text=True)
+    assert checked.returncode == 0 and unit.name not in checked.stderr, checked.stderr
