@@ -324,12 +324,19 @@ def test_limits_hold_per_client_across_instances(stack):
     """A client's signups all reach one instance (its own limit counts them all, whatever
     X-Forwarded-For the client makes up), and nginx's limit holds on top; other clients go on."""
     with stack.client("127.0.0.2") as http:
-        answers = [signup(http, f"rafale{n}@exemple.fr", **{"X-Forwarded-For": f"10.0.0.{n}"}) for n in range(12)]
-    assert [a.status_code for a in answers[:10]] == [202] * 10
-    # The 11th: the instance's own limit (10 a minute), in JSON. It saw one client, not 11 made-up ones.
-    assert answers[10].status_code == 429 and "Trop de demandes depuis votre connexion" in answers[10].json()["erreur"]
-    # The 12th: nginx's limit (10 a minute, 10 at once), before any instance, with its French page.
-    assert answers[11].status_code == 429 and "Trop de demandes sont arrivées" in answers[11].text
+        answers = [signup(http, f"rafale{n}@exemple.fr", **{"X-Forwarded-For": f"10.0.0.{n}"}) for n in range(11)]
+        assert [a.status_code for a in answers[:10]] == [202] * 10
+        # The 11th: the instance's own limit (10 a minute), in JSON. It saw one client, not 11 made-up ones.
+        assert answers[10].status_code == 429
+        assert "Trop de demandes depuis votre connexion" in answers[10].json()["erreur"]
+        # Then nginx's limit (10 a minute, 10 at once), before any instance, with its French page: at the
+        # next request, or a few later if the machine is so slow that nginx let a new one in meanwhile.
+        for n in range(11, 16):
+            answer = signup(http, f"rafale{n}@exemple.fr")
+            if "Trop de demandes sont arrivées" in answer.text:
+                break
+            assert answer.status_code == 429 and "erreur" in answer.json()  # still the instance's
+        assert answer.status_code == 429 and "Trop de demandes sont arrivées" in answer.text
     pids = {pid_of(stack.mails_to(f"rafale{n}@exemple.fr")[0]) for n in range(10)}
     assert len(pids) == 1  # sticky: one instance served them all
 
