@@ -9,7 +9,6 @@ nginx sees as $remote_addr.
 """
 from __future__ import annotations
 
-import asyncio
 import configparser
 import email
 import os
@@ -17,11 +16,9 @@ import pwd
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from email.policy import default as default_policy
 from pathlib import Path
@@ -32,6 +29,7 @@ import pytest
 from newsletter.store import open_store
 from sitebuild.deploy import deploy, parse_target
 from tests.conftest import ROOT
+from tests.fixtures.instances import Instance, wave
 from tests.fixtures.mail.support import Sink, start_server
 from tests.fixtures.nginx import running_nginx
 from tests.fixtures.sshd import free_port
@@ -97,45 +95,6 @@ def release(tmp_path_factory) -> Release:
 
 
 # -- two instances, nginx, a mail sink ---------------------------------------------------------
-
-@dataclass
-class Instance:
-    port: int
-    env: dict
-    log: Path
-    proc: subprocess.Popen | None = None
-
-    def start(self) -> "Instance":
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "newsletter.server", "--port", str(self.port),
-                                          "--proxy-headers"], cwd=ROOT, env=self.env, stdout=log, stderr=log)
-        deadline = time.monotonic() + 30
-        while True:  # listening once a connection is accepted
-            assert self.proc.poll() is None, self.log.read_text()
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return self
-            except OSError:
-                assert time.monotonic() < deadline, "the instance did not start:\n" + self.log.read_text()
-                time.sleep(0.05)
-
-    @property
-    def pid(self) -> str:
-        return str(self.proc.pid)
-
-    def kill9(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
 
 @dataclass
 class Stack:
@@ -355,33 +314,6 @@ SOURCES = [f"127.0.1.{n}" for n in range(1, 41)]  # 40 clients
 FRENCH_ERROR = ("Service momentanément indisponible", "Réessayez", "réessayez")
 
 
-def wave(stack: Stack, jobs: list[tuple[str, str, dict]], victim: Instance, kill_after: int) -> list[httpx.Response]:
-    """POST every (source, path, form) at once through nginx; kill -9 `victim` once `kill_after` are answered."""
-    async def run():
-        clients = {source: httpx.AsyncClient(base_url=stack.nginx.https, headers=JSON, timeout=60,
-                                             transport=httpx.AsyncHTTPTransport(local_address=source, verify=stack.tls))
-                   for source in {source for source, _, _ in jobs}}
-        answered = 0
-
-        async def one(source, path, form):
-            nonlocal answered
-            answer = await clients[source].post(path, data=form)
-            answered += 1
-            if answered == kill_after:
-                victim.kill9()
-            return answer
-
-        try:
-            return await asyncio.gather(*(one(*job) for job in jobs))
-        finally:
-            for client in clients.values():
-                await client.aclose()
-
-    # In a thread of its own: Playwright's sync API keeps an event loop running in this one.
-    with ThreadPoolExecutor(1) as thread:
-        return thread.submit(asyncio.run, run()).result()
-
-
 def refused_in_french(answer: httpx.Response) -> bool:
     """nginx's 502 page (no instance could answer), or the service's 503 JSON (its relay did not take the mail)."""
     return answer.status_code in (502, 503) and any(words in answer.text for words in FRENCH_ERROR)
@@ -391,7 +323,7 @@ def test_kill_9_of_an_instance_loses_no_acknowledged_signup_or_confirmation(stac
     first, second = stack.instances
     source_of = {f"vague{k}.{n}@exemple.fr": source for k in range(5) for n, source in enumerate(SOURCES)}
     jobs = [(source, "/newsletter/inscription", {"email": address}) for address, source in source_of.items()]
-    answers = wave(stack, jobs, first, kill_after=50)  # 200 signups, 5 per client
+    answers = wave(stack.nginx.https, stack.tls, jobs, first, kill_after=50)  # 200 signups, 5 per client
     assert first.proc.returncode == -signal.SIGKILL
 
     acknowledged = [form["email"] for (_, _, form), answer in zip(jobs, answers) if answer.status_code == 202]
@@ -421,7 +353,7 @@ def test_kill_9_of_an_instance_loses_no_acknowledged_signup_or_confirmation(stac
     # A wave of confirmations, each from its reader's client; the other instance killed in the middle.
     jobs = [(source_of[address], link_in(mails[address]).removeprefix(stack.nginx.https), {})
             for address in acknowledged]
-    answers = wave(stack, jobs, second, kill_after=len(jobs) // 4)
+    answers = wave(stack.nginx.https, stack.tls, jobs, second, kill_after=len(jobs) // 4)
     assert second.proc.returncode == -signal.SIGKILL
     confirmed = [address for address, answer in zip(acknowledged, answers) if answer.status_code == 200]
     others = [answer for answer in answers if answer.status_code != 200]
