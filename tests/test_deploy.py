@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 
 from sitebuild.deploy import DeployError, Target, deploy, main, parse_target, to_prune
-from tests.conftest import ROOT, missing
+from tests.conftest import ROOT
+from tests.fixtures.nginx import CERT, KEY, LOG, SHIPPED as NGINX_CONF, nginx, nginx_binary, running_nginx, \
+    self_signed, wrap
 from tests.fixtures.sshd import free_port, running_sshd
 
 SITEURL = "https://blog.example.fr"
@@ -268,89 +270,47 @@ def test_make_deploy_refuses_without_a_target():
 
 # -- deploy/: nginx serving the live release ------------------------------------------------
 
-NGINX_SNIPPET = ROOT / "deploy" / "nginx-egoblog.conf"
-NGINX_SITE = ROOT / "deploy" / "nginx-site.conf"
-
-
-def nginx_binary() -> str:
-    found = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
-    if found is None:
-        missing("`nginx` not found (Debian: apt-get install nginx)")
-    return found
-
-
-def nginx_conf(prefix: Path, server: str) -> Path:
-    """A throw-away nginx.conf around one server block, everything under prefix (runs as the current user)."""
-    temp = "\n".join(f"  {kind}_temp_path {prefix}/{kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-    conf = prefix / "nginx.conf"
-    conf.write_text(f"{'user root;' if os.geteuid() == 0 else ''}\nworker_processes 1;\npid {prefix}/nginx.pid;\n"
-                    f"error_log {prefix}/error.log;\nevents {{ worker_connections 64; }}\n"
-                    f"http {{\n  include /etc/nginx/mime.types;\n{temp}\n{server}\n}}\n")
-    return conf
-
-
-def nginx(binary: str, conf: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([binary, "-c", str(conf), "-p", str(conf.parent), "-e", str(conf.parent / "error.log"), *args],
-                          capture_output=True, text=True)
-
-
 def test_nginx_serves_the_live_release_and_proxies_the_service(sites, tmp_path):
-    """deploy/nginx-egoblog.conf on loopback: pages, the 404 page, the service, and each deploy live at once."""
+    """deploy/nginx.conf on loopback: pages, the 404 page, the service, and each deploy live at once.
+    (tests/test_nginx_instances.py runs it in front of two service instances.)"""
     import httpx
 
     from newsletter.app import create_app
     from newsletter.config import Config
     from newsletter.serving import serve_in_thread
 
-    binary = nginx_binary()
     folder = tmp_path / "srv"
     where = parse_target(str(folder), {})
     deploy(sites["v1"], where)
     config = Config(public_url=SITEURL, newsletter_url=f"{SITEURL}/newsletter", mail_from="égoBlog <lettre@exemple.fr>",
                     reply_to="francois@exemple.fr", site_name="égoBlog", db=str(tmp_path / "abonnes.sqlite3"),
                     outbox=tmp_path / "outbox", secrets=["deploy-tests-secret-0123456789abcdef"])
-    port = free_port()
-    with serve_in_thread(create_app(config)) as service:
-        snippet = NGINX_SNIPPET.read_text().replace("/srv/egoblog/current", str(folder / "current"))
-        snippet = snippet.replace("http://127.0.0.1:8001", service)
-        assert snippet.count(str(folder)) == 1 and snippet.count(service) == 1  # the example values are still there
-        (tmp_path / "nginx").mkdir()
-        conf = nginx_conf(tmp_path / "nginx", f"server {{\n listen 127.0.0.1:{port};\n{snippet}\n}}")
-        assert nginx(binary, conf, "-t").returncode == 0
-        started = nginx(binary, conf)  # returns once the master listens
-        assert started.returncode == 0, started.stderr
-        try:
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}") as http:
-                home = http.get("/")
-                assert home.status_code == 200 and "égoBlog" in home.text
-                assert home.headers["content-security-policy"].startswith("default-src 'self'")
-                assert "Une phrase ajoutée" not in http.get(f"/{EDITED_PAGE}").text
-                lost = http.get("/pas-une-page/")
-                assert lost.status_code == 404 and "Page introuvable" in lost.text
-                assert http.get("/newsletter/verifiez/").status_code == 200  # a static page of the signup flow
-                refused = http.get("/newsletter/confirmer/pas-un-jeton")  # the service answers, through nginx
-                assert refused.status_code == 400 and "Lien de confirmation" in refused.text
-                assert len(refused.headers.get_list("content-security-policy")) == 1
-                deploy(sites["v2"], where)
-                assert "Une phrase ajoutée" in http.get(f"/{EDITED_PAGE}").text  # live at the next request
-                deploy(sites["v3"], where)
-                assert http.get(f"/{DELETED_PAGE}").status_code == 404
-        finally:
-            nginx(binary, conf, "-s", "stop")
+    with serve_in_thread(create_app(config)) as service, \
+            running_nginx(tmp_path / "nginx", folder / "current", [service.removeprefix("http://")]) as server, \
+            httpx.Client(base_url=server.https, verify=server.tls()) as http:
+        home = http.get("/")
+        assert home.status_code == 200 and "égoBlog" in home.text
+        assert home.headers["content-security-policy"].startswith("default-src 'self'")
+        assert "Une phrase ajoutée" not in http.get(f"/{EDITED_PAGE}").text
+        lost = http.get("/pas-une-page/")
+        assert lost.status_code == 404 and "Page introuvable" in lost.text
+        assert http.get("/newsletter/verifiez/").status_code == 200  # a static page of the signup flow
+        refused = http.get("/newsletter/confirmer/pas-un-jeton")  # the service answers, through nginx
+        assert refused.status_code == 400 and "Lien de confirmation" in refused.text
+        assert len(refused.headers.get_list("content-security-policy")) == 1
+        deploy(sites["v2"], where)
+        assert "Une phrase ajoutée" in http.get(f"/{EDITED_PAGE}").text  # live at the next request
+        deploy(sites["v3"], where)
+        assert http.get(f"/{DELETED_PAGE}").status_code == 404
 
 
-def test_the_nginx_site_file_passes_nginx_t(tmp_path):
-    """deploy/nginx-site.conf as shipped (TLS, both server blocks), with a certificate made for the test."""
-    binary = nginx_binary()
-    openssl = shutil.which("openssl") or missing("`openssl` not found (Debian: apt-get install openssl)")
-    key, cert = tmp_path / "privkey.pem", tmp_path / "fullchain.pem"
-    subprocess.run([openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                    "-days", "1", "-subj", "/CN=blog.example.fr", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True)
-    site = (NGINX_SITE.read_text()
-            .replace("/etc/letsencrypt/live/blog.example.fr/fullchain.pem", str(cert))
-            .replace("/etc/letsencrypt/live/blog.example.fr/privkey.pem", str(key))
-            .replace("/etc/nginx/snippets/egoblog.conf", str(NGINX_SNIPPET)))
-    assert str(cert) in site and str(key) in site and str(NGINX_SNIPPET) in site
-    checked = nginx(binary, nginx_conf(tmp_path, site), "-t")
+def test_the_nginx_file_passes_nginx_t(tmp_path):
+    """deploy/nginx.conf as shipped (both server blocks, IPv6 listeners included), its certificate made
+    for the test: only the files' paths change."""
+    cert, key = self_signed(tmp_path)
+    site = NGINX_CONF.read_text(encoding="utf-8")
+    for old, new in ((CERT, str(cert)), (KEY, str(key)), (LOG, str(tmp_path / "error.log"))):
+        assert old in site
+        site = site.replace(old, new)
+    checked = nginx(nginx_binary(), wrap(tmp_path, site), "-t")
     assert checked.returncode == 0, checked.stderr
