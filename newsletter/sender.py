@@ -15,14 +15,17 @@ sent, whatever the records say. More than MAX_DUE (5) new posts due at once (an 
 archive, most likely) stops the run before any mail: send the ones you want with POST=,
 then record the rest with --skip-due.
 
-A send is recorded by post (the slugs joined by commas), never by person. After
-every message the last subscriber position reached is committed, so after a
-crash or `kill -9` the same command resumes where it stopped: nobody is left
-out and at most the one message in flight is sent twice. `make send POST=slug`
+A send is recorded by post (the slugs joined by commas), never by person. Its
+readers are cut into NEWSLETTER_SMTP_CONNECTIONS ranges, one per connection
+(parallel_send.py; one range by default). After every message the last subscriber
+position reached in its range is committed, so after a crash or `kill -9` the same
+command resumes where it stopped: nobody is left out and at most the one message
+in flight per connection is sent twice. `make send POST=slug`
 and `make send` share those records: a post sent one way is not sent the other.
 
 Environment: DRY_RUN=1 prints what would be sent and changes nothing;
-NEWSLETTER_RATE caps the messages per second (also a setting; default unlimited).
+NEWSLETTER_RATE caps the messages per second, all connections together (also a setting;
+default unlimited); NEWSLETTER_SMTP_CONNECTIONS and SMTP_URL's relays: see config.py.
 Exit status: 0 done, or nothing to send; 1 a post can't be sent (unknown, not built,
 changed since the build, dated in the future, too many due at once) or some addresses
 were refused (listed at the end); 2 usage (bad arguments, an invalid --to address);
