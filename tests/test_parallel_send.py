@@ -22,7 +22,7 @@ from newsletter.sender import send
 from newsletter.store import open_store
 from tests.conftest import ROOT
 from tests.fixtures.mail.support import Recorder, environ, start_server
-from tests.test_sender import READERS, built, folder  # noqa: F401 - fixtures
+from tests.test_sender import READERS, LosesAnswers, built, folder  # noqa: F401 - fixtures
 
 COMMAND = [sys.executable, "-m", "newsletter.sender", "lettre-test"]
 
@@ -198,6 +198,37 @@ def test_a_recipient_refused_for_good_does_not_stop_its_range(folder):
     assert listed == sorted(refused)  # in subscriber order, whichever connection met them first
     with open_store(folder / "subscribers.sqlite3") as store:
         assert store.is_sent("lettre-test")
+
+
+def test_lost_answers_are_reported_per_message_and_not_resent(folder):
+    lost = {READERS[3], READERS[120], READERS[260]}
+    servers = [start_server(LosesAnswers(lost)), start_server(LosesAnswers(lost))]
+    try:
+        status, _, err = run(folder, servers, 4)
+    finally:
+        for server in servers:
+            server.stop()
+    assert status == 0, err
+    assert received(servers) == Counter(READERS)  # one copy each, the three included
+    assert "3 message(s) went out whole" in err and all(address in err for address in lost)
+
+
+def test_a_dead_relay_in_the_pool_stops_every_connection_and_the_send_resumes_without_a_copy_too_many(folder):
+    good = start_server(Relay())
+    try:
+        config = Config.from_env(environ=environ(folder, f"smtp://127.0.0.1:{good.port} smtp://127.0.0.1:9",
+                                                 NEWSLETTER_SMTP_CONNECTIONS="4"))
+        err = io.StringIO()
+        assert send(["lettre-test"], config, out=io.StringIO(), err=err) == 3
+        assert "injoignable" in err.getvalue() and "127.0.0.1:9" in err.getvalue()
+        assert "run the same command again" in err.getvalue()
+        status, out, err = run(folder, [good], 4)  # the relay pool fixed
+    finally:
+        good.stop()
+    assert status == 0, err
+    assert "Resuming lettre-test after subscriber position" in out
+    # The connections to the good relay stopped after their message's answer: nothing was in flight.
+    assert received([good]) == Counter(READERS)
 
 
 def test_the_rate_limit_holds_for_the_whole_send_not_per_connection(tmp_path, built, relays):  # noqa: F811
