@@ -247,8 +247,9 @@ def _send(slugs, post_id, store, config, dry_run, rate, now, out, err) -> int:
     total = to_go(store, ranges) if ranges else remaining(store, started or 0)
 
     if dry_run:
+        resuming = f" (resuming {_after(ranges, started)})" if started is not None else ""
         print(f"DRY RUN: nothing is sent, nothing recorded.\nSubject: {mail.subject}\n"
-              f"Recipients: {total}" + (f" (resuming {_after(ranges, started)})" if started is not None else ""), file=out)
+              f"Recipients: {total}{resuming}", file=out)
         _, text = mail.sample(f"{config.newsletter_url}/desinscription/…")
         lines = text.splitlines()
         print("\n".join(lines[:PREVIEW_LINES]) + ("\n[…]" if len(lines) > PREVIEW_LINES else ""), file=out)
