@@ -103,10 +103,16 @@ def sink(port_file: str, record: str | None) -> None:
         Path(port_file + ".tmp").write_text(str(server.sockets[0].getsockname()[1]))
         os.replace(port_file + ".tmp", port_file)
         if record:
-            loop.add_signal_handler(signal.SIGUSR1, lambda: Path(record).write_text(json.dumps(SinkProtocol.counts)))
+            loop.add_signal_handler(signal.SIGUSR1, lambda: dump(record))
         await asyncio.Event().wait()
 
     asyncio.run(serve())
+
+
+def dump(record: str) -> None:
+    """The counts, written whole under another name then renamed: the reader never sees half a file."""
+    Path(record + ".tmp").write_text(json.dumps(SinkProtocol.counts))
+    os.replace(record + ".tmp", record)
 
 
 class Sinks:
