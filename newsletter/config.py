@@ -26,6 +26,7 @@ DEFAULT_DB = "var/subscribers.sqlite3"
 DEFAULT_OUTBOX = "var/outbox/"
 DEV_SECRET_FILE = "var/secret"
 MIN_SECRET_LENGTH = 16
+MAX_CONNECTIONS = 64  # beyond this, a typo (1000) rather than a relay pool: each connection is a thread
 
 
 class ConfigError(ValueError):
@@ -43,7 +44,9 @@ class Config:
     site_name: str
     db: str
     outbox: Path
-    smtp_url: str | None = field(default=None, repr=False)
+    smtp_url: str | None = field(default=None, repr=False)  # the first relay: the service's confirmation mails
+    smtp_urls: tuple[str, ...] = field(default=(), repr=False)  # every relay of SMTP_URL, for make send
+    smtp_connections: int = 1  # NEWSLETTER_SMTP_CONNECTIONS: make send's connections, spread over smtp_urls
     welcome: bool = True  # NEWSLETTER_WELCOME: a welcome mail once a reader confirms (welcome.py)
     secrets: list[str] = field(default_factory=list, repr=False)
     dkim: DkimKey | None = field(default=None, repr=False)
@@ -70,16 +73,8 @@ class Config:
         if urlsplit(newsletter_url).scheme not in ("http", "https"):
             raise ConfigError(f"NEWSLETTER_URL ({settings_file}) doit être un chemin (/newsletter) ou une adresse http(s)://, pas {newsletter_url!r}")
 
-        smtp_url = env.get("SMTP_URL") or None
-        if smtp_url is not None:
-            parts = urlsplit(smtp_url)
-            if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
-                raise ConfigError(f"SMTP_URL doit être de la forme smtp://utilisateur:motdepasse@hôte:port "
-                                  f"(ou smtps://), pas {parts.scheme}://{parts.hostname or ''}…")
-            try:
-                parts.port
-            except ValueError:
-                raise ConfigError(f"SMTP_URL : port invalide pour l’hôte {parts.hostname}") from None
+        smtp_urls = read_smtp_urls(env.get("SMTP_URL") or "")
+        smtp_connections = read_connections(env.get("NEWSLETTER_SMTP_CONNECTIONS") or "")
 
         welcome = settings.get("NEWSLETTER_WELCOME", True)
         if not isinstance(welcome, bool):
@@ -98,12 +93,45 @@ class Config:
             site_name=str(settings.get("SITENAME", "")),
             db=env.get("NEWSLETTER_DB") or str(ROOT / DEFAULT_DB),
             outbox=Path(env.get("NEWSLETTER_OUTBOX") or ROOT / DEFAULT_OUTBOX),
-            smtp_url=smtp_url,
+            smtp_url=smtp_urls[0] if smtp_urls else None,
+            smtp_urls=smtp_urls,
+            smtp_connections=smtp_connections,
             welcome=welcome,
             secrets=read_secrets(env),
             dkim=dkim,
             settings=settings,
         )
+
+
+def read_smtp_urls(raw: str) -> tuple[str, ...]:
+    """SMTP_URL: one relay, or several separated by spaces (a pool that `make send` spreads its
+    connections over). Each is checked; the error says which one, never its password."""
+    urls = tuple(raw.split())
+    for rank, url in enumerate(urls, 1):
+        which = f"SMTP_URL (relais n° {rank})" if len(urls) > 1 else "SMTP_URL"
+        parts = urlsplit(url)
+        if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+            raise ConfigError(f"{which} doit être de la forme smtp://utilisateur:motdepasse@hôte:port "
+                              f"(ou smtps://), pas {parts.scheme}://{parts.hostname or ''}…")
+        try:
+            parts.port
+        except ValueError:
+            raise ConfigError(f"{which} : port invalide pour l’hôte {parts.hostname}") from None
+    return urls
+
+
+def read_connections(raw: str) -> int:
+    """NEWSLETTER_SMTP_CONNECTIONS: how many SMTP connections one `make send` uses at once (default 1)."""
+    if not raw.strip():
+        return 1
+    try:
+        count = int(raw)
+    except ValueError:
+        count = 0
+    if not 1 <= count <= MAX_CONNECTIONS:
+        raise ConfigError(f"NEWSLETTER_SMTP_CONNECTIONS doit être un nombre entier de connexions, "
+                          f"de 1 à {MAX_CONNECTIONS}, pas {raw!r}")
+    return count
 
 
 def read_settings(settings_file: str | os.PathLike) -> dict:

@@ -54,10 +54,12 @@ class Mailer(Protocol):
 
 
 @contextmanager
-def open_mailer(config: Config, ssl_context: ssl.SSLContext | None = None) -> Iterator[Mailer]:
-    """The configured mailer, closed on exit. `ssl_context` overrides certificate checks (tests)."""
+def open_mailer(config: Config, ssl_context: ssl.SSLContext | None = None, *,
+                url: str | None = None) -> Iterator[Mailer]:
+    """The configured mailer, closed on exit. `ssl_context` overrides certificate checks (tests);
+    `url` picks one relay of SMTP_URL's pool (default: the first)."""
     if config.smtp_url:
-        mailer = SMTPMailer(config.smtp_url, ssl_context, dkim=config.dkim)
+        mailer = SMTPMailer(url or config.smtp_url, ssl_context, dkim=config.dkim)
         try:
             yield mailer
         finally:

@@ -15,14 +15,17 @@ sent, whatever the records say. More than MAX_DUE (5) new posts due at once (an 
 archive, most likely) stops the run before any mail: send the ones you want with POST=,
 then record the rest with --skip-due.
 
-A send is recorded by post (the slugs joined by commas), never by person. After
-every message the last subscriber position reached is committed, so after a
-crash or `kill -9` the same command resumes where it stopped: nobody is left
-out and at most the one message in flight is sent twice. `make send POST=slug`
+A send is recorded by post (the slugs joined by commas), never by person. Its
+readers are cut into NEWSLETTER_SMTP_CONNECTIONS ranges, one per connection
+(parallel_send.py; one range by default). After every message the last subscriber
+position reached in its range is committed, so after a crash or `kill -9` the same
+command resumes where it stopped: nobody is left out and at most the one message
+in flight per connection is sent twice. `make send POST=slug`
 and `make send` share those records: a post sent one way is not sent the other.
 
 Environment: DRY_RUN=1 prints what would be sent and changes nothing;
-NEWSLETTER_RATE caps the messages per second (also a setting; default unlimited).
+NEWSLETTER_RATE caps the messages per second, all connections together (also a setting;
+default unlimited); NEWSLETTER_SMTP_CONNECTIONS and SMTP_URL's relays: see config.py.
 Exit status: 0 done, or nothing to send; 1 a post can't be sent (unknown, not built,
 changed since the build, dated in the future, too many due at once) or some addresses
 were refused (listed at the end); 2 usage (bad arguments, an invalid --to address);
@@ -36,6 +39,7 @@ import logging
 import os
 import smtplib
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -48,6 +52,7 @@ from .config import Config, ConfigError
 from .links import unsubscribe_mailto, unsubscribe_url
 from .mail_message import PostError, build_mail, load_posts, posts_path
 from .mailer import MailerError, ReplyLost, open_mailer, temporary
+from .parallel_send import Pacer, cut, remaining, run_ranges, to_go
 from .signing import Signer
 from .store import SendBusy, StoreError, open_store
 from .verp import return_path
@@ -72,6 +77,17 @@ class Report:
     sent: int = 0
     refused: list[tuple[int, str, str]] = field(default_factory=list)  # (position, address, answer)
     unconfirmed: list[tuple[int, str]] = field(default_factory=list)  # went out whole, answer lost: not resent
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)  # one worker per connection
+
+    def add(self, position: int, address: str, refused: str | None, lost: bool) -> None:
+        """One message's outcome: the server's refusal, or None; `lost`: its answer never came."""
+        with self.lock:
+            if lost:
+                self.unconfirmed.append((position, address))
+            if refused:
+                self.refused.append((position, address, refused))
+            else:
+                self.sent += 1
 
 
 def read_rate(config: Config, environ=os.environ) -> float | None:
@@ -145,8 +161,13 @@ class Progress:
         self.tty = hasattr(stream, "isatty") and stream.isatty()
         self.start = self.last = time.monotonic()
         self.step = max(1, total // 10)
+        self.lock = threading.Lock()  # advanced by every connection's worker
 
     def advance(self, n: int = 1) -> None:
+        with self.lock:
+            self._advance(n)
+
+    def _advance(self, n: int) -> None:
         self.done += n
         reached = self.done == self.total
         self.total = max(self.total, self.done)  # readers who joined during the send are sent to as well
@@ -178,15 +199,12 @@ class Progress:
 # -- the send ------------------------------------------------------------------------------
 
 
-def remaining(store, position: int) -> int:
-    """How many subscribers are after `position`, counted page by page (memory stays flat)."""
-    count = 0
-    while True:
-        page = store.subscribers_after(position, 5000)
-        if not page:
-            return count
-        count += len(page)
-        position = page[-1][0]
+def _after(ranges, started: int | None) -> str:
+    """Where a resumed send starts again, for the author: the checkpoint of each range."""
+    if not ranges:
+        return f"after subscriber position {started}"
+    positions = [position for _, _, position in ranges]
+    return f"after subscriber position{'s' if len(positions) > 1 else ''} {', '.join(map(str, positions))}"
 
 
 def send(slugs: list[str], config: Config, *, dry_run: bool = False, rate: float | None = None,
@@ -225,56 +243,61 @@ def _send(slugs, post_id, store, config, dry_run, rate, now, out, err) -> int:
               "it is sent once its date has passed (make send, or make release).", file=err)
         return 1
     mail = build_mail(config, posts)
-    position = started or 0
-    total = remaining(store, position)
+    ranges = store.send_ranges(post_id)
+    total = to_go(store, ranges) if ranges else remaining(store, started or 0)
 
     if dry_run:
+        resuming = f" (resuming {_after(ranges, started)})" if started is not None else ""
         print(f"DRY RUN: nothing is sent, nothing recorded.\nSubject: {mail.subject}\n"
-              f"Recipients: {total}" + (f" (resuming after position {position})" if started else ""), file=out)
+              f"Recipients: {total}{resuming}", file=out)
         _, text = mail.sample(f"{config.newsletter_url}/desinscription/…")
         lines = text.splitlines()
         print("\n".join(lines[:PREVIEW_LINES]) + ("\n[…]" if len(lines) > PREVIEW_LINES else ""), file=out)
         return 0
 
-    if started:
-        print(f"Resuming {post_id} after subscriber position {position}: {total} to go.", file=out)
+    if not ranges:  # a new send, or one stopped before ranges existed: cut what is left
+        ranges = store.start_ranges(post_id, cut(store, started or 0, config.smtp_connections))
+    if started is not None:
+        print(f"Resuming {post_id} {_after(ranges, started)}: {total} to go.", file=out)
     else:
         print(f"Sending « {mail.subject} » to {total} subscribers.", file=out)
     report = Report()
     signer = Signer(config.secrets)
     progress = Progress(total, err)
-    interval = 1.0 / rate if rate else 0.0
-    next_at = time.monotonic()
-    try:
-        with open_mailer(config) as mailer, store.fast_checkpoints():
-            while True:
-                batch = store.subscribers_after(position, BATCH)
-                if not batch:
-                    break
-                for position, address in batch:
-                    if interval:
-                        pause = next_at - time.monotonic()
-                        if pause > 0:
-                            time.sleep(pause)
-                        next_at = max(next_at, time.monotonic() - interval) + interval
-                    if address not in store:  # unsubscribed during the send: acknowledged, so no mail
-                        store.save_send_position(post_id, position)
-                        progress.advance()
-                        continue
-                    msg = mail.message(address, unsubscribe_url(config, signer, address),
-                                       unsubscribe_mailto(config, signer, address))
-                    try:
-                        refused = deliver(mailer, msg, envelope_from=return_path(config, signer, address))
-                    except ReplyLost:
-                        refused = None
-                        report.unconfirmed.append((position, address))
-                    # Committed before the next message: a killed sender re-sends this one at most.
-                    store.save_send_position(post_id, position)
-                    if refused:
-                        report.refused.append((position, address, refused))
-                    else:
-                        report.sent += 1
+    pacer = Pacer(rate)
+
+    def walk(mailer, item, stop) -> None:
+        """Mail one range in id order, its checkpoint committed after every message."""
+        lo, hi, position = item
+        while not stop.is_set():
+            batch = store.subscribers_after(position, BATCH, hi)
+            if not batch:
+                return
+            for position, address in batch:
+                if stop.is_set():  # another connection failed: stop here, this range's checkpoint is saved
+                    return
+                pacer.wait()
+                if address not in store:  # unsubscribed during the send: acknowledged, so no mail
+                    store.save_range_position(post_id, lo, position)
                     progress.advance()
+                    continue
+                msg = mail.message(address, unsubscribe_url(config, signer, address),
+                                   unsubscribe_mailto(config, signer, address))
+                lost = False
+                try:
+                    refused = deliver(mailer, msg, envelope_from=return_path(config, signer, address))
+                except ReplyLost:
+                    refused, lost = None, True
+                # Committed before the next message: a killed sender re-sends this one at most.
+                store.save_range_position(post_id, lo, position)
+                report.add(position, address, refused, lost)
+                progress.advance()
+
+    relays = list(config.smtp_urls) or [None]
+    try:
+        with store.fast_checkpoints():
+            run_ranges(ranges, relays, config.smtp_connections,
+                       lambda relay: open_mailer(config, url=relay), walk)
     except (MailerError, Stop) as exc:
         progress.close()
         print(f"error: {exc}\nStopped; {report.sent} sent in this run. The progress is saved: "
@@ -410,10 +433,11 @@ def _send_due(posts, store, config, dry_run, skip, rate, now, out, err) -> int:
     if dry_run:
         print(f"DRY RUN: nothing is sent, nothing recorded. {len(todo.due)} post(s) due, oldest first:", file=out)
         for post in todo.due:
-            position = states.get(post.slug, (0, False))[0]
+            ranges = store.send_ranges(post.slug)
+            readers = to_go(store, ranges) if ranges else remaining(store, states.get(post.slug, (0, False))[0])
             resuming = " (resuming a stopped send)" if post.slug in states else ""
             print(f"  {post.date:%Y-%m-%d %H:%M}  « {post.title} »  {post.slug}  → "
-                  f"{remaining(store, position)} readers{resuming}", file=out)
+                  f"{readers} readers{resuming}", file=out)
         return 0
     status = 0
     for post in todo.due:
@@ -461,12 +485,12 @@ def _print_refused(report: Report, err) -> None:
     if report.unconfirmed:
         print(f"{len(report.unconfirmed)} message(s) went out whole but the server closed the connection before "
               "answering: probably delivered, so not sent again (a copy per lost answer would be worse):", file=err)
-        for position, address in report.unconfirmed:
+        for position, address in sorted(report.unconfirmed):
             print(f"  #{position} {address}", file=err)
     if not report.refused:
         return
     print(f"{len(report.refused)} address(es) refused by the server (permanent error, not retried):", file=err)
-    for position, address, text in report.refused:
+    for position, address, text in sorted(report.refused):
         print(f"  #{position} {address}: {text}", file=err)
 
 

@@ -17,6 +17,8 @@ Erasures close together share one VACUUM (group commit).
 
 Positions: the sender walks subscribers by `id`, an INTEGER PRIMARY KEY AUTOINCREMENT: stable
 while an address stays subscribed (VACUUM keeps it), growing for new ones, never reused.
+A send over several connections cuts those ids into ranges (`send_ranges`), each with its own
+position (see parallel_send.py); `sends.position` is then where the ranges begin.
 """
 from __future__ import annotations
 
@@ -49,6 +51,15 @@ CREATE TABLE IF NOT EXISTS sends (
     post_id TEXT PRIMARY KEY,
     position INTEGER NOT NULL DEFAULT 0,
     done INTEGER NOT NULL DEFAULT 0
+) ;
+-- A send shared between connections: the subscriber ids after sends.position cut into ranges
+-- (lo excluded, hi included, NULL: no end), each with its own checkpoint. By post, never by person.
+CREATE TABLE IF NOT EXISTS send_ranges (
+    post_id TEXT NOT NULL,
+    lo INTEGER NOT NULL,
+    hi INTEGER,
+    position INTEGER NOT NULL,
+    PRIMARY KEY (post_id, lo)
 ) ;
 """
 
@@ -282,9 +293,15 @@ class SQLiteStore:
             rows = self._db.execute("SELECT email FROM subscribers ORDER BY email").fetchall()
         return iter([r[0] for r in rows])
 
-    def subscribers_after(self, position: int, limit: int) -> list[tuple[int, str]]:
-        """The next `limit` subscribers after `position`, as (position, email), in position order."""
+    def subscribers_after(self, position: int, limit: int, upto: int | None = None) -> list[tuple[int, str]]:
+        """The next `limit` subscribers after `position`, as (position, email), in position order;
+        none past `upto` when given (the end of a send range)."""
         with self._lock:
+            if upto is not None:
+                # The same walk, bounded: one range of a send shared between connections.
+                return self._db.execute(
+                    "SELECT id, email FROM subscribers WHERE id > ? AND id <= ? ORDER BY id LIMIT ?",
+                    (position, upto, limit)).fetchall()
             # Keyset pagination on id: resumable from a checkpoint, unaffected by removals.
             return self._db.execute(
                 "SELECT id, email FROM subscribers WHERE id > ? ORDER BY id LIMIT ?",
@@ -340,6 +357,47 @@ class SQLiteStore:
                 "ON CONFLICT (post_id) DO UPDATE SET position = excluded.position",
                 (post_id, position))
 
+    def send_ranges(self, post_id: str) -> list[tuple[int, int | None, int]]:
+        """A started send's ranges, as (lo, hi, position reached), in id order; [] if none were stored."""
+        with self._lock:
+            # One row per range, a handful per post.
+            return self._db.execute(
+                "SELECT lo, hi, position FROM send_ranges WHERE post_id = ? ORDER BY lo", (post_id,)).fetchall()
+
+    def start_ranges(self, post_id: str, bounds: list[tuple[int, int | None]]) -> list[tuple[int, int | None, int]]:
+        """Store a send's ranges, (lo, hi) each, all or nothing, and mark the post started; if ranges were
+        stored already (a resumed send), they are kept and returned: a range is never cut twice."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                # Ranges already there win: they hold the checkpoints of the interrupted send.
+                rows = self._db.execute(
+                    "SELECT lo, hi, position FROM send_ranges WHERE post_id = ? ORDER BY lo", (post_id,)).fetchall()
+                if not rows:
+                    for lo, hi in bounds:
+                        # A range starts at its lower bound: nothing in it mailed yet.
+                        self._db.execute(
+                            "INSERT INTO send_ranges (post_id, lo, hi, position) VALUES (?, ?, ?, ?)",
+                            (post_id, lo, hi, lo))
+                    # The post's row says the send started (send_position, send_states); its position stays
+                    # where the ranges begin.
+                    self._db.execute(
+                        "INSERT INTO sends (post_id, position) VALUES (?, ?) ON CONFLICT (post_id) DO NOTHING",
+                        (post_id, bounds[0][0]))
+                    rows = [(lo, hi, lo) for lo, hi in bounds]
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return rows
+
+    def save_range_position(self, post_id: str, lo: int, position: int) -> None:
+        """Record one range's progress (committed before returning)."""
+        with self._lock:
+            # One small row rewritten per message.
+            self._db.execute("UPDATE send_ranges SET position = ? WHERE post_id = ? AND lo = ?",
+                             (position, post_id, lo))
+
     def mark_sent(self, post_id: str) -> None:
         """The post went to everybody: never send it again."""
         with self._lock:
@@ -348,6 +406,8 @@ class SQLiteStore:
                 "INSERT INTO sends (post_id, done) VALUES (?, 1) "
                 "ON CONFLICT (post_id) DO UPDATE SET done = 1",
                 (post_id,))
+            # Its ranges are of no more use (if killed before this, is_sent already says done).
+            self._db.execute("DELETE FROM send_ranges WHERE post_id = ?", (post_id,))
 
     def is_sent(self, post_id: str) -> bool:
         with self._lock:

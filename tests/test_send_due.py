@@ -216,7 +216,8 @@ def test_a_killed_due_send_resumes_and_everyone_gets_each_post_once(tmp_path):
             handler.release.set()
         assert sender.returncode == -signal.SIGKILL
         in_flight = handler.recipients[-1]
-        assert blog.states()["premier-nouveau"] == (11, False)  # position (rowid) of the 11th reader, saved
+        with open_store(blog.db) as store:  # position (id) of the 11th reader, saved in the one range
+            assert store.send_ranges("premier-nouveau") == [(0, None, 11)]
 
         again = subprocess.run(command, cwd=ROOT, env=blog.env(server), capture_output=True, text=True, timeout=120)
         assert again.returncode == 0, again.stderr
