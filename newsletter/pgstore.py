@@ -56,6 +56,15 @@ CREATE TABLE IF NOT EXISTS sends (
     position bigint NOT NULL DEFAULT 0,
     done boolean NOT NULL DEFAULT false
 );
+-- A send shared between connections: the subscriber ids after sends.position cut into ranges
+-- (lo excluded, hi included, NULL: no end), each with its own checkpoint. By post, never by person.
+CREATE TABLE IF NOT EXISTS send_ranges (
+    post_id text NOT NULL,
+    lo bigint NOT NULL,
+    hi bigint,
+    position bigint NOT NULL,
+    PRIMARY KEY (post_id, lo)
+);
 """
 
 
@@ -232,9 +241,14 @@ class PostgresStore:
             rows = conn.execute(f"SELECT email FROM subscribers ORDER BY {KEY}").fetchall()
         return iter([r[0] for r in rows])
 
-    def subscribers_after(self, position: int, limit: int) -> list[tuple[int, str]]:
-        """The next `limit` subscribers after `position`, as (position, email), in position order."""
+    def subscribers_after(self, position: int, limit: int, upto: int | None = None) -> list[tuple[int, str]]:
+        """The next `limit` subscribers after `position`, as (position, email), in position order;
+        none past `upto` when given (the end of a send range)."""
         with self._pool.connection() as conn:
+            if upto is not None:
+                # The same walk, bounded: one range of a send shared between connections.
+                return conn.execute("SELECT id, email FROM subscribers WHERE id > %s AND id <= %s ORDER BY id LIMIT %s",
+                                    (position, upto, limit)).fetchall()
             # Keyset pagination on id: resumable from a checkpoint, unaffected by removals.
             return conn.execute("SELECT id, email FROM subscribers WHERE id > %s ORDER BY id LIMIT %s",
                                 (position, limit)).fetchall()
@@ -293,12 +307,48 @@ class PostgresStore:
             conn.execute("INSERT INTO sends (post_id, position) VALUES (%s, %s) "
                          "ON CONFLICT (post_id) DO UPDATE SET position = excluded.position", (post_id, position))
 
+    def send_ranges(self, post_id: str) -> list[tuple[int, int | None, int]]:
+        """A started send's ranges, as (lo, hi, position reached), in id order; [] if none were stored."""
+        with self._pool.connection() as conn:
+            # One row per range, a handful per post.
+            return conn.execute("SELECT lo, hi, position FROM send_ranges WHERE post_id = %s ORDER BY lo",
+                                (post_id,)).fetchall()
+
+    def start_ranges(self, post_id: str, bounds: list[tuple[int, int | None]]) -> list[tuple[int, int | None, int]]:
+        """Store a send's ranges, (lo, hi) each, all or nothing, and mark the post started; if ranges were
+        stored already (a resumed send), they are kept and returned: a range is never cut twice."""
+        with self._pool.connection() as conn, conn.transaction():
+            # One sender at a time holds sending(); the row lock only guards against a stray second caller.
+            conn.execute("LOCK TABLE send_ranges IN SHARE ROW EXCLUSIVE MODE")
+            # Ranges already there win: they hold the checkpoints of the interrupted send.
+            rows = conn.execute("SELECT lo, hi, position FROM send_ranges WHERE post_id = %s ORDER BY lo",
+                                (post_id,)).fetchall()
+            if rows:
+                return rows
+            for lo, hi in bounds:
+                # A range starts at its lower bound: nothing in it mailed yet.
+                conn.execute("INSERT INTO send_ranges (post_id, lo, hi, position) VALUES (%s, %s, %s, %s)",
+                             (post_id, lo, hi, lo))
+            # The post's row says the send started; its position stays where the ranges begin.
+            conn.execute("INSERT INTO sends (post_id, position) VALUES (%s, %s) ON CONFLICT (post_id) DO NOTHING",
+                         (post_id, bounds[0][0]))
+        return [(lo, hi, lo) for lo, hi in bounds]
+
+    def save_range_position(self, post_id: str, lo: int, position: int) -> None:
+        """Record one range's progress (committed before returning)."""
+        with self._pool.connection() if self._checkpoints is None else _borrowed(self._checkpoints) as conn:
+            # One small row rewritten per message.
+            conn.execute("UPDATE send_ranges SET position = %s WHERE post_id = %s AND lo = %s",
+                         (position, post_id, lo))
+
     def mark_sent(self, post_id: str) -> None:
         """The post went to everybody: never send it again."""
-        with self._pool.connection() as conn:
+        with self._pool.connection() as conn, conn.transaction():
             # Upsert, keeping the last position.
             conn.execute("INSERT INTO sends (post_id, done) VALUES (%s, true) "
                          "ON CONFLICT (post_id) DO UPDATE SET done = true", (post_id,))
+            # Its ranges are of no more use (if killed before this, is_sent already says done).
+            conn.execute("DELETE FROM send_ranges WHERE post_id = %s", (post_id,))
 
     def is_sent(self, post_id: str) -> bool:
         with self._pool.connection() as conn:
