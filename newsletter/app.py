@@ -53,6 +53,12 @@ SECURITY_HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
 }
 
+# The search page runs Pagefind's WebAssembly (theme/static/js/search.js): that page alone may compile it.
+# deploy/'s nginx gives /recherche/ the same policy.
+SEARCH_PATH = "/recherche/"
+SEARCH_CSP = ("default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; "
+              "frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+
 MESSAGES = {
     "verifiez": "C’est presque fini : nous venons d’envoyer un e-mail de confirmation à l’adresse indiquée. "
                 "Ouvrez-le et confirmez dans les 48 heures. Rien n’est enregistré avant votre confirmation.",
@@ -292,7 +298,10 @@ class SecurityHeaders:
             if message["type"] == "http.response.start":
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"set-cookie"]
                 present = {k.lower() for k, _ in headers}
-                headers += [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()
+                ours = SECURITY_HEADERS
+                if scope["path"].startswith(SEARCH_PATH):
+                    ours = {**SECURITY_HEADERS, "Content-Security-Policy": SEARCH_CSP}
+                headers += [(k.lower().encode(), v.encode()) for k, v in ours.items()
                             if k.lower().encode() not in present]
                 message = {**message, "headers": headers}
             await send(message)
