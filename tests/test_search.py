@@ -106,7 +106,9 @@ def titles(page) -> list[str]:
 
 def type_and_wait(page, text: str, whole: str = "") -> None:
     """Type as a reader does, key by key, without Enter; wait until the status names the whole field."""
-    page.get_by_label("Chercher dans les billets").press_sequentially(text)
+    field = page.get_by_label("Chercher dans les billets")
+    field.wait_for(state="visible")  # shown once Pagefind is ready: a reader cannot type in it before
+    field.press_sequentially(text)
     named = "\u00ab\u202f" + (whole or text) + "\u202f\u00bb"
     page.wait_for_function("t => document.getElementById('search-status').textContent.includes(t)", arg=named)
 
@@ -221,3 +223,19 @@ def test_without_javascript_the_page_says_so_and_links_to_the_archives(browser, 
     hrefs = main.locator("a").evaluate_all("links => links.map(a => a.getAttribute('href'))")
     assert {"/archives/", "/categories/"} <= set(hrefs)
     context.close()
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_axe_finds_no_violation_with_results_shown(browser, served, scheme):
+    from tests.conftest import require_file
+    from tests.fixtures.browser import AXE
+
+    context = browser.new_context(bypass_csp=True, locale="fr-FR", color_scheme=scheme)  # bypass: to inject axe
+    page = context.new_page()
+    page.goto(served + "/recherche/")
+    type_and_wait(page, "fidèle")
+    page.add_script_tag(path=str(require_file(AXE, "run `npm ci`, as make test does")))
+    violations = page.evaluate("""async () => (await axe.run(document, {runOnly: {type: 'tag',
+        values: ['wcag2a', 'wcag2aa', 'wcag21aa', 'best-practice']}})).violations.map(v => v.id + ': ' + v.help)""")
+    context.close()
+    assert violations == []
