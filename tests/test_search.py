@@ -210,6 +210,7 @@ def test_search_fails_visibly_under_the_sites_default_csp(tab, served):
     tab.reload()
     tab.wait_for_function("() => document.getElementById('search-status').textContent.includes('n’a pas pu démarrer')")
     assert tab.get_by_label("Chercher dans les billets").is_hidden()
+    assert tab.locator(".search-fallback a[href='/archives/']").is_visible()
     assert any("script-src" in violation for violation in tab.evaluate("window.__violations"))
 
 

@@ -88,7 +88,8 @@
 
   function failed() {
     form.hidden = true;
-    say("La recherche n’a pas pu démarrer dans ce navigateur. Les billets restent classés par date dans les archives et par rubrique.");
+    say("La recherche n’a pas pu démarrer dans ce navigateur.");
+    document.querySelector(".search-fallback").hidden = false;  // links to the archives, rubriques, étiquettes
   }
 
   async function start() {
