@@ -56,7 +56,11 @@ PAGINATION_PATTERNS = (
     (2, "{base_name}/page/{number}/", "{base_name}/page/{number}/index.html"),
 )
 INDEX_SAVE_AS = "index.html"
-DIRECT_TEMPLATES = ["index", "archives", "categories", "tags"]
+DIRECT_TEMPLATES = ["index", "archives", "categories", "tags", "recherche"]
+RECHERCHE_SAVE_AS = "recherche/index.html"
+# make build/publish/serve index the published site for the search page with Pagefind (sitebuild/search.py):
+# output/pagefind/, searched in the reader's browser. A plain `pelican` run writes no index.
+SEARCH_INDEX = True
 
 # One feed implementation: plugins/feeds (feedgen). Pelican's own feeds are off.
 FEED_ALL_ATOM = None

@@ -55,6 +55,13 @@ SECURITY_HEADERS = {
 }
 
 ENCODED_SECURITY_HEADERS = [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]  # once
+# The search page runs Pagefind's WebAssembly (theme/static/js/search.js): that page alone may compile it.
+# deploy/'s nginx gives /recherche/ the same policy.
+SEARCH_PATH = "/recherche/"
+SEARCH_CSP = ("default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; "
+              "frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+ENCODED_SEARCH_HEADERS = [(k, SEARCH_CSP.encode() if k == b"content-security-policy" else v)
+                          for k, v in ENCODED_SECURITY_HEADERS]
 
 MESSAGES = {
     "verifiez": "C’est presque fini : nous venons d’envoyer un e-mail de confirmation à l’adresse indiquée. "
@@ -297,7 +304,8 @@ class SecurityHeaders:
             if message["type"] == "http.response.start":
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"set-cookie"]
                 present = {k.lower() for k, _ in headers}
-                headers += [(k, v) for k, v in ENCODED_SECURITY_HEADERS if k not in present]
+                ours = ENCODED_SEARCH_HEADERS if scope["path"].startswith(SEARCH_PATH) else ENCODED_SECURITY_HEADERS
+                headers += [(k, v) for k, v in ours if k not in present]
                 message = {**message, "headers": headers}
             await send(message)
 

@@ -5,6 +5,7 @@ import logging
 import sys
 
 from .build import BuildFailed, build_site
+from .search import IndexFailed
 
 
 def override(text: str) -> tuple:
@@ -32,7 +33,8 @@ def main(argv=None) -> int:
     try:
         build_site(args.settings, args.output, args.content, dict(map(override, args.overrides)))
     except BuildFailed as failure:
-        print(f"{failure}\nBuild failed: output/ was left unchanged.", file=sys.stderr)
+        published = isinstance(failure.__cause__, IndexFailed)  # the pages were moved in; only the index was not
+        print(f"{failure}" if published else f"{failure}\nBuild failed: output/ was left unchanged.", file=sys.stderr)
         return 1
     return 0
 

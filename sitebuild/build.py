@@ -10,6 +10,7 @@ import logging
 import os
 from pathlib import Path
 
+from .search import BUNDLE, IndexFailed, index_site
 from .staging import Staging
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,14 +37,17 @@ class ErrorLog(logging.Handler):
 def build_site(settings_file="pelicanconf.py", output=None, content=None, overrides=None) -> list[str]:
     """Build into a staging folder, then move it into output/; returns the paths that changed.
 
-    Raises BuildFailed, with output/ untouched, if Pelican raised or anything logged an error.
+    Raises BuildFailed, with output/ untouched, if Pelican raised or anything logged an error. Then, with
+    SEARCH_INDEX, Pagefind indexes the published site into output/pagefind/ (sitebuild.search).
     """
     from pelican import Pelican, signals
     from pelican.settings import read_settings
 
     settings = read_settings(str(ROOT / settings_file), override=dict(overrides or {}))  # paths: the repository's
     live = os.path.abspath(output or settings["OUTPUT_PATH"])
-    staging = Staging(live, settings.get("DELETE_OUTPUT_DIRECTORY", False), settings.get("OUTPUT_RETENTION", ()))
+    searched = settings.get("SEARCH_INDEX", False)
+    retention = (*settings.get("OUTPUT_RETENTION", ()), *([BUNDLE] if searched else []))  # written after the build
+    staging = Staging(live, settings.get("DELETE_OUTPUT_DIRECTORY", False), retention)
     settings.update(OUTPUT_PATH=staging.path, FAST_BUILD_LIVE_OUTPUT=live)
     if content is not None:
         settings["PATH"] = os.path.abspath(content)
@@ -70,4 +74,10 @@ def build_site(settings_file="pelicanconf.py", output=None, content=None, overri
         staging.discard()
         raise BuildFailed("\n".join(errors.messages))
     prefix = os.path.join(staging.output, "")
-    return staging.publish({path[len(prefix):] for path in written if path.startswith(prefix)})
+    changed = staging.publish({path[len(prefix):] for path in written if path.startswith(prefix)})
+    if searched:
+        try:
+            index_site(staging.output)
+        except IndexFailed as error:
+            raise BuildFailed(f"{error}\nThe site was published; its search index was left as it was.") from error
+    return changed
