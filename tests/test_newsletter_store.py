@@ -27,7 +27,9 @@ def test_pragmas_and_schema(store, tmp_path):
     db = sqlite3.connect(tmp_path / "abonnes.sqlite3")
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert [r[1] for r in db.execute("PRAGMA table_info(subscribers)")] == ["id", "email"]
-    assert {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")} == {"subscribers", "sends", "sqlite_sequence"}
+    assert {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")} == {
+        "subscribers", "memberships", "sends", "sqlite_sequence"}
+    assert [r[1] for r in db.execute("PRAGMA table_info(memberships)")] == ["subscriber_id", "list"]
     assert "post_id" in [r[1] for r in db.execute("PRAGMA table_info(sends)")]
     db.close()
     assert store._db.execute("PRAGMA secure_delete").fetchone()[0] == 1
