@@ -3,6 +3,8 @@ A post's recipients are the union of its lists, each address once, walked by id 
 left is erased on disk like an address, and an address off its last list is erased."""
 import sqlite3
 
+import apsw
+
 import pytest
 
 from newsletter.store import WHOLE_BLOG, Erasure, open_store
@@ -137,7 +139,8 @@ def test_a_store_made_before_lists_puts_every_reader_on_the_whole_blog(tmp_path)
 
 def test_the_tables_hold_addresses_and_list_keys_only(store, tmp_path):
     store.add("a@exemple.fr", [WHOLE_BLOG, "ethique-biz"])
-    db = sqlite3.connect(tmp_path / "abonnes.sqlite3")
-    assert db.execute("SELECT * FROM subscribers").fetchall() == [(1, "a@exemple.fr")]
-    assert db.execute("SELECT * FROM memberships ORDER BY list").fetchall() == [(1, ""), (1, "ethique-biz")]
+    # Read with the store's own SQLite: the stdlib's, closing in this process, would drop the store's WAL.
+    db = apsw.Connection(str(tmp_path / "abonnes.sqlite3"), flags=apsw.SQLITE_OPEN_READONLY)
+    assert [tuple(r) for r in db.execute("SELECT * FROM subscribers")] == [(1, "a@exemple.fr")]
+    assert [tuple(r) for r in db.execute("SELECT * FROM memberships ORDER BY list")] == [(1, ""), (1, "ethique-biz")]
     db.close()
