@@ -15,6 +15,10 @@ sent, whatever the records say. More than MAX_DUE (5) new posts due at once (an 
 archive, most likely) stops the run before any mail: send the ones you want with POST=,
 then record the rest with --skip-due.
 
+Lists: a post goes to the whole blog's list and to its rubrique's list; a digest to the whole blog's
+and its posts' rubriques'. One keyset walk over the subscribers on any of those lists, so an address
+on several of them is mailed once.
+
 A send is recorded by post (the slugs joined by commas), never by person. After
 every message the last subscriber position reached is committed, so after a
 crash or `kill -9` the same command resumes where it stopped: nobody is left
@@ -49,7 +53,7 @@ from .links import unsubscribe_mailto, unsubscribe_url
 from .mail_message import PostError, build_mail, load_posts, posts_path
 from .mailer import MailerError, ReplyLost, open_mailer, temporary
 from .signing import Signer
-from .store import SendBusy, StoreError, open_store
+from .store import WHOLE_BLOG, SendBusy, StoreError, open_store
 from .verp import return_path
 
 logger = logging.getLogger(__name__)
@@ -178,11 +182,21 @@ class Progress:
 # -- the send ------------------------------------------------------------------------------
 
 
-def remaining(store, position: int) -> int:
-    """How many subscribers are after `position`, counted page by page (memory stays flat)."""
+def lists_of_posts(rubriques) -> list[str]:
+    """The lists a send goes to: the whole blog's, and the rubriques' of its posts (None: a post without one)."""
+    return [WHOLE_BLOG] + sorted({slug for slug in rubriques if slug})
+
+
+def describe(lists: list[str]) -> str:
+    """The lists of a send, for the author's terminal."""
+    return ", ".join("the whole blog" if key == WHOLE_BLOG else f"rubrique {key}" for key in lists)
+
+
+def remaining(store, position: int, lists: list[str]) -> int:
+    """How many subscribers on `lists` are after `position`, counted page by page (memory stays flat)."""
     count = 0
     while True:
-        page = store.subscribers_after(position, 5000)
+        page = store.subscribers_after(position, 5000, lists)
         if not page:
             return count
         count += len(page)
@@ -225,12 +239,14 @@ def _send(slugs, post_id, store, config, dry_run, rate, now, out, err) -> int:
               "it is sent once its date has passed (make send, or make release).", file=err)
         return 1
     mail = build_mail(config, posts)
+    lists = lists_of_posts(post.category.get("slug") if post.category else None for post in posts)
     position = started or 0
-    total = remaining(store, position)
+    total = remaining(store, position, lists)
 
     if dry_run:
         print(f"DRY RUN: nothing is sent, nothing recorded.\nSubject: {mail.subject}\n"
-              f"Recipients: {total}" + (f" (resuming after position {position})" if started else ""), file=out)
+              f"Recipients: {total}" + (f" (resuming after position {position})" if started else "")
+              + f"\nLists: {describe(lists)}", file=out)
         _, text = mail.sample(f"{config.newsletter_url}/desinscription/…")
         lines = text.splitlines()
         print("\n".join(lines[:PREVIEW_LINES]) + ("\n[…]" if len(lines) > PREVIEW_LINES else ""), file=out)
@@ -239,7 +255,7 @@ def _send(slugs, post_id, store, config, dry_run, rate, now, out, err) -> int:
     if started:
         print(f"Resuming {post_id} after subscriber position {position}: {total} to go.", file=out)
     else:
-        print(f"Sending « {mail.subject} » to {total} subscribers.", file=out)
+        print(f"Sending « {mail.subject} » to {total} subscribers (lists: {describe(lists)}).", file=out)
     report = Report()
     signer = Signer(config.secrets)
     progress = Progress(total, err)
@@ -248,7 +264,7 @@ def _send(slugs, post_id, store, config, dry_run, rate, now, out, err) -> int:
     try:
         with open_mailer(config) as mailer, store.fast_checkpoints():
             while True:
-                batch = store.subscribers_after(position, BATCH)
+                batch = store.subscribers_after(position, BATCH, lists)
                 if not batch:
                     break
                 for position, address in batch:
@@ -257,7 +273,7 @@ def _send(slugs, post_id, store, config, dry_run, rate, now, out, err) -> int:
                         if pause > 0:
                             time.sleep(pause)
                         next_at = max(next_at, time.monotonic() - interval) + interval
-                    if address not in store:  # unsubscribed during the send: acknowledged, so no mail
+                    if not store.receives(address, lists):  # left during the send: acknowledged, so no mail
                         store.save_send_position(post_id, position)
                         progress.advance()
                         continue
@@ -302,6 +318,7 @@ class Built:
     slug: str
     title: str
     date: datetime  # aware, in the site's zone
+    rubrique: str | None = None  # its category's slug: its readers get it too
 
 
 def built_posts(config: Config) -> list[Built]:
@@ -324,7 +341,7 @@ def built_posts(config: Config) -> list[Built]:
         except (TypeError, ValueError):
             raise PostError(f"{folder / RECORDS_FILE}: post {record['slug']!r} has no valid date "
                             f"({record['date']!r}): run make build, then send again.") from None
-        posts.append(Built(record["slug"], record["title_text"], date))
+        posts.append(Built(record["slug"], record["title_text"], date, (record["category"] or {}).get("slug")))
     return sorted(posts, key=lambda post: (post.date, post.slug))
 
 
@@ -413,7 +430,7 @@ def _send_due(posts, store, config, dry_run, skip, rate, now, out, err) -> int:
             position = states.get(post.slug, (0, False))[0]
             resuming = " (resuming a stopped send)" if post.slug in states else ""
             print(f"  {post.date:%Y-%m-%d %H:%M}  « {post.title} »  {post.slug}  → "
-                  f"{remaining(store, position)} readers{resuming}", file=out)
+                  f"{remaining(store, position, lists_of_posts([post.rubrique]))} readers{resuming}", file=out)
         return 0
     status = 0
     for post in todo.due:
