@@ -42,7 +42,7 @@ class Catalogue:
         self._rubriques: dict[str, str] = {}
 
     def rubriques(self) -> dict[str, str]:
-        """slug: name, sorted by name; empty before the first build."""
+        """slug: name; empty before the first build."""
         try:
             stat = os.stat(self.path) if self.path else None
         except OSError:
@@ -85,4 +85,4 @@ class Catalogue:
 
     def form_lists(self) -> list[tuple[str, str]]:
         """(slug, name) for the signup form the service shows again (same as NEWSLETTER_RUBRIQUES in the build)."""
-        return sorted(self.rubriques().items(), key=lambda item: item[1])
+        return sorted(self.rubriques().items())

@@ -52,7 +52,7 @@ def test_a_reader_of_one_rubrique_gets_its_post_once_and_not_the_others(browser,
     form.locator("input[name=email]").fill(address)
     assert form.get_by_label("tout le blog").is_checked()  # the default
     form.get_by_label("tout le blog").uncheck()
-    form.get_by_label("la rubrique « éthique.biz »").check()
+    form.get_by_label("la rubrique «\u202féthique.biz\u202f»").check()
     form.get_by_role("button", name="S’abonner").click()
     page.locator(".signup-result").first.filter(has_text="e-mail de confirmation").wait_for(timeout=10_000)
 

@@ -9,7 +9,7 @@ post as it was built, never a second rendering that could drift from the site.
 
 The rubriques of the published posts are the newsletter's lists (besides the whole blog): they go in the
 same file, for the signup service, and in the templates' context as NEWSLETTER_RUBRIQUES, a sorted list
-of (slug, name), for the signup form of every page.
+of (slug, name) in slug order, for the signup form of every page.
 
 Settings:
     MAIL_POSTS_PATH: where the records go. Unset (the default), var/posts beside the
@@ -88,7 +88,7 @@ def collect(generator):
     # before the static generator knows the files that {static} links point to.
     _collected[:] = generator.articles
     # Every template's signup form offers these lists; the same build writes them for the service (prepare).
-    generator.context["NEWSLETTER_RUBRIQUES"] = sorted(rubriques(generator.articles).items(), key=lambda i: i[1])
+    generator.context["NEWSLETTER_RUBRIQUES"] = sorted(rubriques(generator.articles).items())  # by slug: ASCII
 
 
 WHOLE_BLOG_WORD = "tout"  # the signup form's value for the whole blog: a rubrique cannot take it
