@@ -45,14 +45,16 @@ release: $(VENV)/.runtime
 test: $(VENV)/.dev node_modules/.installed .pypi-plugins/.requirements-sha256
 	$(INVOKE) test
 
+# LIST= a rubrique's slug (empty: the whole blog).
 import: $(VENV)/.runtime
-	$(INVOKE) import --file "$(FILE)"
+	$(INVOKE) import --file "$(FILE)" --list "$(LIST)"
 
 import-wordpress: $(VENV)/.runtime
 	$(INVOKE) import-wordpress --file "$(FILE)" $(if $(UPLOADS),--uploads "$(UPLOADS)") $(if $(filter 1 yes true,$(FORCE)),--force)
 
+# LIST= one list (a rubrique's slug, or tout for the whole blog); none: every address with its lists.
 export: $(VENV)/.runtime
-	@$(INVOKE) export
+	@$(INVOKE) export $(if $(LIST),--list "$(LIST)")
 
 remove: $(VENV)/.runtime
 	$(INVOKE) remove --email "$(EMAIL)"

@@ -68,10 +68,10 @@ def test(c):
     run("-m", "pytest", "-n", "auto")  # one worker per core (pytest-xdist)
 
 
-@task(name="import")
-def import_(c, file):
-    """Add addresses from a CSV with an email column, or one address a line."""
-    run("-m", "newsletter", "import", file)
+@task(name="import", help={"list": "a rubrique's slug; empty: the whole blog"})
+def import_(c, file, list_=""):
+    """Add addresses from a CSV with an email column, or one address a line, to one list."""
+    run("-m", "newsletter", "import", file, "--list", list_)
 
 
 @task
@@ -80,15 +80,15 @@ def import_wordpress(c, file, uploads="", force=False):
     run("-m", "wpimport", file, *(["--uploads", uploads] if uploads else []), *(["--force"] if force else []))
 
 
-@task
-def export(c):
+@task(help={"list": "one list: a rubrique's slug, or « tout » for the whole blog; unset: every address with its lists"})
+def export(c, list_=None):
     """Print the subscribers' addresses as CSV."""
-    run("-m", "newsletter", "export")
+    run("-m", "newsletter", "export", *(["--list", list_] if list_ is not None else []))
 
 
 @task
 def remove(c, email):
-    """Remove one address from the subscribers."""
+    """Erase one address from every list."""
     run("-m", "newsletter", "remove", email)
 
 

@@ -12,12 +12,16 @@ The contract:
   however they were started;
 - the file: `records.sqlite3`, table posts(slug PRIMARY KEY, stamp, record), the record
   a JSON object with exactly FIELDS; stamp is the writer's business (what the record
-  was made of, so a rebuild rewrites only the posts that changed);
+  was made of, so a rebuild rewrites only the posts that changed); table
+  rubriques(slug PRIMARY KEY, name): the rubriques of the published posts, each a
+  newsletter list a reader may join (the signup service reads them, the sender reads
+  a post's category slug);
 - the version: RECORD_VERSION, in the file (PRAGMA user_version) and in every record.
   A reader meets another version with RecordsError asking for `make build`; a writer
   starts the file afresh.
 
-Version 2 (this one): the version is stored in the file; records as in version 1.
+Version 2: the version is stored in the file; records as in version 1.
+Version 3 (this one): a record's category carries its slug; the rubriques table.
 """
 import json
 import os
@@ -25,14 +29,14 @@ import sqlite3
 from pathlib import Path
 
 RECORDS_FILE = "records.sqlite3"
-RECORD_VERSION = 2
+RECORD_VERSION = 3
 DEFAULT_FOLDER = "var/posts"  # beside the output folder
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 FIELDS = (
     "version", "slug",
     "title", "title_text",  # HTML as the site shows it, and as one line of text
     "url", "date", "lang",  # absolute URL; ISO 8601 date with its offset; the post's language
-    "category", "tags",  # {"name", "url"} or None; a list of them
+    "category", "tags",  # {"name", "url", "slug"} or None; a list of {"name", "url"}
     "author",  # name or None
     "summary_html", "summary_text", "content_html",  # every link and image absolute
     "source_path", "source_sha256",  # the Markdown source, for the plain-text part and the staleness check
@@ -73,9 +77,11 @@ class RecordsWriter:
             self.db.execute("BEGIN IMMEDIATE")  # the sender sees the previous records or these, never a mix
             if self.db.execute("PRAGMA user_version").fetchone()[0] != RECORD_VERSION:
                 self.db.execute("DROP TABLE IF EXISTS posts")  # another version's records: start afresh
+                self.db.execute("DROP TABLE IF EXISTS rubriques")
                 self.db.execute(f"PRAGMA user_version = {RECORD_VERSION}")
             self.db.execute("CREATE TABLE IF NOT EXISTS posts "
                             "(slug TEXT PRIMARY KEY, stamp TEXT NOT NULL, record TEXT NOT NULL)")
+            self.db.execute("CREATE TABLE IF NOT EXISTS rubriques (slug TEXT PRIMARY KEY, name TEXT NOT NULL)")
         except BaseException:
             self.db.close()
             raise
@@ -87,6 +93,11 @@ class RecordsWriter:
     def put(self, stamp: str, record: dict):
         self.db.execute("INSERT OR REPLACE INTO posts VALUES (?, ?, ?)",
                         (record["slug"], stamp, json.dumps(record, ensure_ascii=False)))
+
+    def put_rubriques(self, rubriques: dict):
+        """slug: name of every rubrique of the published posts (the whole table, replaced)."""
+        self.db.execute("DELETE FROM rubriques")
+        self.db.executemany("INSERT INTO rubriques VALUES (?, ?)", sorted(rubriques.items()))
 
     def remove(self, slugs):
         self.db.executemany("DELETE FROM posts WHERE slug = ?", [(slug,) for slug in slugs])
@@ -147,6 +158,25 @@ def read_records(folder: Path) -> list[dict] | None:
     except sqlite3.DatabaseError as error:
         raise RecordsError(f"{path} cannot be read ({error}): run make build, then send again.") from None
     return [_checked(path, row[0]) for row in rows]
+
+
+def read_rubriques(folder: Path) -> dict | None:
+    """slug: name of the rubriques of the last good build (each a newsletter list); None before any build."""
+    path = folder / RECORDS_FILE
+    if not path.is_file():
+        return None
+    try:
+        db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+        try:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version != RECORD_VERSION:
+                raise _stale(path, version)
+            rows = db.execute("SELECT slug, name FROM rubriques ORDER BY name").fetchall()
+        finally:
+            db.close()
+    except sqlite3.DatabaseError as error:
+        raise RecordsError(f"{path} cannot be read ({error}): run make build, then send again.") from None
+    return dict(rows)
 
 
 def _checked(path: Path, text: str) -> dict:

@@ -1,9 +1,15 @@
 """Author commands on the subscriber store (NEWSLETTER_DB):
 
-    python -m newsletter import FILE     add addresses that already consented (CSV with an
-                                         `email` column, or one address a line); all or nothing
-    python -m newsletter export          the addresses as CSV on stdout
-    python -m newsletter remove EMAIL    erase one address
+    python -m newsletter import FILE [--list SLUG]   add addresses that already consented (CSV with an
+                                                     `email` column, or one address a line) to the whole
+                                                     blog's list, or to a rubrique's; all or nothing
+    python -m newsletter export [--list SLUG]        the addresses as CSV on stdout: those of one list, or
+                                                     every address with its lists (`listes`: « tout » for
+                                                     the whole blog, else rubrique slugs, space-separated)
+    python -m newsletter remove EMAIL                erase one address, from every list
+
+A list is named as in the signup form: empty or « tout » for the whole blog, else a rubrique's slug,
+checked against the rubriques of the last build (its post records).
 """
 from __future__ import annotations
 
@@ -15,8 +21,11 @@ import sys
 from pathlib import Path
 
 from .addresses import InvalidAddress, normalize_address
-from .config import DEFAULT_DB, ROOT
-from .store import Erasure, StoreError, open_store
+from blogcore.records import RecordsError, read_rubriques, records_folder
+
+from .config import DEFAULT_DB, ROOT, ConfigError, read_settings
+from .lists import FORM_WHOLE_BLOG
+from .store import WHOLE_BLOG, Erasure, StoreError, open_store
 
 REMOVE_WAIT = 60  # seconds make remove waits for a reader of the store to let go
 
@@ -26,6 +35,27 @@ def store_path() -> str:
 
 
 EMAIL_COLUMNS = ("email", "e-mail", "courriel")
+
+
+class UnknownList(ValueError):
+    """LIST= names no rubrique of the last build; the message says which exist."""
+
+
+def list_key(name: str) -> str:
+    """The store's key for LIST= (empty or « tout »: the whole blog); UnknownList if the build has no such rubrique."""
+    name = name.strip()
+    if name in ("", FORM_WHOLE_BLOG):
+        return WHOLE_BLOG
+    settings = read_settings(os.environ.get("NEWSLETTER_SETTINGS") or "pelicanconf.py")
+    rubriques = read_rubriques(records_folder(settings))
+    if rubriques is None:
+        raise UnknownList(f"LIST={name} : aucune construction du site pour connaître les rubriques ; "
+                          "lancez make build, puis recommencez")
+    if name not in rubriques:
+        known = ", ".join(sorted(rubriques)) or "aucune"
+        raise UnknownList(f"LIST={name} : pas de rubrique de ce nom (rubriques : {known} ; "
+                          f"LIST= vide ou « {FORM_WHOLE_BLOG} » pour tout le blog)")
+    return name
 
 
 class NoEmailColumn(ValueError):
@@ -55,10 +85,12 @@ def read_addresses(text: str) -> list[tuple[int, str]]:
     return [(n, line) for n, line in enumerate(lines, 1) if line.strip() and not line.lstrip().startswith("#")]
 
 
-def cmd_import(path: str) -> int:
+def cmd_import(path: str, list_name: str = "") -> int:
     if not path:
-        print("Indiquez le fichier : make import FILE=abonnes.csv", file=sys.stderr)
+        print("Indiquez le fichier : make import FILE=abonnes.csv (LIST=rubrique pour la liste d’une rubrique)",
+              file=sys.stderr)
         return 2
+    key = list_key(list_name)
     try:
         text = Path(path).read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
@@ -86,17 +118,24 @@ def cmd_import(path: str) -> int:
               file=sys.stderr)
         return 1
     with open_store(store_path()) as store:
-        added, present = store.add_many(valid)
-    print(f"{len(added)} adresse(s) ajoutée(s), {len(present)} déjà présente(s), 0 invalide.")
+        added, present = store.add_many(valid, [key])
+    where = "tout le blog" if key == WHOLE_BLOG else f"la rubrique {key}"
+    print(f"{len(added)} adresse(s) ajoutée(s), {len(present)} déjà présente(s), 0 invalide (liste : {where}).")
     return 0
 
 
-def cmd_export() -> int:
+def cmd_export(list_name: str | None = None) -> int:
+    key = None if list_name is None else list_key(list_name)
     with open_store(store_path()) as store:
         writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(["email"])
-        for email in store.emails():
-            writer.writerow([email])
+        if key is not None:
+            writer.writerow(["email"])
+            for email in store.emails(key):
+                writer.writerow([email])
+            return 0
+        writer.writerow(["email", "listes"])
+        for email, keys in store.memberships():
+            writer.writerow([email, " ".join(FORM_WHOLE_BLOG if k == WHOLE_BLOG else k for k in keys)])
     return 0
 
 
@@ -125,17 +164,22 @@ def cmd_remove(raw: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m newsletter", description="Abonnés de la lettre (NEWSLETTER_DB).")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("import", help="ajouter des adresses (CSV avec une colonne email, ou une adresse par ligne)") \
-        .add_argument("file")
-    sub.add_parser("export", help="les adresses en CSV sur la sortie standard")
-    sub.add_parser("remove", help="effacer une adresse").add_argument("email")
+    importing = sub.add_parser("import", help="ajouter des adresses (CSV avec une colonne email, ou une adresse par ligne)")
+    importing.add_argument("file")
+    importing.add_argument("--list", default="", help="la liste : vide ou « tout » pour tout le blog, sinon une rubrique")
+    exporting = sub.add_parser("export", help="les adresses en CSV sur la sortie standard")
+    exporting.add_argument("--list", default=None, help="une seule liste (vide ou « tout » : tout le blog)")
+    sub.add_parser("remove", help="effacer une adresse de toutes les listes").add_argument("email")
     args = parser.parse_args(argv)
     try:
         if args.command == "import":
-            return cmd_import(args.file)
+            return cmd_import(args.file, args.list)
         if args.command == "export":
-            return cmd_export()
+            return cmd_export(args.list)
         return cmd_remove(args.email)
+    except (UnknownList, ConfigError, RecordsError) as exc:
+        print(exc, file=sys.stderr)
+        return 2
     except StoreError as exc:
         print(exc, file=sys.stderr)
         return 2

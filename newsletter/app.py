@@ -33,12 +33,14 @@ from blogcore.typography import fix_html, fix_text
 from .addresses import InvalidAddress, normalize_address
 from .config import Config
 from .groupcommit import GroupCommit
+from .lists import FORM_WHOLE_BLOG, Catalogue, UnknownList
 from .outgoing import ADDRESS_REFUSED, DEADLINE as MAIL_DEADLINE, Outgoing
 from . import quietlog
 from .pages import AddressPages, theme_environment
 from .ratelimit import Limits, RateLimiter, client_group
 from .signing import BadLink, ExpiredLink, Signer
-from .store import Erasure, open_store
+from .welcome import joined
+from .store import WHOLE_BLOG, Erasure, open_store
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +88,8 @@ MAIL_NOT_SENT = ("Le mail de confirmation n’a pas pu partir : notre serveur de
                  "Rien n’a été enregistré. Réessayez dans quelques minutes.")
 ADDRESS_NOT_DELIVERABLE = ("Notre serveur de courrier refuse d’écrire à cette adresse : vérifiez-la, ou indiquez-en "
                            "une autre. Rien n’a été enregistré.")
+NO_LIST_CHOSEN = "Cochez au moins une case : « tout le blog », ou une rubrique."
+NOTHING_TO_LEAVE = "Cochez au moins une liste à quitter, ou choisissez « Me désinscrire de tout »."
 TOO_MANY_FOR_ADDRESS = ("Plusieurs e-mails de confirmation ont déjà été demandés pour cette adresse "
                         "dans l’heure : vérifiez votre boîte (et les courriers indésirables), "
                         "ou réessayez dans une heure.")
@@ -115,6 +119,7 @@ def page_url(request: Request, name: str) -> str:
 
 
 def render(request: Request, template: str, status: int = 200, **context) -> HTMLResponse:
+    context.setdefault("NEWSLETTER_RUBRIQUES", request.state.catalogue.form_lists())  # the signup form's lists
     html = request.state.templates.get_template(template).render(context)
     return HTMLResponse(fix_html(html), status_code=status)
 
@@ -201,8 +206,16 @@ async def subscribe(request: Request) -> Response:
             email = normalize_address(values[0] if values else "")
         except InvalidAddress as exc:
             raise Refused(422, exc.message) from None
+        lists = [WHOLE_BLOG]  # a form without the choice (an old page, a JSON client): the whole blog
+        if "listes" in fields:
+            try:
+                lists = request.state.catalogue.choose(str(value) for value in fields["listes"])
+            except UnknownList as exc:
+                raise Refused(422, str(exc)) from None
+            if not lists:
+                raise Refused(422, NO_LIST_CHOSEN)
         limit(request, "mail_per_address", email.lower(), TOO_MANY_FOR_ADDRESS)
-        outcome = request.state.outgoing.submit(email)
+        outcome = request.state.outgoing.submit(email, lists)
         if outcome is None:
             raise Refused(503, HTTP_ERRORS[503], {"Retry-After": "120"})
         # The answer waits for the relay to take the mail (or the worker to give up, at its deadline).
@@ -216,14 +229,15 @@ async def subscribe(request: Request) -> Response:
     return done(request, "verifiez", 202)
 
 
-def read_link(request: Request, kind: str) -> str:
-    """The address in the link's token; Refused with a French page if forged or expired."""
+def read_link(request: Request, kind: str) -> tuple[str, list[str]]:
+    """The address in the link's token, and the lists a confirmation link asks for (none for an
+    unsubscribe link); Refused with a French page if forged or expired."""
     signer: Signer = request.state.signer
     token = request.path_params["token"]
     try:
         if kind == "confirm":
-            return signer.read_confirm_token(token)
-        return signer.read_unsubscribe_token(token)
+            return signer.read_confirm(token)
+        return signer.read_unsubscribe_token(token), []
     except ExpiredLink:
         raise Refused(410, "Ce lien de confirmation a expiré : il n’est valable que 48 heures. "
                            "Inscrivez-vous à nouveau avec le formulaire ci-dessous, "
@@ -235,45 +249,89 @@ def read_link(request: Request, kind: str) -> str:
 
 
 async def confirm(request: Request) -> Response:
-    """GET shows the « Confirmer » button; POST stores the address (and queues a welcome mail the first time)."""
+    """GET shows the « Confirmer » button; POST stores the address on the lists of the link (and queues a
+    welcome mail naming the reader's lists whenever that added one)."""
     try:
         limit(request, "links_per_client", client_key(request), HTTP_ERRORS[429])
-        email = read_link(request, "confirm")
+        email, lists = read_link(request, "confirm")
+        catalogue: Catalogue = request.state.catalogue
         if request.method == "POST":
             await read_body(request)
-            if await request.state.confirmations.add(email):  # stored with those confirmed meanwhile
-                request.state.outgoing.welcome(email)  # queued, not awaited: best effort, once
+            if await request.state.confirmations.add(email, lists):  # stored with those confirmed meanwhile
+                now_on = await run_in_threadpool(request.state.store.lists_of, email)
+                request.state.outgoing.welcome(email, [catalogue.name(key) for key in now_on])  # not awaited
             return done(request, "confirme")
     except Refused as exc:
         return refusal(request, exc.status, exc.message, exc.headers, title="Lien de confirmation")
     if wants_json(request):
         return JSONResponse({"message": "Confirmez votre inscription par une requête POST sur cette adresse."})
-    return HTMLResponse(request.state.address_pages.render("service/confirm.html", email,
-                                                           page_title="Confirmer votre inscription"))
+    return HTMLResponse(request.state.address_pages.render(
+        "service/confirm.html", email, page_title="Confirmer votre inscription",
+        lists=tuple(catalogue.name(key) for key in lists), NEWSLETTER_RUBRIQUES=tuple(catalogue.form_lists())))
 
 
 async def unsubscribe(request: Request) -> Response:
-    """GET shows « Me désinscrire »; POST erases the address at once (RFC 8058 one-click too)."""
+    """GET shows « Me désinscrire de tout » and, for a reader on several lists, a choice of lists to leave.
+    POST erases the address at once (RFC 8058 one-click too), or with `quitter` leaves only those lists."""
+    catalogue: Catalogue = request.state.catalogue
+    store = request.state.store
     try:
         limit(request, "links_per_client", client_key(request), HTTP_ERRORS[429])
-        email = read_link(request, "unsubscribe")
+        email, _ = read_link(request, "unsubscribe")
         if request.method == "POST":
             body = await read_body(request)
             try:
-                one_click = "One-Click" in (await read_fields(request, body)).get("List-Unsubscribe", [])
+                fields = await read_fields(request, body)
             except Refused:
-                one_click = False  # any POST unsubscribes; only the answer differs
-            erasure = await run_in_threadpool(request.state.store.remove, email)
+                fields = {}  # any POST unsubscribes; only the answer differs
+            if "quitter" in fields and "One-Click" not in fields.get("List-Unsubscribe", []):
+                return await leave_some(request, email, fields["quitter"])
+            erasure = await run_in_threadpool(store.remove, email)
             answer = "effacement" if erasure is Erasure.PENDING else "desinscrit"
-            if one_click:
+            if "One-Click" in fields.get("List-Unsubscribe", []):
                 return PlainTextResponse(fix_text(MESSAGES[answer]) + "\n")
             return done(request, answer)
     except Refused as exc:
         return refusal(request, exc.status, exc.message, exc.headers, title="Lien de désinscription")
     if wants_json(request):
         return JSONResponse({"message": "Confirmez la désinscription par une requête POST sur cette adresse."})
-    return HTMLResponse(request.state.address_pages.render("service/unsubscribe.html", email,
-                                                           page_title="Se désinscrire"))
+    lists = await run_in_threadpool(store.lists_of, email)
+    return unsubscribe_page(request, email, lists)
+
+
+def unsubscribe_page(request: Request, email: str, lists: list[str], status: int = 200, message: str = "",
+                     error: str = "") -> Response:
+    catalogue: Catalogue = request.state.catalogue
+    choices = tuple((key or FORM_WHOLE_BLOG, catalogue.name(key)) for key in lists)
+    return HTMLResponse(request.state.address_pages.render(
+        "service/unsubscribe.html", email, page_title="Se désinscrire", lists=choices, message=message,
+        error=error, NEWSLETTER_RUBRIQUES=tuple(catalogue.form_lists())), status_code=status)
+
+
+async def leave_some(request: Request, email: str, values: list) -> Response:
+    """The lists ticked on the unsubscribe page: off those only (off the last one, the address is erased)."""
+    keys = sorted({WHOLE_BLOG if value == FORM_WHOLE_BLOG else str(value) for value in values if str(value).strip()})
+    store = request.state.store
+    if not keys:
+        lists = await run_in_threadpool(store.lists_of, email)
+        if wants_json(request):
+            return JSONResponse({"erreur": fix_text(NOTHING_TO_LEAVE)}, status_code=422)
+        return unsubscribe_page(request, email, lists, 422, error=NOTHING_TO_LEAVE)
+
+    def leave() -> tuple[Erasure, list[str]]:
+        return store.leave(email, keys), store.lists_of(email)
+
+    erasure, still = await run_in_threadpool(leave)
+    if not still:
+        return done(request, "effacement" if erasure is Erasure.PENDING else "desinscrit")
+    catalogue: Catalogue = request.state.catalogue
+    message = (f"C’est fait : vous ne recevrez plus les billets de {joined([catalogue.name(k) for k in keys])}. "
+               f"Vous restez inscrit à {joined([catalogue.name(k) for k in still])}.")
+    if erasure is Erasure.PENDING:
+        message += " Un autre programme lisait la base : l’effacement du disque se termine dès qu’il a fini."
+    if wants_json(request):
+        return JSONResponse({"message": fix_text(message)})
+    return unsubscribe_page(request, email, still, message=message)
 
 
 async def http_error(request: Request, exc: HTTPException) -> Response:
@@ -364,6 +422,7 @@ def create_app(config: Config, *, limits: Limits = Limits(), static_dir: str | P
         signer = Signer(config.secrets)
         store = open_store(config.db)
         outgoing = Outgoing(config, signer, deadline=mail_deadline)
+        catalogue = Catalogue(config)
         outgoing.start()
         templates = theme_environment(config)
         try:
@@ -372,6 +431,7 @@ def create_app(config: Config, *, limits: Limits = Limits(), static_dir: str | P
                 "signer": signer,
                 "store": store,
                 "outgoing": outgoing,
+                "catalogue": catalogue,
                 "templates": templates,
                 "address_pages": AddressPages(templates),
                 "confirmations": GroupCommit(store),

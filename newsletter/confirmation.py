@@ -4,6 +4,7 @@ Rendered once per process and addressed per reader (service_mail.py).
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from email.message import Message
 
 from jinja2 import Environment
@@ -12,6 +13,7 @@ from .config import Config
 from .links import confirm_url
 from .service_mail import ServiceMail
 from .signing import CONFIRM_MAX_AGE, Signer
+from .store import WHOLE_BLOG
 
 
 HEADERS = {"Auto-Submitted": "auto-generated"}  # RFC 3834: no vacation replies to this.
@@ -30,12 +32,12 @@ class ConfirmationMail:
                                 {"site_name": config.site_name, "public_url": config.public_url,
                                  "hours": CONFIRM_MAX_AGE // 3600})
 
-    def message(self, email: str) -> tuple[Message, str]:
-        """The message for `email`, and the link it carries (the dev server prints it)."""
-        link = confirm_url(self.config, self.signer, email)
+    def message(self, email: str, lists: Sequence[str] = (WHOLE_BLOG,)) -> tuple[Message, str]:
+        """The message for `email` joining `lists`, and the link it carries (the dev server prints it)."""
+        link = confirm_url(self.config, self.signer, email, lists)
         return self.mail.message(email, link, HEADERS), link
 
-    def wire(self, email: str) -> tuple[bytes, str]:
+    def wire(self, email: str, lists: Sequence[str] = (WHOLE_BLOG,)) -> tuple[bytes, str]:
         """The same mail as the relay gets it (ServiceMail.wire), and its link."""
-        link = confirm_url(self.config, self.signer, email)
+        link = confirm_url(self.config, self.signer, email, lists)
         return self.mail.wire(email, link, HEADERS), link

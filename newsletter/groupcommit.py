@@ -8,21 +8,25 @@ all or nothing), so a reader is still told « confirmé » only once their addre
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 from starlette.concurrency import run_in_threadpool
 
+from .store import WHOLE_BLOG
+
 
 class GroupCommit:
-    """`await add(email)`: True if the address was new, once its transaction is committed."""
+    """`await add(email, lists)`: True if the address or one of its lists was new, once its transaction
+    is committed."""
 
     def __init__(self, store):
         self.store = store
-        self._pending: list[tuple[str, asyncio.Future]] = []
+        self._pending: list[tuple[str, tuple[str, ...], asyncio.Future]] = []
         self._committing = False
 
-    async def add(self, email: str) -> bool:
+    async def add(self, email: str, lists: Sequence[str] = (WHOLE_BLOG,)) -> bool:
         outcome = asyncio.get_running_loop().create_future()
-        self._pending.append((email, outcome))
+        self._pending.append((email, tuple(lists), outcome))
         if not self._committing:
             self._committing = True
             asyncio.get_running_loop().create_task(self._commit())
@@ -31,24 +35,31 @@ class GroupCommit:
     async def _commit(self) -> None:
         try:
             while self._pending:
-                batch, self._pending = self._pending, []
-                # One order for every instance on a shared PostgreSQL: two batches never wait on each other
-                # in opposite orders (a deadlock, one of them aborted).
-                batch.sort(key=lambda item: item[0].lower())
-                try:
-                    added, _ = await run_in_threadpool(self.store.add_many, [email for email, _ in batch])
-                except Exception as exc:  # nothing of this batch is stored: each request answers the error
-                    for _, outcome in batch:
-                        if not outcome.done():
-                            outcome.set_exception(exc)
-                    continue
-                new = iter(added)  # add_many sorts the batch, in order, into added and already present
-                expected = next(new, None)
-                for email, outcome in batch:
-                    is_new = email == expected
-                    if is_new:
-                        expected = next(new, None)
-                    if not outcome.done():  # the request may have been cancelled (client gone)
-                        outcome.set_result(is_new)
+                pending, self._pending = self._pending, []
+                groups: dict[tuple[str, ...], list[tuple[str, asyncio.Future]]] = {}
+                for email, lists, outcome in pending:  # one transaction per set of lists (most: the whole blog)
+                    groups.setdefault(lists, []).append((email, outcome))
+                for lists, batch in sorted(groups.items()):
+                    await self._commit_batch(batch, lists)
         finally:
             self._committing = False
+
+    async def _commit_batch(self, batch: list[tuple[str, asyncio.Future]], lists: tuple[str, ...]) -> None:
+        # One order for every instance on a shared PostgreSQL: two batches never wait on each other
+        # in opposite orders (a deadlock, one of them aborted).
+        batch.sort(key=lambda item: item[0].lower())
+        try:
+            added, _ = await run_in_threadpool(self.store.add_many, [email for email, _ in batch], lists)
+        except Exception as exc:  # nothing of this batch is stored: each request answers the error
+            for _, outcome in batch:
+                if not outcome.done():
+                    outcome.set_exception(exc)
+            return
+        new = iter(added)  # add_many sorts the batch, in order, into added and already present
+        expected = next(new, None)
+        for email, outcome in batch:
+            is_new = email == expected
+            if is_new:
+                expected = next(new, None)
+            if not outcome.done():  # the request may have been cancelled (client gone)
+                outcome.set_result(is_new)

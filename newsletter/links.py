@@ -7,15 +7,17 @@ The HTTPS link with RFC 8058 one-click is the automatic path.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from email.utils import parseaddr
 from urllib.parse import quote
 
 from .config import Config
 from .signing import Signer
+from .store import WHOLE_BLOG
 
 
-def confirm_url(config: Config, signer: Signer, email: str) -> str:
-    return f"{config.newsletter_url}/confirmer/{signer.confirm_token(email)}"
+def confirm_url(config: Config, signer: Signer, email: str, lists: Sequence[str] = (WHOLE_BLOG,)) -> str:
+    return f"{config.newsletter_url}/confirmer/{signer.confirm_token(email, lists)}"
 
 
 def unsubscribe_url(config: Config, signer: Signer, email: str) -> str:

@@ -22,6 +22,7 @@ import queue
 import smtplib
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import Future
 from contextlib import ExitStack
 from email.utils import parseaddr
@@ -31,6 +32,7 @@ from .confirmation import ConfirmationMail
 from .mailer import MailerError, open_mailer, temporary
 from .pages import mail_environment
 from .signing import Signer
+from .store import WHOLE_BLOG
 from .welcome import WelcomeMail
 
 logger = logging.getLogger(__name__)
@@ -64,25 +66,25 @@ class Outgoing:
         for thread in self._threads:
             thread.start()
 
-    def submit(self, email: str) -> Future | None:
+    def submit(self, email: str, lists: Sequence[str] = (WHOLE_BLOG,)) -> Future | None:
         """Queue a confirmation mail: a future that becomes True once the relay took it, ADDRESS_REFUSED if
         the relay refuses the recipient for good, False if it could not be sent before the deadline; None
-        when the queue is full (the caller answers 503)."""
+        when the queue is full (the caller answers 503). The link carries `lists`, the lists chosen."""
         outcome: Future = Future()
         try:
-            self._queue.put_nowait((self.mail, email, time.monotonic() + self.deadline, outcome))
+            self._queue.put_nowait((self.mail, email, lists, time.monotonic() + self.deadline, outcome))
         except queue.Full:
             return None
         return outcome
 
-    def welcome(self, email: str) -> Future | None:
-        """Queue the welcome mail of a reader who just confirmed, without waiting for it: its future
-        (as for submit), or None if welcome mails are off or the queue is full (then it is not sent)."""
+    def welcome(self, email: str, names: Sequence[str] = ()) -> Future | None:
+        """Queue the welcome mail of a reader who just confirmed, naming the lists they are on, without
+        waiting for it: its future (as for submit), or None if welcome mails are off or the queue is full."""
         if self.welcome_mail is None:
             return None
         outcome: Future = Future()
         try:
-            self._queue.put_nowait((self.welcome_mail, email, time.monotonic() + self.deadline, outcome))
+            self._queue.put_nowait((self.welcome_mail, email, tuple(names), time.monotonic() + self.deadline, outcome))
         except queue.Full:
             logger.warning("welcome mail not sent: the outgoing queue is full")
             return None
@@ -114,14 +116,14 @@ class Outgoing:
                 if item is _STOP:
                     connection.close()
                     return
-                mail, email, deadline, outcome = item
+                mail, email, extra, deadline, outcome = item
                 kind = self._kind(mail)
                 delay = BACKOFF_START
                 while True:
                     try:
                         if mailer is None:
                             mailer = connection.enter_context(open_mailer(self.config))
-                        sent = self._send(mailer, mail, email)
+                        sent = self._send(mailer, mail, email, extra)
                         break
                     except (MailerError, OSError, smtplib.SMTPException) as exc:
                         connection.close()
@@ -142,17 +144,17 @@ class Outgoing:
             except Exception as exc:  # never let one mail stop the worker; the message may hold the address
                 logger.error("%s mail not sent: %s", "confirmation" if item is _STOP else self._kind(item[0]),
                              type(exc).__name__)
-                if item is not _STOP and not item[3].done():
-                    item[3].set_result(False)
+                if item is not _STOP and not item[-1].done():
+                    item[-1].set_result(False)
             finally:
                 self._queue.task_done()
 
     def _kind(self, mail) -> str:
         return "confirmation" if mail is self.mail else "welcome"
 
-    def _send(self, mailer, mail, email: str) -> bool:
+    def _send(self, mailer, mail, email: str, extra) -> bool:
         """Hand one mail to the relay (smtplib errors propagate: the caller retries or gives up)."""
-        data, link = mail.wire(email)
+        data, link = mail.wire(email, extra)
         path = mailer.send_wire(data, self.sender, [email])
         if not self.config.smtp_url:
             what = "de confirmation" if mail is self.mail else "de bienvenue"

@@ -56,7 +56,8 @@ class AddressPages:
         self.env = env
         self._pages: dict[tuple, tuple[str, str, bool]] = {}  # a handful of (template, fixed texts) keys
 
-    def render(self, template: str, email: str, **context: str) -> str:
+    def render(self, template: str, email: str, **context) -> str:
+        """The page for `email`; `context` holds the page's other values, each hashable (tuples, not lists)."""
         key = (template, *sorted(context.items()))
         page = self._pages.get(key)
         if page is None:
@@ -64,6 +65,8 @@ class AddressPages:
             before, stand_in, after = html.partition(ADDRESS_STAND_IN)
             if not stand_in or ADDRESS_STAND_IN in after:
                 raise ValueError(f"theme/templates/{template} must show {{{{ email }}}} exactly once")
+            if len(self._pages) >= 256:  # lists chosen, messages: a few combinations; a bound all the same
+                self._pages.clear()
             page = self._pages[key] = (before, after, before.rfind("<") > before.rfind(">"))
         before, after, in_tag = page
         if in_tag:

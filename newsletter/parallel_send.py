@@ -28,31 +28,32 @@ PAGE = 5000  # ids read at a time while counting and cutting: memory stays flat 
 Range = tuple[int, int | None, int]  # (lo, hi, position reached): ids in (lo, hi], mailed up to position
 
 
-def remaining(store, position: int, upto: int | None = None) -> int:
-    """How many subscribers are after `position` (up to `upto`), counted page by page."""
+def remaining(store, position: int, upto: int | None = None, lists=None) -> int:
+    """How many subscribers (on one of `lists`, when given) are after `position` (up to `upto`), counted
+    page by page."""
     count = 0
     while True:
-        page = store.subscribers_after(position, PAGE, upto)
+        page = store.subscribers_after(position, PAGE, upto, lists)
         if not page:
             return count
         count += len(page)
         position = page[-1][0]
 
 
-def to_go(store, ranges: list[Range]) -> int:
-    """How many subscribers are still to mail in these ranges."""
-    return sum(remaining(store, position, hi) for _, hi, position in ranges)
+def to_go(store, ranges: list[Range], lists=None) -> int:
+    """How many subscribers (on one of `lists`, when given) are still to mail in these ranges."""
+    return sum(remaining(store, position, hi, lists) for _, hi, position in ranges)
 
 
-def cut(store, start: int, n: int) -> list[tuple[int, int | None]]:
+def cut(store, start: int, n: int, lists=None) -> list[tuple[int, int | None]]:
     """The ids after `start`, cut into at most `n` contiguous ranges of about equal count, as (lo, hi);
     the last is open-ended. Two walks in pages (count, then cut): nothing held but the bounds."""
-    total = remaining(store, start)
+    total = remaining(store, start, lists=lists)
     n = max(1, min(n, total))
     ends = [total * k // n for k in range(1, n)]  # rank (from 1) of the last id of each range but the last
     bounds, lo, rank, position = [], start, 0, start
     while ends:
-        page = store.subscribers_after(position, PAGE)
+        page = store.subscribers_after(position, PAGE, lists=lists)
         if not page:
             break  # readers left since the count: fewer, larger ranges still cover every id
         for position, _ in page:

@@ -21,6 +21,10 @@ readers are cut into NEWSLETTER_SMTP_CONNECTIONS ranges, one per connection
 position reached in its range is committed, so after a crash or `kill -9` the same
 command resumes where it stopped: nobody is left out and at most the one message
 in flight per connection is sent twice. `make send POST=slug`
+
+Lists: a post goes to the whole blog's list and to its rubrique's list; a digest to the whole blog's
+and its posts' rubriques'. One keyset walk over the subscribers on any of those lists (per range), so an
+address on several of them is mailed once.
 and `make send` share those records: a post sent one way is not sent the other.
 
 Environment: DRY_RUN=1 prints what would be sent and changes nothing;
@@ -54,7 +58,7 @@ from .mail_message import PostError, build_mail, load_posts, posts_path
 from .mailer import MailerError, ReplyLost, open_mailer, temporary
 from .parallel_send import Pacer, cut, remaining, run_ranges, to_go
 from .signing import Signer
-from .store import SendBusy, StoreError, open_store
+from .store import WHOLE_BLOG, SendBusy, StoreError, open_store
 from .verp import return_path
 
 logger = logging.getLogger(__name__)
@@ -207,6 +211,16 @@ def _after(ranges, started: int | None) -> str:
     return f"after subscriber position{'s' if len(positions) > 1 else ''} {', '.join(map(str, positions))}"
 
 
+def lists_of_posts(rubriques) -> list[str]:
+    """The lists a send goes to: the whole blog's, and the rubriques' of its posts (None: a post without one)."""
+    return [WHOLE_BLOG] + sorted({slug for slug in rubriques if slug})
+
+
+def describe(lists: list[str]) -> str:
+    """The lists of a send, for the author's terminal."""
+    return ", ".join("the whole blog" if key == WHOLE_BLOG else f"rubrique {key}" for key in lists)
+
+
 def send(slugs: list[str], config: Config, *, dry_run: bool = False, rate: float | None = None,
          now: datetime | None = None, out=sys.stdout, err=sys.stderr) -> int:
     """Send; returns the exit status. Messages for the author go to `out`/`err`."""
@@ -243,24 +257,25 @@ def _send(slugs, post_id, store, config, dry_run, rate, now, out, err) -> int:
               "it is sent once its date has passed (make send, or make release).", file=err)
         return 1
     mail = build_mail(config, posts)
+    lists = lists_of_posts(post.category.get("slug") if post.category else None for post in posts)
     ranges = store.send_ranges(post_id)
-    total = to_go(store, ranges) if ranges else remaining(store, started or 0)
+    total = to_go(store, ranges, lists) if ranges else remaining(store, started or 0, lists=lists)
 
     if dry_run:
         resuming = f" (resuming {_after(ranges, started)})" if started is not None else ""
         print(f"DRY RUN: nothing is sent, nothing recorded.\nSubject: {mail.subject}\n"
-              f"Recipients: {total}{resuming}", file=out)
+              f"Recipients: {total}{resuming}\nLists: {describe(lists)}", file=out)
         _, text = mail.sample(f"{config.newsletter_url}/desinscription/…")
         lines = text.splitlines()
         print("\n".join(lines[:PREVIEW_LINES]) + ("\n[…]" if len(lines) > PREVIEW_LINES else ""), file=out)
         return 0
 
     if not ranges:  # a new send, or one stopped before ranges existed: cut what is left
-        ranges = store.start_ranges(post_id, cut(store, started or 0, config.smtp_connections))
+        ranges = store.start_ranges(post_id, cut(store, started or 0, config.smtp_connections, lists))
     if started is not None:
         print(f"Resuming {post_id} {_after(ranges, started)}: {total} to go.", file=out)
     else:
-        print(f"Sending « {mail.subject} » to {total} subscribers.", file=out)
+        print(f"Sending « {mail.subject} » to {total} subscribers (lists: {describe(lists)}).", file=out)
     report = Report()
     signer = Signer(config.secrets)
     progress = Progress(total, err)
@@ -270,14 +285,14 @@ def _send(slugs, post_id, store, config, dry_run, rate, now, out, err) -> int:
         """Mail one range in id order, its checkpoint committed after every message."""
         lo, hi, position = item
         while not stop.is_set():
-            batch = store.subscribers_after(position, BATCH, hi)
+            batch = store.subscribers_after(position, BATCH, hi, lists)
             if not batch:
                 return
             for position, address in batch:
                 if stop.is_set():  # another connection failed: stop here, this range's checkpoint is saved
                     return
                 pacer.wait()
-                if address not in store:  # unsubscribed during the send: acknowledged, so no mail
+                if not store.receives(address, lists):  # left during the send: acknowledged, so no mail
                     store.save_range_position(post_id, lo, position)
                     progress.advance()
                     continue
@@ -325,6 +340,7 @@ class Built:
     slug: str
     title: str
     date: datetime  # aware, in the site's zone
+    rubrique: str | None = None  # its category's slug: its readers get it too
 
 
 def built_posts(config: Config) -> list[Built]:
@@ -347,7 +363,7 @@ def built_posts(config: Config) -> list[Built]:
         except (TypeError, ValueError):
             raise PostError(f"{folder / RECORDS_FILE}: post {record['slug']!r} has no valid date "
                             f"({record['date']!r}): run make build, then send again.") from None
-        posts.append(Built(record["slug"], record["title_text"], date))
+        posts.append(Built(record["slug"], record["title_text"], date, (record["category"] or {}).get("slug")))
     return sorted(posts, key=lambda post: (post.date, post.slug))
 
 
@@ -434,7 +450,9 @@ def _send_due(posts, store, config, dry_run, skip, rate, now, out, err) -> int:
         print(f"DRY RUN: nothing is sent, nothing recorded. {len(todo.due)} post(s) due, oldest first:", file=out)
         for post in todo.due:
             ranges = store.send_ranges(post.slug)
-            readers = to_go(store, ranges) if ranges else remaining(store, states.get(post.slug, (0, False))[0])
+            lists = lists_of_posts([post.rubrique])
+            readers = (to_go(store, ranges, lists) if ranges
+                       else remaining(store, states.get(post.slug, (0, False))[0], lists=lists))
             resuming = " (resuming a stopped send)" if post.slug in states else ""
             print(f"  {post.date:%Y-%m-%d %H:%M}  « {post.title} »  {post.slug}  → "
                   f"{readers} readers{resuming}", file=out)

@@ -1,5 +1,8 @@
-"""Signed links: the confirmation link carries the address, signed and expiring,
-so nothing is stored before consent; the unsubscribe link never expires.
+"""Signed links: the confirmation link carries the address and the lists chosen, signed and
+expiring, so nothing is stored before consent; the unsubscribe link never expires.
+
+A confirmation for the whole blog alone carries the address only (the token of before lists,
+still valid); for other lists, [address, [list keys]].
 
 Tokens are signed with secrets[0] and accepted with any secret of the list, so
 NEWSLETTER_SECRET can be rotated (old one in NEWSLETTER_SECRET_PREVIOUS).
@@ -11,9 +14,11 @@ import base64
 import hashlib
 import hmac
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
+
+from .store import WHOLE_BLOG
 
 CONFIRM_MAX_AGE = 48 * 3600
 CONFIRM_SALT = "newsletter.confirm"
@@ -48,18 +53,29 @@ class Signer:
         self._confirm = URLSafeTimedSerializer(keys, salt=CONFIRM_SALT, signer=ClockedSigner)
         self._unsubscribe = URLSafeTimedSerializer(keys, salt=UNSUBSCRIBE_SALT, signer=ClockedSigner)
 
-    def confirm_token(self, email: str) -> str:
-        return self._confirm.dumps(email)
+    def confirm_token(self, email: str, lists: Sequence[str] = (WHOLE_BLOG,)) -> str:
+        if list(lists) == [WHOLE_BLOG]:
+            return self._confirm.dumps(email)
+        return self._confirm.dumps([email, sorted(lists)])
 
     def read_confirm_token(self, token: str, max_age: int = CONFIRM_MAX_AGE) -> str:
         """The address of a confirmation token; ExpiredLink after max_age seconds, BadLink if forged."""
+        return self.read_confirm(token, max_age)[0]
+
+    def read_confirm(self, token: str, max_age: int = CONFIRM_MAX_AGE) -> tuple[str, list[str]]:
+        """The address and list keys of a confirmation token (an address alone: the whole blog)."""
         try:
-            email = self._confirm.loads(token, max_age=max_age)
+            payload = self._confirm.loads(token, max_age=max_age)
         except SignatureExpired:
             raise ExpiredLink("lien expiré") from None
         except (BadSignature, UnicodeError, ValueError):
             raise BadLink("lien invalide") from None
-        return _address(email)
+        if isinstance(payload, str):
+            return _address(payload), [WHOLE_BLOG]
+        if (isinstance(payload, list) and len(payload) == 2 and isinstance(payload[1], list) and payload[1]
+                and all(isinstance(key, str) for key in payload[1])):
+            return _address(payload[0]), payload[1]
+        raise BadLink("lien invalide")
 
     def unsubscribe_token(self, email: str) -> str:
         return self._unsubscribe.dumps(email)

@@ -19,6 +19,12 @@ Positions: the sender walks subscribers by `id`, an INTEGER PRIMARY KEY AUTOINCR
 while an address stays subscribed (VACUUM keeps it), growing for new ones, never reused.
 A send over several connections cuts those ids into ranges (`send_ranges`), each with its own
 position (see parallel_send.py); `sends.position` is then where the ranges begin.
+
+Lists: the whole blog (key WHOLE_BLOG, '') and one per rubrique (its category slug). `memberships`
+pairs a subscriber's id with a list key, and nothing else: being on a rubrique's list says the reader
+is interested in it, which the privacy page says. Every subscriber is on at least one list; leaving
+the last one erases the address. A membership left is erased like an address (the same DELETE,
+VACUUM and checkpoint): the pair (id, list) must not stay readable either.
 """
 from __future__ import annotations
 
@@ -45,6 +51,13 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS subscribers (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     email TEXT NOT NULL UNIQUE COLLATE NOCASE
+) ;
+-- Which lists a subscriber is on: '' the whole blog, else a rubrique's slug. No date, no status.
+-- Keyed (subscriber_id, list): the sender's EXISTS probe, lists_of() and the cascade use it as is.
+CREATE TABLE IF NOT EXISTS memberships (
+    subscriber_id INTEGER NOT NULL REFERENCES subscribers (id) ON DELETE CASCADE,
+    list TEXT NOT NULL,
+    PRIMARY KEY (subscriber_id, list)
 ) ;
 -- The sender's progress, per post: last id mailed, and whether the post is done.
 CREATE TABLE IF NOT EXISTS sends (
@@ -74,6 +87,12 @@ INSERT INTO subscribers_v2 (id, email) SELECT rowid, email FROM subscribers ORDE
 DROP TABLE subscribers ;
 ALTER TABLE subscribers_v2 RENAME TO subscribers ;
 """
+
+
+# A store made before lists: every reader subscribed to the whole blog (run once, with the table's creation).
+MIGRATE_TO_LISTS = "INSERT INTO memberships (subscriber_id, list) SELECT id, '' FROM subscribers"
+
+WHOLE_BLOG = ""  # the list key of the whole blog; a rubrique's list is keyed by its category slug
 
 
 class StoreError(RuntimeError):
@@ -133,6 +152,7 @@ class SQLiteStore:
                 self._db.execute("PRAGMA journal_mode = WAL")
                 self._db.execute("PRAGMA synchronous = FULL")
                 self._db.execute("PRAGMA temp_store = MEMORY")
+                self._db.execute("PRAGMA foreign_keys = ON")  # a subscriber deleted takes its memberships along
                 self._migrate()
                 leftover_wal = self._wal_size() > 0
         except apsw.Error as exc:
@@ -151,7 +171,13 @@ class SQLiteStore:
             with self._db:
                 self._db.execute(MIGRATE_FROM_V1)
             self._deleted += 1  # the old table's pages are free space now: VACUUM them away
-        self._db.execute(SCHEMA)
+        # Whether the store predates lists (then its readers are all on the whole blog).
+        before_lists = self._db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'memberships'").fetchone() is None
+        with self._db:
+            self._db.execute(SCHEMA)
+            if before_lists:
+                self._db.execute(MIGRATE_TO_LISTS)
 
     def _wal_size(self) -> int:
         try:
@@ -161,23 +187,34 @@ class SQLiteStore:
 
     # -- subscribers -------------------------------------------------------
 
-    def add(self, email: str) -> bool:
-        """Store a confirmed address; True if it was not there yet."""
-        with self._lock:
-            # Idempotent: a second confirmation changes nothing.
-            self._db.execute("INSERT OR IGNORE INTO subscribers (email) VALUES (?)", (email,))
-            return self._db.changes() == 1
+    def add(self, email: str, lists: Iterable[str] = (WHOLE_BLOG,)) -> bool:
+        """Store a confirmed address on `lists`; True if anything was new (the address, or one of the lists)."""
+        with self._lock, self._db:
+            return self._add(email, lists)
 
-    def add_many(self, emails: Iterable[str]) -> tuple[list[str], list[str]]:
-        """Add addresses in one transaction (all or nothing); returns (added, already present)."""
+    def _add(self, email: str, lists: Iterable[str]) -> bool:
+        """add() inside the caller's transaction, the lock held."""
+        # Idempotent: a second confirmation changes nothing.
+        self._db.execute("INSERT INTO subscribers (email) VALUES (?) ON CONFLICT (email) DO NOTHING", (email,))
+        new = self._db.changes() == 1
+        for key in lists:
+            # The membership, by the address's id (NOCASE, like the key); a second one changes nothing.
+            self._db.execute("INSERT INTO memberships (subscriber_id, list) "
+                             "SELECT id, ? FROM subscribers WHERE email = ? ON CONFLICT DO NOTHING", (key, email))
+            new = self._db.changes() == 1 or new
+        return new
+
+    def add_many(self, emails: Iterable[str], lists: Iterable[str] = (WHOLE_BLOG,)) -> tuple[list[str], list[str]]:
+        """Add addresses to `lists` in one transaction (all or nothing); returns (added, already there):
+        an address counts as added when it joined at least one of the lists."""
         added, present = [], []
+        lists = list(lists)
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 for email in emails:
-                    # Same idempotent insert as add(), inside the import's transaction.
-                    self._db.execute("INSERT OR IGNORE INTO subscribers (email) VALUES (?)", (email,))
-                    (added if self._db.changes() == 1 else present).append(email)
+                    # The same idempotent inserts as add(), inside the import's transaction.
+                    (added if self._add(email, lists) else present).append(email)
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -185,15 +222,39 @@ class SQLiteStore:
         return added, present
 
     def remove(self, email: str, wait: float = ERASE_WAIT) -> Erasure:
-        """Take an address off the list at once, then erase its bytes from disk, waiting up to `wait`
+        """Take an address off every list at once, then erase its bytes from disk, waiting up to `wait`
         seconds for readers of the store to let go of the WAL; past that, a background thread finishes."""
         with self._lock:
-            # secure_delete zeroes the row's cells in the table and its index.
+            # secure_delete zeroes the row's cells in the table and its index; its memberships go by cascade.
             self._db.execute("DELETE FROM subscribers WHERE email = ?", (email,))
             if self._db.changes() == 0:
                 return Erasure.ABSENT
             self._deleted += 1
             mine = self._deleted
+        return self._erase(mine, wait)
+
+    def leave(self, email: str, lists: Iterable[str], wait: float = ERASE_WAIT) -> Erasure:
+        """Take an address off some of its lists, erased on disk like an address (the pair (id, list) says
+        what the reader reads); off its last list, the address itself is erased. ABSENT if it was on none."""
+        gone = 0
+        with self._lock, self._db:
+            for key in lists:
+                # One membership, found by the address (NOCASE).
+                self._db.execute("DELETE FROM memberships WHERE list = ? AND subscriber_id IN "
+                                 "(SELECT id FROM subscribers WHERE email = ?)", (key, email))
+                gone += self._db.changes()
+            # The address, once it is on no list.
+            self._db.execute("DELETE FROM subscribers WHERE email = ? AND NOT EXISTS "
+                             "(SELECT 1 FROM memberships WHERE subscriber_id = subscribers.id)", (email,))
+            gone += self._db.changes()
+            if not gone:
+                return Erasure.ABSENT
+            self._deleted += 1
+            mine = self._deleted
+        return self._erase(mine, wait)
+
+    def _erase(self, mine: int, wait: float) -> Erasure:
+        """Wait up to `wait` seconds for erasure number `mine` to be gone from every file."""
         deadline, pause = time.monotonic() + wait, 0.005
         while not self._scrub(mine):
             if time.monotonic() >= deadline:
@@ -281,31 +342,78 @@ class SQLiteStore:
             row = self._db.execute("SELECT 1 FROM subscribers WHERE email = ?", (email,)).fetchone()
         return row is not None
 
+    def receives(self, email: str, lists: Iterable[str]) -> bool:
+        """Whether the address is still on one of `lists` (the sender asks just before each mail)."""
+        lists = list(lists)
+        if not lists:
+            return False
+        with self._lock:
+            # One probe of the memberships key per list.
+            row = self._db.execute(
+                "SELECT 1 FROM subscribers s WHERE s.email = ? AND EXISTS (SELECT 1 FROM memberships m "
+                f"WHERE m.subscriber_id = s.id AND m.list IN ({', '.join('?' * len(lists))}))",
+                (email, *lists)).fetchone()
+        return row is not None
+
+    def lists_of(self, email: str) -> list[str]:
+        """The lists an address is on, sorted ('' first: the whole blog); [] if it is not subscribed."""
+        with self._lock:
+            # Through the address's id (NOCASE).
+            rows = self._db.execute("SELECT m.list FROM memberships m JOIN subscribers s ON s.id = m.subscriber_id "
+                                    "WHERE s.email = ? ORDER BY m.list", (email,)).fetchall()
+        return [r[0] for r in rows]
+
     def count(self) -> int:
         with self._lock:
             # How many readers.
             return self._db.execute("SELECT count(*) FROM subscribers").fetchone()[0]
 
-    def emails(self) -> Iterator[str]:
-        """Every address, sorted (for export)."""
+    def emails(self, list_key: str | None = None) -> Iterator[str]:
+        """Every address, or those on one list, sorted (for export)."""
         with self._lock:
             # Fetched at once: the lock is not held while the caller iterates.
-            rows = self._db.execute("SELECT email FROM subscribers ORDER BY email").fetchall()
+            if list_key is None:
+                rows = self._db.execute("SELECT email FROM subscribers ORDER BY email").fetchall()
+            else:
+                rows = self._db.execute("SELECT s.email FROM subscribers s JOIN memberships m ON m.subscriber_id = s.id "
+                                        "WHERE m.list = ? ORDER BY s.email", (list_key,)).fetchall()
         return iter([r[0] for r in rows])
 
-    def subscribers_after(self, position: int, limit: int, upto: int | None = None) -> list[tuple[int, str]]:
-        """The next `limit` subscribers after `position`, as (position, email), in position order;
-        none past `upto` when given (the end of a send range)."""
+    def memberships(self) -> list[tuple[str, list[str]]]:
+        """Every address with its lists, sorted by address (the export of every list)."""
         with self._lock:
-            if upto is not None:
-                # The same walk, bounded: one range of a send shared between connections.
-                return self._db.execute(
-                    "SELECT id, email FROM subscribers WHERE id > ? AND id <= ? ORDER BY id LIMIT ?",
-                    (position, upto, limit)).fetchall()
-            # Keyset pagination on id: resumable from a checkpoint, unaffected by removals.
+            # One row per (address, list), grouped here: plain SQL on both backends.
+            rows = self._db.execute("SELECT s.email, m.list FROM subscribers s JOIN memberships m "
+                                    "ON m.subscriber_id = s.id ORDER BY s.email, m.list").fetchall()
+        grouped: list[tuple[str, list[str]]] = []
+        for email, key in rows:
+            if not grouped or grouped[-1][0] != email:
+                grouped.append((email, []))
+            grouped[-1][1].append(key)
+        return grouped
+
+    def subscribers_after(self, position: int, limit: int, upto: int | None = None,
+                          lists: Iterable[str] | None = None) -> list[tuple[int, str]]:
+        """The next `limit` subscribers after `position`, as (position, email), in position order: none past
+        `upto` when given (the end of a send range); every subscriber, or those on at least one of `lists`
+        (each address once, however many of them it is on)."""
+        where, params = ["s.id > ?"], [position]
+        if upto is not None:
+            where.append("s.id <= ?")
+            params.append(upto)
+        if lists is not None:
+            lists = list(lists)
+            if not lists:
+                return []
+            where.append("EXISTS (SELECT 1 FROM memberships m WHERE m.subscriber_id = s.id "
+                         f"AND m.list IN ({', '.join('?' * len(lists))}))")
+            params += lists
+        with self._lock:
+            # Keyset pagination on id: resumable from a checkpoint, unaffected by removals; an EXISTS on the
+            # lists, so an address on several of them comes once.
             return self._db.execute(
-                "SELECT id, email FROM subscribers WHERE id > ? ORDER BY id LIMIT ?",
-                (position, limit)).fetchall()
+                f"SELECT s.id, s.email FROM subscribers s WHERE {' AND '.join(where)} ORDER BY s.id LIMIT ?",
+                (*params, limit)).fetchall()
 
     # -- sends, keyed by post --------------------------------------------
 

@@ -91,12 +91,13 @@ def test_import_export_remove(tmp_path, cli_env):
     csv_file.write_text("nom,email\nJean,Jean@Exämple.fr\nMarie,marie+lettre@exemple.fr\n", encoding="utf-8")
     r = run("import", str(csv_file), env=cli_env)
     assert r.returncode == 0 and "2 adresse(s) ajoutée(s), 0 déjà présente(s)" in r.stdout
+    assert "(liste : tout le blog)" in r.stdout
     lines = tmp_path / "lignes.txt"
     lines.write_text("marie+lettre@exemple.fr\n\nnouveau@exemple.fr\n", encoding="utf-8")
     r = run("import", str(lines), env=cli_env)
     assert r.returncode == 0 and "1 adresse(s) ajoutée(s), 1 déjà présente(s)" in r.stdout
     r = run("export", env=cli_env)
-    assert r.stdout == "email\nJean@xn--exmple-cua.fr\nmarie+lettre@exemple.fr\nnouveau@exemple.fr\n"
+    assert r.stdout == "email,listes\nJean@xn--exmple-cua.fr,tout\nmarie+lettre@exemple.fr,tout\nnouveau@exemple.fr,tout\n"
     r = run("remove", "jean@exämple.fr", env=cli_env)
     assert r.returncode == 0 and "effacée" in r.stdout
     assert b"Jean@" not in b"".join(p.read_bytes() for p in tmp_path.glob("abonnes.sqlite3*"))
@@ -109,7 +110,7 @@ def test_import_is_all_or_nothing_with_line_numbers(tmp_path, cli_env):
     r = run("import", str(f), env=cli_env)
     assert r.returncode == 1
     assert "ligne 2" in r.stderr and "ligne 4" in r.stderr and "rien n’a été importé" in r.stderr
-    assert run("export", env=cli_env).stdout == "email\n"
+    assert run("export", env=cli_env).stdout == "email,listes\n"
 
 
 def test_import_reads_french_spreadsheets_and_names_a_missing_column(tmp_path, cli_env):
@@ -121,9 +122,59 @@ def test_import_reads_french_spreadsheets_and_names_a_missing_column(tmp_path, c
     wrong.write_text("nom,mail\nPaul,paul@exemple.fr\n", encoding="utf-8")
     r = run("import", str(wrong), env=cli_env)
     assert r.returncode == 1 and "pas de colonne « email »" in r.stderr
-    assert run("export", env=cli_env).stdout == "email\njean@exemple.fr\nmarie@exemple.fr\n"
+    assert run("export", env=cli_env).stdout == "email,listes\njean@exemple.fr,tout\nmarie@exemple.fr,tout\n"
 
 
 def test_remove_without_an_address_is_a_usage_error(cli_env):
     r = run("remove", "", env=cli_env)
     assert r.returncode == 2 and "make remove EMAIL=" in r.stderr
+
+
+@pytest.fixture
+def lists_env(tmp_path, cli_env):
+    """The CLI with a settings file whose post records know two rubriques (what a build leaves)."""
+    from blogcore.records import RecordsWriter
+    records = RecordsWriter(tmp_path / "posts")
+    records.put_rubriques({"ethique-biz": "éthique.biz", "humeurs-marketing": "Humeurs Marketing"})
+    records.commit()
+    (tmp_path / "reglages.py").write_text(f"MAIL_POSTS_PATH = {str(tmp_path / 'posts')!r}\n")
+    return {**cli_env, "NEWSLETTER_SETTINGS": str(tmp_path / "reglages.py")}
+
+
+def test_import_and_export_per_list_and_remove_from_every_list(tmp_path, lists_env):
+    f = tmp_path / "ethique.txt"
+    f.write_text("a@exemple.fr\nb@exemple.fr\n", encoding="utf-8")
+    r = run("import", str(f), "--list", "ethique-biz", env=lists_env)
+    assert r.returncode == 0 and "2 adresse(s) ajoutée(s)" in r.stdout and "la rubrique ethique-biz" in r.stdout
+    tout = tmp_path / "tout.txt"
+    tout.write_text("b@exemple.fr\nc@exemple.fr\n", encoding="utf-8")
+    assert run("import", str(tout), "--list", "", env=lists_env).returncode == 0
+    assert run("export", env=lists_env).stdout == \
+        "email,listes\na@exemple.fr,ethique-biz\nb@exemple.fr,tout ethique-biz\nc@exemple.fr,tout\n"
+    assert run("export", "--list", "ethique-biz", env=lists_env).stdout == "email\na@exemple.fr\nb@exemple.fr\n"
+    assert run("export", "--list", "tout", env=lists_env).stdout == "email\nb@exemple.fr\nc@exemple.fr\n"
+    assert run("export", "--list", "humeurs-marketing", env=lists_env).stdout == "email\n"
+    assert "effacée" in run("remove", "b@exemple.fr", env=lists_env).stdout
+    assert run("export", env=lists_env).stdout == "email,listes\na@exemple.fr,ethique-biz\nc@exemple.fr,tout\n"
+    data = b"".join(p.read_bytes() for p in tmp_path.glob("abonnes.sqlite3*"))
+    assert b"b@exemple.fr" not in data
+
+
+def test_an_unknown_list_is_named_and_nothing_is_imported(tmp_path, lists_env):
+    f = tmp_path / "liste.txt"
+    f.write_text("a@exemple.fr\n", encoding="utf-8")
+    r = run("import", str(f), "--list", "ethique", env=lists_env)
+    assert r.returncode == 2 and "LIST=ethique : pas de rubrique de ce nom" in r.stderr
+    assert "ethique-biz, humeurs-marketing" in r.stderr and "Traceback" not in r.stderr
+    assert run("export", env=lists_env).stdout == "email,listes\n"
+    r = run("export", "--list", "inconnue", env=lists_env)
+    assert r.returncode == 2 and "LIST=inconnue" in r.stderr
+
+
+def test_make_passes_list_to_import_and_export():
+    def dry(*args):
+        return subprocess.run(["make", "-n", "--no-print-directory", *args], cwd=ROOT, capture_output=True,
+                              text=True).stdout
+    assert 'import --file "a.csv" --list "ethique-biz"' in dry("import", "FILE=a.csv", "LIST=ethique-biz")
+    assert 'export --list "ethique-biz"' in dry("export", "LIST=ethique-biz")
+    assert "--list" not in dry("export")

@@ -42,8 +42,9 @@ def test_sqlite_pragmas_and_schema(sqlite_store, tmp_path):
     db = sqlite3.connect(tmp_path / "abonnes.sqlite3")
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert [r[1] for r in db.execute("PRAGMA table_info(subscribers)")] == ["id", "email"]
-    assert {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")} == {"subscribers", "sends", "send_ranges",
-                                                                                           "sqlite_sequence"}
+    assert {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")} == {
+        "subscribers", "memberships", "sends", "send_ranges", "sqlite_sequence"}
+    assert [r[1] for r in db.execute("PRAGMA table_info(memberships)")] == ["subscriber_id", "list"]
     assert "post_id" in [r[1] for r in db.execute("PRAGMA table_info(sends)")]
     # A send's ranges are ids and checkpoints, by post: no address, nothing about a person.
     assert [r[1] for r in db.execute("PRAGMA table_info(send_ranges)")] == ["post_id", "lo", "hi", "position"]

@@ -7,6 +7,10 @@ every link and image made absolute against the post's public URL, plus the path
 and hash of its Markdown source for the plain-text alternative. `make send` reads these records, so the mail is the
 post as it was built, never a second rendering that could drift from the site.
 
+The rubriques of the published posts are the newsletter's lists (besides the whole blog): they go in the
+same file, for the signup service, and in the templates' context as NEWSLETTER_RUBRIQUES, a sorted list
+of (slug, name) in slug order, for the signup form of every page.
+
 Settings:
     MAIL_POSTS_PATH: where the records go. Unset (the default), var/posts beside the
         output folder: `make build` writes <project>/var/posts, where `make send` reads,
@@ -46,7 +50,8 @@ def record(article, base: str) -> dict:
         url=url,
         date=article.date.isoformat(),
         lang=lang_of(article, article.settings),
-        category={"name": category.name, "url": urljoin(base + "/", category.url)} if category else None,
+        category={"name": category.name, "url": urljoin(base + "/", category.url), "slug": category.slug}
+        if category else None,
         tags=[{"name": tag.name, "url": urljoin(base + "/", tag.url)} for tag in getattr(article, "tags", [])],
         author=getattr(getattr(article, "author", None), "name", None),
         summary_html=summary_html,
@@ -82,6 +87,26 @@ def collect(generator):
     # Only the articles are kept here: reading article.content now would cache it
     # before the static generator knows the files that {static} links point to.
     _collected[:] = generator.articles
+    # Every template's signup form offers these lists; the same build writes them for the service (prepare).
+    generator.context["NEWSLETTER_RUBRIQUES"] = sorted(rubriques(generator.articles).items())  # by slug: ASCII
+
+
+WHOLE_BLOG_WORD = "tout"  # the signup form's value for the whole blog: a rubrique cannot take it
+
+
+def rubriques(articles) -> dict:
+    """slug: name of the rubriques of these posts, each a newsletter list."""
+    found = {}
+    for article in articles:
+        category = getattr(article, "category", None)
+        if category is None or category.slug in found:
+            continue
+        if category.slug == WHOLE_BLOG_WORD:
+            logger.warning("mail_posts: the rubrique %r has the slug %r, which names the whole blog in the "
+                           "signup form: it gets no newsletter list of its own", category.name, category.slug)
+            continue
+        found[category.slug] = category.name
+    return found
 
 
 def prepare(generator, writer):
@@ -107,6 +132,7 @@ def prepare(generator, writer):
                 out.put(key, record(article, base))
                 remade += 1
         out.remove(previous)  # posts gone
+        out.put_rubriques(rubriques(_collected))
     except BaseException:
         out.close()  # rolls back
         raise

@@ -1,0 +1,146 @@
+"""Lists in the store: the whole blog ('') and one per rubrique, each a set of addresses and nothing else.
+A post's recipients are the union of its lists, each address once, walked by id so a send resumes; a list
+left is erased on disk like an address, and an address off its last list is erased."""
+import sqlite3
+
+import apsw
+
+import pytest
+
+from newsletter.store import WHOLE_BLOG, Erasure, open_store
+
+
+
+def store_bytes(path) -> bytes:
+    """Every file of the store (database, -wal, -shm), lower-cased."""
+    return b"".join(p.read_bytes() for p in sorted(path.parent.glob(path.name + "*"))).lower()
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = open_store(tmp_path / "abonnes.sqlite3")
+    yield s
+    s.close()
+
+
+def walk(store, lists, batch=2, position=0):
+    """Every (id, address) a send to `lists` would mail, page by page as the sender reads them."""
+    out = []
+    while page := store.subscribers_after(position, batch, lists):
+        out += page
+        position = page[-1][0]
+    return out
+
+
+def test_a_reader_on_several_lists_is_mailed_once_and_only_by_his_lists(store):
+    store.add("tout@exemple.fr")                                  # the whole blog (the default)
+    store.add("ethique@exemple.fr", ["ethique-biz"])
+    store.add("les-deux@exemple.fr", [WHOLE_BLOG, "ethique-biz"])
+    store.add("humeurs@exemple.fr", ["humeurs-marketing"])
+    store.add("ethique@exemple.fr", ["humeurs-marketing"])          # a second rubrique, later
+    ethique_post = [e for _, e in walk(store, [WHOLE_BLOG, "ethique-biz"])]
+    humeurs_post = [e for _, e in walk(store, [WHOLE_BLOG, "humeurs-marketing"])]
+    assert ethique_post == ["tout@exemple.fr", "ethique@exemple.fr", "les-deux@exemple.fr"]
+    assert humeurs_post == ["tout@exemple.fr", "ethique@exemple.fr", "les-deux@exemple.fr", "humeurs@exemple.fr"]
+    assert [e for _, e in walk(store, [WHOLE_BLOG])] == ["tout@exemple.fr", "les-deux@exemple.fr"]
+    assert walk(store, []) == [] and store.subscribers_after(0, 10, ["inconnue"]) == []
+    assert [e for _, e in walk(store, None)] == [e for _, e in walk(store, [WHOLE_BLOG, "ethique-biz",
+                                                                              "humeurs-marketing"])]
+
+
+def test_joining_is_idempotent_and_says_when_something_was_new(store):
+    assert store.add("Jean@exemple.fr", ["ethique-biz"]) is True
+    assert store.add("jean@EXEMPLE.fr", ["ethique-biz"]) is False
+    assert store.add("jean@exemple.fr", [WHOLE_BLOG, "ethique-biz"]) is True  # the whole blog is new
+    assert store.lists_of("JEAN@exemple.fr") == [WHOLE_BLOG, "ethique-biz"]
+    assert store.count() == 1 and store.lists_of("personne@exemple.fr") == []
+    assert store.receives("jean@exemple.fr", ["ethique-biz"]) and not store.receives("jean@exemple.fr", ["autre"])
+
+
+def test_a_send_interrupted_resumes_after_its_checkpoint_without_doubles(store):
+    for n in range(30):
+        store.add(f"l{n:02d}@exemple.fr", [[WHOLE_BLOG], ["a"], ["b"], [WHOLE_BLOG, "a"], ["a", "b"]][n % 5])
+    lists = [WHOLE_BLOG, "a"]
+    everyone = walk(store, lists)
+    first = store.subscribers_after(0, 7, lists)                   # a sender killed after 7 mails
+    store.add("nouveau@exemple.fr", ["a"])                          # joins meanwhile: mailed too, at the end
+    store.leave(first[0][1], lists)                                 # leaves meanwhile: already mailed
+    rest = walk(store, lists, batch=3, position=first[-1][0])
+    mailed = [e for _, e in first + rest]
+    assert len(mailed) == len(set(mailed))
+    assert mailed == [e for _, e in everyone] + ["nouveau@exemple.fr"]
+    assert all(n % 5 != 2 for n in (int(e[1:3]) for e in mailed if e.startswith("l")))  # "b" only: not mailed
+
+
+def test_add_many_to_a_list(store):
+    store.add("deja@exemple.fr")
+    added, present = store.add_many(["deja@exemple.fr", "neuf@exemple.fr"], ["ethique-biz"])
+    assert added == ["deja@exemple.fr", "neuf@exemple.fr"] and present == []
+    added, present = store.add_many(["DEJA@exemple.fr"], ["ethique-biz"])
+    assert added == [] and present == ["DEJA@exemple.fr"]
+    assert store.memberships() == [("deja@exemple.fr", [WHOLE_BLOG, "ethique-biz"]), ("neuf@exemple.fr", ["ethique-biz"])]
+    assert list(store.emails("ethique-biz")) == ["deja@exemple.fr", "neuf@exemple.fr"]
+    assert list(store.emails(WHOLE_BLOG)) == ["deja@exemple.fr"]
+
+
+def test_a_list_left_is_erased_on_disk_and_the_last_one_takes_the_address(store, tmp_path):
+    path = tmp_path / "abonnes.sqlite3"
+    secret = "marie.curie+lettre@radium-exemple.fr"
+    for n in range(200):  # several pages: the rows are not alone
+        store.add(f"lecteur{n}@exemple.fr", [WHOLE_BLOG] if n % 2 else ["humeurs-marketing"])
+    store.add(secret, [WHOLE_BLOG, "rubrique-confidentielle"])
+    assert b"rubrique-confidentielle" in store_bytes(path)
+
+    assert store.leave(secret, ["rubrique-confidentielle"]) is Erasure.ERASED
+    assert store.lists_of(secret) == [WHOLE_BLOG]
+    data = store_bytes(path)
+    assert b"rubrique-confidentielle" not in data  # the (id, list) pair is gone from every file
+    assert secret.encode() in data                  # the address stays: it is still on the whole blog
+    assert store.leave(secret, ["rubrique-confidentielle"]) is Erasure.ABSENT
+
+    assert store.leave(secret, [WHOLE_BLOG, "inconnue"]) is Erasure.ERASED
+    assert secret not in store
+    data = store_bytes(path)
+    assert secret.encode() not in data and b"radium-exemple" not in data
+    assert b"humeurs-marketing" in data and b"lecteur199@exemple.fr" in data  # the others are still there
+
+
+def test_remove_erases_the_address_from_every_list(store, tmp_path):
+    path = tmp_path / "abonnes.sqlite3"
+    for n in range(100):
+        store.add(f"lecteur{n}@exemple.fr")
+    store.add("parti@radium-exemple.fr", [WHOLE_BLOG, "rubrique-secrete", "autre-secrete"])
+    assert store.remove("parti@radium-exemple.fr") is Erasure.ERASED
+    data = store_bytes(path)
+    assert b"radium-exemple" not in data and b"-secrete" not in data
+    assert store._db.execute("SELECT count(*) FROM memberships").fetchone()[0] == 100  # no orphan pair
+
+
+def test_a_store_made_before_lists_puts_every_reader_on_the_whole_blog(tmp_path):
+    path = tmp_path / "avant-listes.sqlite3"
+    old = sqlite3.connect(path, isolation_level=None)
+    old.executescript("""
+        PRAGMA journal_mode = WAL;
+        CREATE TABLE subscribers (id INTEGER PRIMARY KEY AUTOINCREMENT, email TEXT NOT NULL UNIQUE COLLATE NOCASE);
+        CREATE TABLE sends (post_id TEXT PRIMARY KEY, position INTEGER NOT NULL DEFAULT 0,
+                            done INTEGER NOT NULL DEFAULT 0);
+        INSERT INTO subscribers (email) VALUES ('a@exemple.fr'), ('b@exemple.fr'), ('c@exemple.fr');
+        INSERT INTO sends (post_id, position) VALUES ('billet', 2);
+    """)
+    old.close()
+    with open_store(path) as store:
+        assert store.memberships() == [(e, [WHOLE_BLOG]) for e in ("a@exemple.fr", "b@exemple.fr", "c@exemple.fr")]
+        assert [e for _, e in store.subscribers_after(2, 10, [WHOLE_BLOG, "ethique-biz"])] == ["c@exemple.fr"]
+        store.add("d@exemple.fr", ["ethique-biz"])
+    with open_store(path) as store:  # opened again: migrated once, not twice
+        assert store.memberships()[-1] == ("d@exemple.fr", ["ethique-biz"])
+        assert store._db.execute("SELECT count(*) FROM memberships").fetchone()[0] == 4
+
+
+def test_the_tables_hold_addresses_and_list_keys_only(store, tmp_path):
+    store.add("a@exemple.fr", [WHOLE_BLOG, "ethique-biz"])
+    # Read with the store's own SQLite: the stdlib's, closing in this process, would drop the store's WAL.
+    db = apsw.Connection(str(tmp_path / "abonnes.sqlite3"), flags=apsw.SQLITE_OPEN_READONLY)
+    assert [tuple(r) for r in db.execute("SELECT * FROM subscribers")] == [(1, "a@exemple.fr")]
+    assert [tuple(r) for r in db.execute("SELECT * FROM memberships ORDER BY list")] == [(1, ""), (1, "ethique-biz")]
+    db.close()
