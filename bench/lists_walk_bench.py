@@ -25,7 +25,7 @@ RUBRIQUES = [f"rubrique-{k}" for k in range(8)]
 
 def walk(store, lists) -> int:
     position, count = 0, 0
-    while page := store.subscribers_after(position, BATCH, lists):
+    while page := store.subscribers_after(position, BATCH, lists=lists):
         count += len(page)
         position = page[-1][0]
     return count

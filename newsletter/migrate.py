@@ -1,7 +1,8 @@
 """make migrate-store FROM=… TO=…: copy a store to another backend (SQLite ↔ PostgreSQL), all or nothing.
 
 The subscribers keep their ids and the identity goes on after the source's highest, so the sends'
-positions stay valid; the send state is copied as it is. The target must be empty and is written in
+positions stay valid; the lists each reader is on (memberships) and the send state (with a parallel
+send's ranges) are copied as they are. The target must be empty and is written in
 one transaction: a refusal, an error or a kill leaves it empty. The source is only read; its send
 lock is held meanwhile (no `make send` runs on it), but the service should be stopped: a signup
 confirmed during the copy would be in the source only.
@@ -43,7 +44,8 @@ def migrate(source: str, target: str) -> tuple[int, int]:
     try:
         with open_store(source) as src, open_store(target) as dst, src.sending(), dst.sending():
             sends = src.send_states()
-            count = dst.load_copy(src.high_water(), pages(src), sends)
+            ranges = {post_id: src.send_ranges(post_id) for post_id, (_, done) in sends.items() if not done}
+            count = dst.load_copy(src.high_water(), pages(src), sends, src.membership_rows(), ranges)
     except BaseException:
         if created:  # a file this command made, empty: not left behind
             for leftover in target_file.parent.glob(target_file.name + "*"):

@@ -32,7 +32,7 @@ from psycopg import errors
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import ConnectionPool
 
-from .store import ERASE_WAIT, Erasure, SendBusy, StoreError
+from .store import ERASE_WAIT, WHOLE_BLOG, Erasure, SendBusy, StoreError
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +41,7 @@ CONNECT_TIMEOUT = 10  # seconds
 
 # Case-insensitive like SQLite's NOCASE, exactly: under the "C" collation lower() folds ASCII only.
 KEY = 'lower(email COLLATE "C")'
+S_KEY = 'lower(s.email COLLATE "C")'  # the same, on the table aliased s
 
 SCHEMA = f"""
 -- One row = one confirmed address; id orders the sender's walk and is never handed out twice.
@@ -65,7 +66,20 @@ CREATE TABLE IF NOT EXISTS send_ranges (
     position bigint NOT NULL,
     PRIMARY KEY (post_id, lo)
 );
+-- Which lists a subscriber is on: '' the whole blog, else a rubrique's slug. No date, no status.
+CREATE TABLE IF NOT EXISTS memberships (
+    subscriber_id bigint NOT NULL REFERENCES subscribers (id) ON DELETE CASCADE,
+    list text NOT NULL,
+    PRIMARY KEY (subscriber_id, list)
+) WITH (autovacuum_enabled = off);
 """
+
+# A store made before lists: every reader subscribed to the whole blog (run once, with the table's creation).
+MIGRATE_TO_LISTS = "INSERT INTO memberships (subscriber_id, list) SELECT id, '' FROM subscribers"
+
+# The tables an erasure scrubs: the address, and the (id, list) pairs that say what a reader reads.
+ERASED_TABLES = ("subscribers", "memberships")
+DEAD_TUPLES = " + ".join(f"pg_stat_get_dead_tuples('{t}'::regclass)" for t in ERASED_TABLES)
 
 
 def _shown(url: str) -> str:
@@ -101,13 +115,17 @@ class PostgresStore:
                 with conn.transaction():
                     # Two instances starting at once: one creates the schema, the other waits, then finds it.
                     conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+                    # Whether the store predates lists (then its readers are all on the whole blog).
+                    before_lists = conn.execute("SELECT to_regclass('memberships') IS NULL").fetchone()[0]
                     conn.execute(SCHEMA)
+                    if before_lists:
+                        conn.execute(MIGRATE_TO_LISTS)
                 # The erasure check reads the dead-tuple count: it must be kept.
                 if conn.execute("SHOW track_counts").fetchone()[0] != "on":
                     raise StoreError(f"NEWSLETTER_DB : {self.path} : track_counts = off ; "
                                      "l’effacement a besoin de track_counts = on (postgresql.conf)")
                 # Left by a process that died between a DELETE and its VACUUM.
-                leftover = conn.execute("SELECT pg_stat_get_dead_tuples('subscribers'::regclass)").fetchone()[0]
+                leftover = conn.execute(f"SELECT {DEAD_TUPLES}").fetchone()[0]
         except psycopg.Error as exc:
             raise _unusable(self.path, exc) from None
         self._conninfo = conninfo
@@ -126,35 +144,59 @@ class PostgresStore:
 
     # -- subscribers -------------------------------------------------------
 
-    def add(self, email: str) -> bool:
-        """Store a confirmed address; True if it was not there yet."""
-        with self._pool.connection() as conn:
-            # Idempotent: a second confirmation changes nothing (and logs no duplicate-key error).
-            cur = conn.execute("INSERT INTO subscribers (email) VALUES (%s) ON CONFLICT DO NOTHING", (email,))
-            return cur.rowcount == 1
+    def add(self, email: str, lists: Iterable[str] = (WHOLE_BLOG,)) -> bool:
+        """Store a confirmed address on `lists`; True if anything was new (the address, or one of the lists)."""
+        with self._pool.connection() as conn, conn.transaction():
+            return _add(conn, email, lists)
 
-    def add_many(self, emails: Iterable[str]) -> tuple[list[str], list[str]]:
-        """Add addresses in one transaction (all or nothing); returns (added, already present)."""
-        added, present = [], []
+    def add_many(self, emails: Iterable[str], lists: Iterable[str] = (WHOLE_BLOG,)) -> tuple[list[str], list[str]]:
+        """Add addresses to `lists` in one transaction (all or nothing); returns (added, already there):
+        an address counts as added when it joined at least one of the lists."""
+        added, present, lists = [], [], list(lists)
         with self._pool.connection() as conn, conn.transaction():
             for email in emails:
-                # Same idempotent insert as add(), inside the import's transaction.
-                cur = conn.execute("INSERT INTO subscribers (email) VALUES (%s) ON CONFLICT DO NOTHING", (email,))
-                (added if cur.rowcount == 1 else present).append(email)
+                (added if _add(conn, email, lists) else present).append(email)
         return added, present
 
     def remove(self, email: str, wait: float = ERASE_WAIT) -> Erasure:
-        """Take an address off the list at once, then erase its bytes from the table's and index's files,
+        """Take an address off every list at once, then erase its bytes from the tables' and indexes' files,
         waiting up to `wait` seconds for older snapshots to end; past that, a background thread finishes."""
         with self._lock, self._pool.connection() as conn, conn.transaction():
-            # Off the list; the row stays on disk as a dead tuple until the VACUUMs of _scrub.
+            # Off every list (its memberships go by cascade); the rows stay on disk as dead tuples until
+            # the VACUUMs of _scrub.
             cur = conn.execute(f"DELETE FROM subscribers WHERE {KEY} = lower(%s COLLATE \"C\")", (email,))
             if cur.rowcount == 0:
                 return Erasure.ABSENT
-            # Count the dead tuple in the shared statistics at commit, before our VACUUM reads them.
+            # Count the dead tuples in the shared statistics at commit, before our VACUUM reads them.
             conn.execute("SELECT pg_stat_force_next_flush()")
             self._deleted += 1
             mine = self._deleted
+        return self._erase(mine, wait)
+
+    def leave(self, email: str, lists: Iterable[str], wait: float = ERASE_WAIT) -> Erasure:
+        """Take an address off some of its lists, erased on disk like an address (the pair (id, list) says
+        what the reader reads); off its last list, the address itself is erased. ABSENT if it was on none."""
+        gone = 0
+        with self._lock, self._pool.connection() as conn, conn.transaction():
+            for key in lists:
+                # One membership, found by the address (case-insensitive key).
+                cur = conn.execute("DELETE FROM memberships WHERE list = %s AND subscriber_id IN (SELECT id FROM "
+                                   f"subscribers WHERE {KEY} = lower(%s COLLATE \"C\"))", (key, email))
+                gone += cur.rowcount
+            # The address, once it is on no list.
+            cur = conn.execute(f"DELETE FROM subscribers WHERE {KEY} = lower(%s COLLATE \"C\") AND NOT EXISTS "
+                               "(SELECT 1 FROM memberships WHERE subscriber_id = subscribers.id)", (email,))
+            gone += cur.rowcount
+            if not gone:
+                return Erasure.ABSENT
+            # As in remove(): the dead tuples counted before our VACUUM reads them.
+            conn.execute("SELECT pg_stat_force_next_flush()")
+            self._deleted += 1
+            mine = self._deleted
+        return self._erase(mine, wait)
+
+    def _erase(self, mine: int, wait: float) -> Erasure:
+        """Wait up to `wait` seconds for erasure number `mine` to be gone from every file."""
         deadline, pause = time.monotonic() + wait, 0.005
         while not self._scrub(mine):
             if time.monotonic() >= deadline:
@@ -187,15 +229,15 @@ class PostgresStore:
             with self._lock, self._pool.connection() as conn:
                 covered = self._deleted
                 # Prune every dead tuple no snapshot can see any more (VACUUM cannot run in a transaction).
-                conn.execute("VACUUM subscribers")
+                conn.execute(f"VACUUM {', '.join(ERASED_TABLES)}")
                 # Those it had to keep, as VACUUM itself just counted them: an older snapshot still sees them.
-                if conn.execute("SELECT pg_stat_get_dead_tuples('subscribers'::regclass)").fetchone()[0]:
+                if conn.execute(f"SELECT {DEAD_TUPLES}").fetchone()[0]:
                     return False
                 try:
                     # Wait at most a moment for the exclusive lock: readers and signups queue behind it.
                     conn.execute("SET lock_timeout = '100ms'")
                     # New files from the live rows: no stale copy in a page's free space or an index.
-                    conn.execute("VACUUM FULL subscribers")
+                    conn.execute(f"VACUUM FULL {', '.join(ERASED_TABLES)}")
                 except errors.LockNotAvailable:
                     return False  # a transaction holds the table: try again later
                 finally:
@@ -234,24 +276,71 @@ class PostgresStore:
             # How many readers.
             return conn.execute("SELECT count(*) FROM subscribers").fetchone()[0]
 
-    def emails(self) -> Iterator[str]:
-        """Every address, sorted (for export) as SQLite's NOCASE sorts them."""
+    def receives(self, email: str, lists: Iterable[str]) -> bool:
+        """Whether the address is still on one of `lists` (the sender asks just before each mail)."""
+        lists = list(lists)
+        if not lists:
+            return False
+        with self._pool.connection() as conn:
+            # One probe of the memberships key, through the address's index.
+            row = conn.execute(f"SELECT 1 FROM subscribers s WHERE {S_KEY} = lower(%s COLLATE \"C\") AND EXISTS "
+                               "(SELECT 1 FROM memberships m WHERE m.subscriber_id = s.id AND m.list = ANY(%s))",
+                               (email, lists)).fetchone()
+        return row is not None
+
+    def lists_of(self, email: str) -> list[str]:
+        """The lists an address is on, sorted ('' first: the whole blog); [] if it is not subscribed."""
+        with self._pool.connection() as conn:
+            # Through the address's id; "C" order, as SQLite sorts.
+            rows = conn.execute("SELECT m.list FROM memberships m JOIN subscribers s ON s.id = m.subscriber_id "
+                                f"WHERE {S_KEY} = lower(%s COLLATE \"C\") ORDER BY m.list COLLATE \"C\"",
+                                (email,)).fetchall()
+        return [r[0] for r in rows]
+
+    def emails(self, list_key: str | None = None) -> Iterator[str]:
+        """Every address, or those on one list, sorted (for export) as SQLite's NOCASE sorts them."""
         with self._pool.connection() as conn:
             # Fetched at once: no connection is held while the caller iterates.
-            rows = conn.execute(f"SELECT email FROM subscribers ORDER BY {KEY}").fetchall()
+            if list_key is None:
+                rows = conn.execute(f"SELECT email FROM subscribers ORDER BY {KEY}").fetchall()
+            else:
+                rows = conn.execute("SELECT s.email FROM subscribers s JOIN memberships m ON m.subscriber_id = s.id "
+                                    f"WHERE m.list = %s ORDER BY {S_KEY}", (list_key,)).fetchall()
         return iter([r[0] for r in rows])
 
-    def subscribers_after(self, position: int, limit: int, upto: int | None = None) -> list[tuple[int, str]]:
-        """The next `limit` subscribers after `position`, as (position, email), in position order;
-        none past `upto` when given (the end of a send range)."""
+    def memberships(self) -> list[tuple[str, list[str]]]:
+        """Every address with its lists, sorted by address (the export of every list)."""
         with self._pool.connection() as conn:
-            if upto is not None:
-                # The same walk, bounded: one range of a send shared between connections.
-                return conn.execute("SELECT id, email FROM subscribers WHERE id > %s AND id <= %s ORDER BY id LIMIT %s",
-                                    (position, upto, limit)).fetchall()
-            # Keyset pagination on id: resumable from a checkpoint, unaffected by removals.
-            return conn.execute("SELECT id, email FROM subscribers WHERE id > %s ORDER BY id LIMIT %s",
-                                (position, limit)).fetchall()
+            # One row per (address, list), grouped here.
+            rows = conn.execute("SELECT s.email, m.list FROM subscribers s JOIN memberships m ON m.subscriber_id = s.id "
+                                f"ORDER BY {S_KEY}, s.id, m.list COLLATE \"C\"").fetchall()
+        grouped: list[tuple[str, list[str]]] = []
+        for email, key in rows:
+            if not grouped or grouped[-1][0] != email:
+                grouped.append((email, []))
+            grouped[-1][1].append(key)
+        return grouped
+
+    def subscribers_after(self, position: int, limit: int, upto: int | None = None,
+                          lists: Iterable[str] | None = None) -> list[tuple[int, str]]:
+        """The next `limit` subscribers after `position`, as (position, email), in position order: none past
+        `upto` when given (the end of a send range); every subscriber, or those on at least one of `lists`
+        (each address once, however many of them it is on)."""
+        where, params = ["s.id > %s"], [position]
+        if upto is not None:
+            where.append("s.id <= %s")
+            params.append(upto)
+        if lists is not None:
+            lists = list(lists)
+            if not lists:
+                return []
+            where.append("EXISTS (SELECT 1 FROM memberships m WHERE m.subscriber_id = s.id AND m.list = ANY(%s))")
+            params.append(lists)
+        with self._pool.connection() as conn:
+            # Keyset pagination on id: resumable from a checkpoint, unaffected by removals; an EXISTS on the
+            # lists, so an address on several of them comes once.
+            return conn.execute(f"SELECT s.id, s.email FROM subscribers s WHERE {' AND '.join(where)} "
+                                "ORDER BY s.id LIMIT %s", (*params, limit)).fetchall()
 
     # -- sends, keyed by post --------------------------------------------
 
@@ -381,13 +470,20 @@ class PostgresStore:
                                 ).fetchone()[0]
         return last or 0
 
+    def membership_rows(self) -> list[tuple[int, str]]:
+        """Every (subscriber id, list) pair, for a copy of the whole store."""
+        with self._pool.connection() as conn:
+            # The table as it is.
+            return conn.execute("SELECT subscriber_id, list FROM memberships ORDER BY subscriber_id").fetchall()
+
     def load_copy(self, high_water: int, subscribers: Iterable[tuple[int, str]],
-                  sends: dict[str, tuple[int, bool]]) -> int:
+                  sends: dict[str, tuple[int, bool]], memberships: Iterable[tuple[int, str]] = (),
+                  ranges: dict[str, list[tuple[int, int | None, int]]] | None = None) -> int:
         """Fill an empty store with another's rows, ids kept, in one transaction; StoreError if not empty."""
         count = 0
         with self._pool.connection() as conn, conn.transaction():
             # Nobody adds a row meanwhile; checked inside the transaction.
-            conn.execute("LOCK TABLE subscribers, sends IN EXCLUSIVE MODE")
+            conn.execute("LOCK TABLE subscribers, sends, send_ranges, memberships IN EXCLUSIVE MODE")
             if conn.execute("SELECT EXISTS (SELECT 1 FROM subscribers) OR EXISTS (SELECT 1 FROM sends)").fetchone()[0]:
                 raise StoreError(f"{self.path} n’est pas vide (not empty) : rien n’a été copié")
             with conn.cursor() as cur, cur.copy("COPY subscribers (id, email) FROM STDIN") as copy:
@@ -398,6 +494,14 @@ class PostgresStore:
                 # The send state as it was.
                 conn.execute("INSERT INTO sends (post_id, position, done) VALUES (%s, %s, %s)",
                              (post_id, position, done))
+            with conn.cursor() as cur, cur.copy("COPY memberships (subscriber_id, list) FROM STDIN") as copy:
+                for row in memberships:
+                    copy.write_row(row)
+            for post_id, rows in (ranges or {}).items():
+                for lo, hi, position in rows:
+                    # A parallel send's checkpoints as they were.
+                    conn.execute("INSERT INTO send_ranges (post_id, lo, hi, position) VALUES (%s, %s, %s, %s)",
+                                 (post_id, lo, hi, position))
             # The identity goes on after the source's highest id, used or deleted.
             top = conn.execute("SELECT greatest(%s, coalesce(max(id), 0)) FROM subscribers",
                                (high_water,)).fetchone()[0]
@@ -428,3 +532,15 @@ class PostgresStore:
 def _borrowed(conn):
     """A connection already held, in the shape of pool.connection()."""
     yield conn
+
+
+def _add(conn, email: str, lists: Iterable[str]) -> bool:
+    """add() inside the caller's transaction: True if the address or one of its lists was new."""
+    # Idempotent: a second confirmation changes nothing (and logs no duplicate-key error).
+    new = conn.execute("INSERT INTO subscribers (email) VALUES (%s) ON CONFLICT DO NOTHING", (email,)).rowcount == 1
+    for key in lists:
+        # The membership, by the address's id (case-insensitive key); a second one changes nothing.
+        cur = conn.execute("INSERT INTO memberships (subscriber_id, list) SELECT id, %s FROM subscribers "
+                           f"WHERE {KEY} = lower(%s COLLATE \"C\") ON CONFLICT DO NOTHING", (key, email))
+        new = cur.rowcount == 1 or new
+    return new

@@ -555,8 +555,15 @@ class SQLiteStore:
             row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'subscribers'").fetchone()
         return row[0] if row else 0
 
+    def membership_rows(self) -> list[tuple[int, str]]:
+        """Every (subscriber id, list) pair, for a copy of the whole store."""
+        with self._lock:
+            # The table as it is.
+            return self._db.execute("SELECT subscriber_id, list FROM memberships ORDER BY subscriber_id").fetchall()
+
     def load_copy(self, high_water: int, subscribers: Iterable[tuple[int, str]],
-                  sends: dict[str, tuple[int, bool]]) -> int:
+                  sends: dict[str, tuple[int, bool]], memberships: Iterable[tuple[int, str]] = (),
+                  ranges: dict[str, list[tuple[int, int | None, int]]] | None = None) -> int:
         """Fill an empty store with another's rows, ids kept, in one transaction; StoreError if not empty."""
         count = 0
         with self._lock:
@@ -574,6 +581,14 @@ class SQLiteStore:
                     # The send state as it was.
                     self._db.execute("INSERT INTO sends (post_id, position, done) VALUES (?, ?, ?)",
                                      (post_id, position, int(done)))
+                for row in memberships:
+                    # The lists each reader chose.
+                    self._db.execute("INSERT INTO memberships (subscriber_id, list) VALUES (?, ?)", row)
+                for post_id, rows in (ranges or {}).items():
+                    for lo, hi, position in rows:
+                        # A parallel send's checkpoints as they were.
+                        self._db.execute("INSERT INTO send_ranges (post_id, lo, hi, position) VALUES (?, ?, ?, ?)",
+                                         (post_id, lo, hi, position))
                 # AUTOINCREMENT goes on after the source's highest id, used or deleted.
                 # (sqlite_sequence has no key: update the row the inserts made, or add it.)
                 self._db.execute("UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = 'subscribers'",

@@ -271,9 +271,9 @@ def test_postgres_import_export_remove_commands(postgres_server, tmp_path):
                               capture_output=True, text=True, timeout=60)
 
     assert "2 adresse(s) ajoutée(s)" in command("import", str(tmp_path / "liste.csv")).stdout
-    assert command("export").stdout == "email\nA@exemple.fr\nb@exemple.fr\n"
+    assert command("export").stdout == "email,listes\nA@exemple.fr,tout\nb@exemple.fr,tout\n"
     assert command("remove", "a@exemple.fr").stdout.strip() == "Adresse effacée."
-    assert command("export").stdout == "email\nb@exemple.fr\n"
+    assert command("export").stdout == "email,listes\nb@exemple.fr,tout\n"
 
 
 def test_postgres_instances_opening_a_new_database_at_once_all_start(postgres_server):

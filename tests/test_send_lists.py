@@ -98,7 +98,7 @@ def test_killed_midway_the_send_to_a_rubrique_resumes_and_reaches_its_readers_on
     with open_store(folder / "subscribers.sqlite3") as store:
         for n in range(300):
             store.add(f"l{n:03d}@exemple.fr", lists[n % 4])
-        expected = [e for _, e in store.subscribers_after(0, 1000, [WHOLE_BLOG, "ethiquebiz"])]
+        expected = [e for _, e in store.subscribers_after(0, 1000, lists=[WHOLE_BLOG, "ethiquebiz"])]
     assert len(expected) == 4 + 225
     handler = HoldAt(61)
     server = start_server(handler)

@@ -8,6 +8,7 @@ import apsw
 import pytest
 
 from newsletter.store import WHOLE_BLOG, Erasure, open_store
+from tests.fixtures.postgres import database_bytes
 
 
 
@@ -18,7 +19,16 @@ def store_bytes(path) -> bytes:
 
 @pytest.fixture
 def store(tmp_path):
+    """A SQLite store, for the tests that read its files."""
     s = open_store(tmp_path / "abonnes.sqlite3")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def any_store(store_url):
+    """The store on each backend (tests/fixtures/postgres.py: SQLite, then PostgreSQL)."""
+    s = open_store(store_url)
     yield s
     s.close()
 
@@ -26,61 +36,61 @@ def store(tmp_path):
 def walk(store, lists, batch=2, position=0):
     """Every (id, address) a send to `lists` would mail, page by page as the sender reads them."""
     out = []
-    while page := store.subscribers_after(position, batch, lists):
+    while page := store.subscribers_after(position, batch, lists=lists):
         out += page
         position = page[-1][0]
     return out
 
 
-def test_a_reader_on_several_lists_is_mailed_once_and_only_by_his_lists(store):
-    store.add("tout@exemple.fr")                                  # the whole blog (the default)
-    store.add("ethique@exemple.fr", ["ethique-biz"])
-    store.add("les-deux@exemple.fr", [WHOLE_BLOG, "ethique-biz"])
-    store.add("humeurs@exemple.fr", ["humeurs-marketing"])
-    store.add("ethique@exemple.fr", ["humeurs-marketing"])          # a second rubrique, later
-    ethique_post = [e for _, e in walk(store, [WHOLE_BLOG, "ethique-biz"])]
-    humeurs_post = [e for _, e in walk(store, [WHOLE_BLOG, "humeurs-marketing"])]
+def test_a_reader_on_several_lists_is_mailed_once_and_only_by_his_lists(any_store):
+    any_store.add("tout@exemple.fr")                                  # the whole blog (the default)
+    any_store.add("ethique@exemple.fr", ["ethique-biz"])
+    any_store.add("les-deux@exemple.fr", [WHOLE_BLOG, "ethique-biz"])
+    any_store.add("humeurs@exemple.fr", ["humeurs-marketing"])
+    any_store.add("ethique@exemple.fr", ["humeurs-marketing"])          # a second rubrique, later
+    ethique_post = [e for _, e in walk(any_store, [WHOLE_BLOG, "ethique-biz"])]
+    humeurs_post = [e for _, e in walk(any_store, [WHOLE_BLOG, "humeurs-marketing"])]
     assert ethique_post == ["tout@exemple.fr", "ethique@exemple.fr", "les-deux@exemple.fr"]
     assert humeurs_post == ["tout@exemple.fr", "ethique@exemple.fr", "les-deux@exemple.fr", "humeurs@exemple.fr"]
-    assert [e for _, e in walk(store, [WHOLE_BLOG])] == ["tout@exemple.fr", "les-deux@exemple.fr"]
-    assert walk(store, []) == [] and store.subscribers_after(0, 10, ["inconnue"]) == []
-    assert [e for _, e in walk(store, None)] == [e for _, e in walk(store, [WHOLE_BLOG, "ethique-biz",
+    assert [e for _, e in walk(any_store, [WHOLE_BLOG])] == ["tout@exemple.fr", "les-deux@exemple.fr"]
+    assert walk(any_store, []) == [] and any_store.subscribers_after(0, 10, lists=["inconnue"]) == []
+    assert [e for _, e in walk(any_store, None)] == [e for _, e in walk(any_store, [WHOLE_BLOG, "ethique-biz",
                                                                               "humeurs-marketing"])]
 
 
-def test_joining_is_idempotent_and_says_when_something_was_new(store):
-    assert store.add("Jean@exemple.fr", ["ethique-biz"]) is True
-    assert store.add("jean@EXEMPLE.fr", ["ethique-biz"]) is False
-    assert store.add("jean@exemple.fr", [WHOLE_BLOG, "ethique-biz"]) is True  # the whole blog is new
-    assert store.lists_of("JEAN@exemple.fr") == [WHOLE_BLOG, "ethique-biz"]
-    assert store.count() == 1 and store.lists_of("personne@exemple.fr") == []
-    assert store.receives("jean@exemple.fr", ["ethique-biz"]) and not store.receives("jean@exemple.fr", ["autre"])
+def test_joining_is_idempotent_and_says_when_something_was_new(any_store):
+    assert any_store.add("Jean@exemple.fr", ["ethique-biz"]) is True
+    assert any_store.add("jean@EXEMPLE.fr", ["ethique-biz"]) is False
+    assert any_store.add("jean@exemple.fr", [WHOLE_BLOG, "ethique-biz"]) is True  # the whole blog is new
+    assert any_store.lists_of("JEAN@exemple.fr") == [WHOLE_BLOG, "ethique-biz"]
+    assert any_store.count() == 1 and any_store.lists_of("personne@exemple.fr") == []
+    assert any_store.receives("jean@exemple.fr", ["ethique-biz"]) and not any_store.receives("jean@exemple.fr", ["autre"])
 
 
-def test_a_send_interrupted_resumes_after_its_checkpoint_without_doubles(store):
+def test_a_send_interrupted_resumes_after_its_checkpoint_without_doubles(any_store):
     for n in range(30):
-        store.add(f"l{n:02d}@exemple.fr", [[WHOLE_BLOG], ["a"], ["b"], [WHOLE_BLOG, "a"], ["a", "b"]][n % 5])
+        any_store.add(f"l{n:02d}@exemple.fr", [[WHOLE_BLOG], ["a"], ["b"], [WHOLE_BLOG, "a"], ["a", "b"]][n % 5])
     lists = [WHOLE_BLOG, "a"]
-    everyone = walk(store, lists)
-    first = store.subscribers_after(0, 7, lists)                   # a sender killed after 7 mails
-    store.add("nouveau@exemple.fr", ["a"])                          # joins meanwhile: mailed too, at the end
-    store.leave(first[0][1], lists)                                 # leaves meanwhile: already mailed
-    rest = walk(store, lists, batch=3, position=first[-1][0])
+    everyone = walk(any_store, lists)
+    first = any_store.subscribers_after(0, 7, lists=lists)                   # a sender killed after 7 mails
+    any_store.add("nouveau@exemple.fr", ["a"])                          # joins meanwhile: mailed too, at the end
+    any_store.leave(first[0][1], lists)                                 # leaves meanwhile: already mailed
+    rest = walk(any_store, lists, batch=3, position=first[-1][0])
     mailed = [e for _, e in first + rest]
     assert len(mailed) == len(set(mailed))
     assert mailed == [e for _, e in everyone] + ["nouveau@exemple.fr"]
     assert all(n % 5 != 2 for n in (int(e[1:3]) for e in mailed if e.startswith("l")))  # "b" only: not mailed
 
 
-def test_add_many_to_a_list(store):
-    store.add("deja@exemple.fr")
-    added, present = store.add_many(["deja@exemple.fr", "neuf@exemple.fr"], ["ethique-biz"])
+def test_add_many_to_a_list(any_store):
+    any_store.add("deja@exemple.fr")
+    added, present = any_store.add_many(["deja@exemple.fr", "neuf@exemple.fr"], ["ethique-biz"])
     assert added == ["deja@exemple.fr", "neuf@exemple.fr"] and present == []
-    added, present = store.add_many(["DEJA@exemple.fr"], ["ethique-biz"])
+    added, present = any_store.add_many(["DEJA@exemple.fr"], ["ethique-biz"])
     assert added == [] and present == ["DEJA@exemple.fr"]
-    assert store.memberships() == [("deja@exemple.fr", [WHOLE_BLOG, "ethique-biz"]), ("neuf@exemple.fr", ["ethique-biz"])]
-    assert list(store.emails("ethique-biz")) == ["deja@exemple.fr", "neuf@exemple.fr"]
-    assert list(store.emails(WHOLE_BLOG)) == ["deja@exemple.fr"]
+    assert any_store.memberships() == [("deja@exemple.fr", [WHOLE_BLOG, "ethique-biz"]), ("neuf@exemple.fr", ["ethique-biz"])]
+    assert list(any_store.emails("ethique-biz")) == ["deja@exemple.fr", "neuf@exemple.fr"]
+    assert list(any_store.emails(WHOLE_BLOG)) == ["deja@exemple.fr"]
 
 
 def test_a_list_left_is_erased_on_disk_and_the_last_one_takes_the_address(store, tmp_path):
@@ -130,7 +140,7 @@ def test_a_store_made_before_lists_puts_every_reader_on_the_whole_blog(tmp_path)
     old.close()
     with open_store(path) as store:
         assert store.memberships() == [(e, [WHOLE_BLOG]) for e in ("a@exemple.fr", "b@exemple.fr", "c@exemple.fr")]
-        assert [e for _, e in store.subscribers_after(2, 10, [WHOLE_BLOG, "ethique-biz"])] == ["c@exemple.fr"]
+        assert [e for _, e in store.subscribers_after(2, 10, lists=[WHOLE_BLOG, "ethique-biz"])] == ["c@exemple.fr"]
         store.add("d@exemple.fr", ["ethique-biz"])
     with open_store(path) as store:  # opened again: migrated once, not twice
         assert store.memberships()[-1] == ("d@exemple.fr", ["ethique-biz"])
@@ -144,3 +154,24 @@ def test_the_tables_hold_addresses_and_list_keys_only(store, tmp_path):
     assert [tuple(r) for r in db.execute("SELECT * FROM subscribers")] == [(1, "a@exemple.fr")]
     assert [tuple(r) for r in db.execute("SELECT * FROM memberships ORDER BY list")] == [(1, ""), (1, "ethique-biz")]
     db.close()
+
+
+def test_postgres_a_list_left_is_in_no_file_of_the_database_and_the_last_one_takes_the_address(postgres_server):
+    url = postgres_server.new_database()
+    secret = "marie.curie+lettre@radium-exemple.fr"
+    with open_store(url) as pg:
+        for n in range(200):  # several pages: the rows are not alone
+            pg.add(f"lecteur{n}@exemple.fr", [WHOLE_BLOG] if n % 2 else ["humeurs-marketing"])
+        pg.add(secret, [WHOLE_BLOG, "rubrique-confidentielle"])
+        assert b"rubrique-confidentielle" in database_bytes(postgres_server, url)
+        assert pg.leave(secret, ["rubrique-confidentielle"]) is Erasure.ERASED
+        assert pg.lists_of(secret) == [WHOLE_BLOG]
+        data = database_bytes(postgres_server, url)
+        assert b"rubrique-confidentielle" not in data  # the (id, list) pair is in no file of the database
+        assert secret.encode() in data                  # the address stays: it is still on the whole blog
+        assert pg.leave(secret, [WHOLE_BLOG, "inconnue"]) is Erasure.ERASED and secret not in pg
+        data = database_bytes(postgres_server, url)
+        assert b"radium-exemple" not in data
+        assert b"humeurs-marketing" in data and b"lecteur199@exemple.fr" in data
+        assert pg.remove("lecteur3@exemple.fr") is Erasure.ERASED  # its membership goes with it (cascade)
+        assert pg.memberships()[0] == ("lecteur0@exemple.fr", ["humeurs-marketing"]) and len(pg.memberships()) == 199

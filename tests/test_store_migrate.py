@@ -21,17 +21,23 @@ def digest(path) -> str:
 
 
 def fill(store):
-    """Readers with gaps in their ids (left readers), the last ids left too, and sends in every state."""
+    """Readers with gaps in their ids (left readers), the last ids left too, on lists, and sends in every
+    state, a parallel send's ranges included."""
     store.add_many([f"Lecteur{n}@Exemple.fr" for n in range(1200)])
+    store.add_many([f"lecteur{n}@exemple.fr" for n in range(0, 1200, 7)], ["ethique-biz"])
+    store.add("rubrique-seule@exemple.fr", ["humeurs-marketing"])
     for n in (3, 500, 1199, 1198):
         store.remove(f"lecteur{n}@exemple.fr")
     store.save_send_position("2026-11-billet", 700)
+    store.start_ranges("2026-11-billet", [(700, 900), (900, None)])
+    store.save_range_position("2026-11-billet", 900, 950)
     store.mark_many_sent(["2017-01-fidele", "digest:a,b"])
     store.save_send_position("2017-01-fidele", 1197)
 
 
 def contents(store):
-    return store.subscribers_after(0, 10_000), store.send_states(), sorted(store.emails())
+    return (store.subscribers_after(0, 10_000), store.send_states(), sorted(store.emails()), store.memberships(),
+            store.send_ranges("2026-11-billet"))
 
 
 def test_sqlite_to_postgres_and_back_keeps_everything(tmp_path, postgres_server):
@@ -44,13 +50,15 @@ def test_sqlite_to_postgres_and_back_keeps_everything(tmp_path, postgres_server)
 
     result = migrate(source, url)
     assert result.returncode == 0, result.stderr
-    assert "1196 abonné(s) et 3 envoi(s) copiés" in result.stdout
+    assert "1197 abonné(s) et 3 envoi(s) copiés" in result.stdout
     assert digest(source) == untouched
     with open_store(url) as store:
         assert contents(store) == before
         assert "LECTEUR7@exemple.fr" in store
-        store.add("nouveau@exemple.fr")  # after the source’s highest id, 1200, though it was removed
-        assert store.subscribers_after(1198, 10) == [(1201, "nouveau@exemple.fr")]
+        top = store.high_water()
+        assert top == before[0][-1][0]  # the source's highest id
+        store.add("nouveau@exemple.fr")  # after it
+        assert store.subscribers_after(top, 10) == [(top + 1, "nouveau@exemple.fr")]
         store.remove("nouveau@exemple.fr")
         with_new = contents(store)
 
@@ -58,8 +66,8 @@ def test_sqlite_to_postgres_and_back_keeps_everything(tmp_path, postgres_server)
     assert result.returncode == 0, result.stderr
     with open_store(back) as store:
         assert contents(store) == with_new
-        store.add("suivant@exemple.fr")  # 1201 was handed out (then removed) in PostgreSQL
-        assert store.subscribers_after(1198, 10) == [(1202, "suivant@exemple.fr")]
+        store.add("suivant@exemple.fr")  # top + 1 was handed out (then removed) in PostgreSQL
+        assert store.subscribers_after(top, 10) == [(top + 2, "suivant@exemple.fr")]
 
 
 @pytest.mark.parametrize("direction", ["to_postgres", "to_sqlite"])
