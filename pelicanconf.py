@@ -84,6 +84,7 @@ PLUGINS = [
     "redirects",
     "feeds",
     "mail_posts",
+    "share_cards",
     "fast_build",
 ]
 
