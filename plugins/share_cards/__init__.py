@@ -197,15 +197,15 @@ class ShareCardsGenerator(Generator):
             title = plain(article.title)
             value = article.metadata.get("image")
             if value:
+                where = f"{os.path.relpath(article.source_path)}:{image_line(article)}: Image {value!r}"
+                source = image_source(str(value), root)
                 try:
-                    data, kind = read_picture(image_source(str(value), root), root)
+                    data, kind = read_picture(source, root)
                 except ValueError as why:
-                    problems.append(f"{os.path.relpath(article.source_path)}:{image_line(article)}: "
-                                    f"Image {value!r}: {why}")
+                    problems.append(f"{where}: {why}")
                     continue
                 key = digest(common, b"picture", data)
-                job = ("picture", image_source(str(value), root), f"{os.path.relpath(article.source_path)}:"
-                       f"{image_line(article)}: Image {value!r}")
+                job = ("picture", source, where)
                 alt = f"Illustration du billet\u202f: {title}"
             else:
                 kind = "PNG"
