@@ -1,7 +1,8 @@
 """Share cards: the picture a link to a post shows on Mastodon, LinkedIn or in a messaging app.
 
 Every published post (hidden ones and translations too) gets a 1200×630 picture in
-SHARE_CARDS_FOLDER of the output, named after its slug, and `article.share_card`, which the
+SHARE_CARDS_FOLDER of the output, named after its slug (a hidden post's after its digest, so that
+no file name gives its address away), and `article.share_card`, which the
 theme's head turns into og:image (absolute URL, width, height, type, French alt text) and
 twitter:card = summary_large_image:
 
@@ -215,7 +216,8 @@ class ShareCardsGenerator(Generator):
                 alt = f"Carte de partage du billet\u202f: {title} ({rubrique}, {sitename})"
             extension, mime = TYPES[kind]
             lang = "" if getattr(article, "in_default_lang", True) else f"-{article.lang}"
-            name = f"{folder}/{article.slug}{lang}.{extension}"
+            # A hidden post is reachable by its address only: its card's name must not list its slug.
+            name = f"{folder}/{key if article.status == 'hidden' else article.slug + lang}.{extension}"
             if name in names:
                 problems.append(f"{os.path.relpath(article.source_path)}:1: its share card {name} would replace "
                                 f"that of {os.path.relpath(names[name])}")
