@@ -214,8 +214,14 @@ def test_post_image_becomes_a_centred_1200x630_jpeg_without_metadata(tmp_path):
     (content / "illustrations").mkdir()
     photo_with_gps(content / "illustrations" / "photo.jpg")
     add_header(content / "posts" / "2015-11-le-cr-aime.md", "Image: illustrations/photo.jpg")
+    add_header(content / "posts" / "2017-08-le-like-abondant.md", "Status: hidden")
     output = tmp_path / "output"
     sitebuild(content, output, tmp_path / "cache")
+    # a hidden post has its card too, under a name that does not give its address away
+    hidden = head_of(output / "2017" / "08" / "le-like-abondant" / "index.html")["og:image"][0]
+    assert "le-like-abondant" not in hidden
+    with Image.open(file_of(hidden, output)) as card:
+        assert card.size == (1200, 630)
     meta = head_of(output / "2015" / "11" / "le-cr-aime" / "index.html")
     assert meta["og:image"] == [f"{PUBLIC}/cartes/le-cr-aime.jpg"]
     assert meta["og:image:type"] == ["image/jpeg"]
