@@ -88,6 +88,7 @@ PLUGINS = [
     "redirects",
     "feeds",
     "mail_posts",
+    "share_cards",
     "fast_build",
 ]
 

@@ -569,3 +569,57 @@ def test_pypi_plugin_builds_equal_stock(pypi_plugins, tmp_path, corpus, plugin):
         check(reference, "on", tmp_path / "on", tmp_path / "cache-on", f"warm build after a {name} edit")
     if problems:
         pytest.fail(f"{len(problems)} check(s) failed:\n\n" + "\n\n".join(problems))
+
+
+# (f) this project's share cards (plugins/share_cards): pictures made at build time and kept in CACHE_PATH ------
+
+SHARE_CARDS = {"PLUGIN_PATHS": [str(ROOT / "plugins")],
+               "SHARE_CARDS_TITLE_FONT": str(ROOT / "theme" / "fonts" / "Inter-Bold.otf"),
+               "SHARE_CARDS_TEXT_FONT": str(ROOT / "theme" / "fonts" / "Inter-Regular.otf"),
+               "SHARE_CARDS_COLOURS": {"background": "#fdfcf9", "text": "#1d1b18", "accent": "#8a2b0e",
+                                       "rule": "#ddd6cc"}}
+SHARE_CARD_EDITS = [
+    ("title", [_replace("content/posts/deuxieme.rst", "Deuxième billet : réponse au premier",
+                        "Deuxième billet : réponse tardive")]),
+    ("image", [_replace("content/posts/dernier.md", "Author: Bob Martin", "Author: Bob Martin\nImage: images/photo.png")]),
+    ("body", [_replace("content/posts/dernier.md", "Texte du dernier billet", "Texte remanié du dernier billet")]),
+]
+
+
+@pytest.mark.parametrize("corpus", ["torture", "lean"])
+def test_share_cards_builds_equal_stock(tmp_path, corpus):
+    """(f) With share_cards: a cold build with the accelerator (and, on the torture corpus, with FAST_BUILD =
+    False) writes stock Pelican's bytes, pictures included; so do warm builds, on one cache, after a title edit
+    (its card is made again), an Image: added (a picture instead of a card) and a body edit (no card changes)."""
+    site = site_copy(tmp_path / "site")
+    apply_edits(LEAN if corpus == "lean" else [], str(site))
+    common = dict(plugins=["share_cards"], extra=SHARE_CARDS)
+    problems = []
+
+    def check(reference, kind, output, cache, what):
+        try:
+            build(kind, site, output, cache, label=f"share_cards: {what}", **common)
+            problem = tree_diff(reference, output, f"share_cards: {what} ({corpus} corpus)")
+        except (AssertionError, subprocess.TimeoutExpired) as error:
+            problem = str(error)
+        if problem:
+            problems.append(problem)
+
+    reference = stock(site, tmp_path, "stock-cold", **common)
+    cards = sorted(path.name for path in (reference / "cartes").iterdir())
+    assert "premier-billet.png" in cards and "traduction-en.png" in cards, cards  # translations get their own
+    assert 'class="share-card"' in (reference / "premier-billet.html").read_text(encoding="utf-8")
+    check(reference, "on", tmp_path / "on", tmp_path / "cache-on", "cold build, accelerator on")
+    if ACCELERATOR_ON:
+        log = (tmp_path / "on.log").read_text(encoding="utf-8")
+        if "building without the accelerator" in log:
+            problems.append(f"the accelerator stepped aside for share_cards:\n{log[-2000:]}")
+    if corpus == "torture":
+        check(reference, "off", tmp_path / "off", tmp_path / "cache-off", "cold build, FAST_BUILD = False")
+    for name, edits in SHARE_CARD_EDITS:
+        apply_edits(edits, str(site))
+        reference = stock(site, tmp_path, f"stock-{name}", **common)
+        check(reference, "on", tmp_path / "on", tmp_path / "cache-on", f"warm build after a {name} edit")
+    assert (reference / "cartes" / "le-dernier-billet.png").is_file()
+    if problems:
+        pytest.fail(f"{len(problems)} check(s) failed:\n\n" + "\n\n".join(problems))

@@ -42,7 +42,7 @@ DEFAULTS = {"FAST_BUILD": True, "FAST_BUILD_WORKERS": 0, "FAST_BUILD_MIN_BATCH":
 # pelican-image-process (they listen to content_written, see step_aside_reason), pelican-similar-posts (not
 # tested: it needs gensim).
 KNOWN_PLUGINS = frozenset({"fast_build", "content_checks", "french_typography", "theme_extras", "sitemap", "feeds",
-                           "mail_posts", "publication", "redirects"} | {f"pelican.plugins.{name}" for name in (
+                           "mail_posts", "publication", "redirects", "share_cards"} | {f"pelican.plugins.{name}" for name in (
                                "series", "related_posts", "neighbors", "readtime", "simple_footnotes", "tag_cloud",
                                "share_post", "jinja2content", "more_categories")})
 # Modules whose content_written receivers know that a kept page is announced under its live path.
