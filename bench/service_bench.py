@@ -148,7 +148,7 @@ def sink(processes: int):
 def server(app: str, env: dict, log: Path):
     port = free_port()
     command = [sys.executable, "-m", "newsletter.server", "--app", app, "--port", str(port),
-               "--proxy-headers", "--forwarded-allow-ips", "127.0.0.1"]
+               "--proxy-headers", "--forwarded-allow-ips", "127.0.0.1", "--backlog", "256"]  # as deploy/'s unit
     with open(log, "wb") as out:
         proc = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 30

@@ -33,9 +33,14 @@ logger = logging.getLogger(__name__)
 REQUEST_TIMEOUT = float(os.environ.get("NEWSLETTER_REQUEST_TIMEOUT", "15"))
 PER_CLIENT = 32         # open connections per client; a browser opens at most 6 per host
 # asyncio accepts up to `backlog` connections at a time, and the guard sees them one or two loop turns
-# later: the spare files cover three such batches, and the store, the mail relay and the logs.
+# later: the spare files cover three such batches, and the store, the mail relay and the logs. 16 for a
+# server facing clients; behind nginx (python -m newsletter.server --backlog 256) a burst arrives as many
+# connections at once from one trusted peer, which a queue of 16 would drop.
 BACKLOG = 16
-SPARE_FILES = 64 + 3 * BACKLOG
+
+
+def spare_files(backlog: int) -> int:
+    return 64 + 3 * backlog
 
 
 class Guard:
@@ -45,7 +50,7 @@ class Guard:
         self.waiting: OrderedDict[GuardedH11Protocol, None] = OrderedDict()
         self.per_client: defaultdict[str, OrderedDict[GuardedH11Protocol, None]] = defaultdict(OrderedDict)
         self.open = 0
-        self.max_open = max(16, resource.getrlimit(resource.RLIMIT_NOFILE)[0] - open_files() - SPARE_FILES)
+        self.max_open = max(16, resource.getrlimit(resource.RLIMIT_NOFILE)[0] - open_files() - spare_files(config.backlog))
         self.trusted = trusted_proxies(config)
         self.shed = 0
 

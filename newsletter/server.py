@@ -30,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--proxy-headers", action="store_true",
                         help="trust X-Forwarded-For from --forwarded-allow-ips (the web server in front)")
     parser.add_argument("--forwarded-allow-ips", default="127.0.0.1")
+    parser.add_argument("--backlog", type=int, default=BACKLOG,
+                        help=f"listen queue, and connections accepted at a time (default {BACKLOG}; "
+                             "behind nginx: 256, so a burst through the proxy is not dropped)")
     parser.add_argument("--app", default="newsletter.asgi:app",
                         help="the ASGI app to serve (the benchmark runs its hello-world anchor with this server)")
     args = parser.parse_args(argv)
@@ -37,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     config = uvicorn.Config(args.app, host=args.host, port=args.port, http=GuardedH11Protocol,
                             access_log=False, proxy_headers=args.proxy_headers,
                             forwarded_allow_ips=args.forwarded_allow_ips, lifespan="on",
-                            backlog=BACKLOG)
+                            backlog=args.backlog)
     quietlog.install()  # after Config, which sets uvicorn's handlers up
     uvicorn.Server(config).run()
     return 0
