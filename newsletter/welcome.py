@@ -45,7 +45,7 @@ class WelcomeMail:
                         "what": what_you_will_receive(config), "sender": parseaddr(config.mail_from)[1]}
         self.mails: dict[tuple[str, ...], ServiceMail] = {}  # a few: the combinations readers chose
 
-    def _mail(self, names: Sequence[str]) -> ServiceMail:
+    def for_lists(self, names: Sequence[str]) -> ServiceMail:
         """The mail naming the lists `names` (none: no list named), rendered at its first use."""
         key = tuple(names)
         mail = self.mails.get(key)
@@ -60,9 +60,9 @@ class WelcomeMail:
     def message(self, email: str, names: Sequence[str] = ()) -> tuple[Message, str]:
         """The message for `email`, naming the lists `names`, and its unsubscribe link."""
         link = unsubscribe_url(self.config, self.signer, email)
-        return self._mail(names).message(email, link, list_unsubscribe_headers(self.config, self.signer, email)), link
+        return self.for_lists(names).message(email, link, list_unsubscribe_headers(self.config, self.signer, email)), link
 
     def wire(self, email: str, names: Sequence[str] = ()) -> tuple[bytes, str]:
         """The same mail as the relay gets it (ServiceMail.wire), and its unsubscribe link."""
         link = unsubscribe_url(self.config, self.signer, email)
-        return self._mail(names).wire(email, link, list_unsubscribe_headers(self.config, self.signer, email)), link
+        return self.for_lists(names).wire(email, link, list_unsubscribe_headers(self.config, self.signer, email)), link

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import jsonschema
 import pytest
 from lxml import etree, html
+from PIL import Image
 
 from conftest import build
 from test_feeds import ENV, FIXTURES, NS, PUBLIC, settings_file
@@ -42,6 +43,8 @@ def content_with(tmp_path: Path) -> Path:
     shutil.copytree(FIXTURES, content)
     for name, text in POSTS.items():
         (content / "posts" / name).write_text(text, encoding="utf-8")
+    for picture, colour in (("illustration.png", "navy"), ("autre.jpg", "teal")):  # Image: is read from content/
+        Image.new("RGB", (1600, 900), colour).save(content / picture)
     return content
 
 
@@ -132,7 +135,7 @@ def test_item_fields(site):
     assert "Dernier paragraphe du billet d’été" in summer["content_html"]
     assert "image" not in summer
     illustrated = next(item for item in feed["items"] if item["url"].endswith("/illustre/"))
-    assert illustrated["image"] == f"{PUBLIC}/2020/05/illustre/illustration.png"
+    assert illustrated["image"] == f"{PUBLIC}/cartes/illustre.png"  # as published by share_cards: 1200×630
 
 
 def test_urls_are_absolute_and_no_key_is_an_extension(site):
@@ -192,13 +195,13 @@ def test_warm_rebuild_gives_a_cold_build_s_bytes(tmp_path):
     cache = tmp_path / "cache"
     build(content, tmp_path / "before", env=ENV, args=("--cache-path", str(cache)))
     post = content / "posts" / "image.md"
-    post.write_text(POSTS["image.md"].replace("illustration.png", "autre.png"), encoding="utf-8")
+    post.write_text(POSTS["image.md"].replace("illustration.png", "autre.jpg"), encoding="utf-8")  # a photo
     build(content, tmp_path / "warm", env=ENV, args=("--cache-path", str(cache)))
     build(content, tmp_path / "cold", env=ENV, args=("--cache-path", str(tmp_path / "no-cache")))
     warm, cold = ({str(p.relative_to(root)): p.read_bytes() for p in root.rglob("feed.json")}
                   for root in (tmp_path / "warm", tmp_path / "cold"))
     assert warm == cold
-    assert b"/autre.png" in warm["feed.json"]
+    assert b"/cartes/illustre.jpg" in warm["feed.json"]  # a JPEG stays a JPEG on the card
 
 
 def test_the_dev_server_serves_a_json_feed_as_application_feed_json(site, tmp_path):

@@ -262,7 +262,7 @@ def test_confirm_post_stores_exactly_the_address(service):
               for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert tables["subscribers"] == ["id", "email"]  # the address, and a counter that orders the sender's walk
     assert db.execute("SELECT * FROM subscribers").fetchall() == [(1, "Lecteur@xn--exmple-cua.fr")]
-    assert set(tables) == {"subscribers", "memberships", "sends", "sqlite_sequence"}
+    assert set(tables) == {"subscribers", "memberships", "sends", "send_ranges", "sqlite_sequence"}
     assert db.execute("SELECT * FROM memberships").fetchall() == [(1, "")]  # the whole blog's list
     assert db.execute("SELECT count(*) FROM sends").fetchone() == (0,)
     db.close()

@@ -367,7 +367,9 @@ def entry_inputs(article) -> str:
     """Everything add_entry and newest_first read of a post, as an exact text."""
     authors = [(a.name, a.url) for a in getattr(article, "authors", []) if a.name]
     tags = [(t.slug, t.name) for t in getattr(article, "tags", [])]
-    return repr((str(article.metadata.get("guid") or ""), str(article.metadata.get("image") or ""), article.slug, article.url, article.date,
+    card = str((getattr(article, "share_card", None) or {}).get("url", ""))
+    return repr((str(article.metadata.get("guid") or ""), str(article.metadata.get("image") or ""), card,
+                 article.slug, article.url, article.date,
                  getattr(article, "modified", None), article.title, authors, article.category.slug,
                  article.category.name, tags, getattr(article, "summary", ""), article.content))
 

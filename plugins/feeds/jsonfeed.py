@@ -6,8 +6,9 @@ full content with absolute links, the same authors. Nothing but the specificatio
 own keys (no `_` extensions). Bytes are deterministic: keys in a fixed order, no
 build time, so the content cache and the accelerator's byte comparisons hold.
 
-`image` is the post's `Image:` metadata made absolute: `{static}/x.png` and `/x.png`
-against the site's root, `x.png` against the post's own URL.
+`image` is the post's `Image:` as the share_cards plugin published it (`article.share_card`: 1200×630,
+its metadata stripped) when that plugin runs; without it, the value made absolute: `{static}/x.png` and
+`/x.png` against the site's root, `x.png` against the post's own URL.
 """
 import json
 from urllib.parse import urljoin
@@ -39,7 +40,11 @@ def item(article, settings: dict, entry_id: str, published, updated) -> dict:
     summary = plain_text(getattr(article, "summary", ""))
     if summary:
         out["summary"] = summary
-    image = image_url(article.metadata.get("image"), permalink, base)
+    card = getattr(article, "share_card", None)
+    if article.metadata.get("image") and card:
+        image = card["url"]  # the picture as published for sharing: resized, no EXIF
+    else:
+        image = image_url(article.metadata.get("image"), permalink, base)
     if image:
         out["image"] = image
     out["date_published"] = published.isoformat()
