@@ -3,13 +3,15 @@
 Everything shared by all readers is rendered and encoded once per send
 (`build_mail`): the HTML from theme/templates/email/post.html with its CSS
 inlined, and the plain text from the Markdown source. Per reader only the
-unsubscribe link and To differ: `Mail.message(email, …)` substitutes a
-placeholder in the one line that holds it and re-encodes that line only.
-No tracking pixel, no rewritten link, nothing else about the reader.
+unsubscribe links, To, Date and Message-ID differ: the message is flattened
+once with stand-ins for them (stand_ins.py), and `Mail.wire(email, …)`, what
+`make send` sends, fills them in, quoted-printable encoding again only the
+lines that hold the link; `Mail.message` builds the same as a Message (tests,
+test sends' previews). No tracking pixel, no rewritten link, nothing else
+about the reader.
 """
 from __future__ import annotations
 
-import binascii
 import difflib
 import hashlib
 import logging
@@ -38,12 +40,17 @@ from blogcore.records import RecordsError, read_record, records_folder
 from blogcore.typography import fix_html
 
 from .config import ROOT, Config
+from .mailer import wire_bytes
 from .plaintext import WIDTH, fix_text, render_text
+from .stand_ins import Line, cut, fill, header_line
 
 logger = logging.getLogger(__name__)
 
 TEMPLATES = ROOT / "theme" / "templates" / "email"
 PLACEHOLDER = "xUNSUBSCRIBEx9f2c7e1bx"  # letters only: survives HTML serialisation and quoted-printable
+# Stand-ins of the message flattened once (`Mail.wire`): letters only, neither folded nor encoded.
+TO_STAND_IN, DATE_STAND_IN, ID_STAND_IN = "xTOx9f2c7e1bx", "xDATEx9f2c7e1bx", "xMESSAGEIDx9f2c7e1bx"
+UNSUBSCRIBE_STAND_IN, TEXT_STAND_IN, HTML_STAND_IN = "xLISTUNSUBx9f2c7e1bx", "xTEXTx9f2c7e1bx", "xHTMLx9f2c7e1bx"
 PREHEADER_PADDING = "&#847;&zwnj;&nbsp;" * 60  # keeps clients from pulling body text into the preview line
 # compat32 with CRLF: headers are stored as given (pre-encoded below), which keeps
 # per-reader message assembly cheap; smtplib and the outbox serialise it as is.
@@ -297,28 +304,6 @@ def render_plain(config: Config, posts: list[Post], unsubscribe_url: str = PLACE
 # -- the per-reader message -------------------------------------------------------
 
 
-def _qp(text: str) -> str:
-    return binascii.b2a_qp(text.encode("utf-8"), quotetabs=False, istext=True, header=False).decode("ascii")
-
-
-class _Body:
-    """A body encoded once in quoted-printable around the line that holds the placeholder."""
-
-    def __init__(self, text: str, escape):
-        text = text.replace("\r\n", "\n")
-        at = text.find(PLACEHOLDER)
-        if at < 0:
-            raise ValueError("the unsubscribe placeholder is missing from the template")
-        start = text.rfind("\n", 0, at) + 1
-        end = text.find("\n", at)
-        end = len(text) if end < 0 else end + 1
-        self.head, self.line, self.tail = _qp(text[:start]), text[start:end], _qp(text[end:])
-        self.escape = escape
-
-    def encoded(self, url: str) -> str:
-        return self.head + _qp(self.line.replace(PLACEHOLDER, self.escape(url))) + self.tail
-
-
 def _header(value: str) -> str:
     """A header value, RFC 2047-encoded when it isn't ASCII."""
     return value if value.isascii() else Header(value, "utf-8").encode()
@@ -340,29 +325,63 @@ class Mail:
     domain: str
 
     def __post_init__(self):
-        self._html = _Body(self.html, lambda url: html.escape(url, quote=True))
-        self._text = _Body(self.text, lambda url: url)
+        self._html = Line(self.html, PLACEHOLDER, lambda url: html.escape(url, quote=True))
+        self._text = Line(self.text, PLACEHOLDER, lambda url: url)
+        self._wire: list[bytes | str] | None = None  # the message flattened once with stand-ins, cut around them
 
     def message(self, to: str, unsubscribe_url: str, unsubscribe_mailto: str) -> EmailMessage:
         """The message for one reader. Only To, Message-ID and the unsubscribe links are theirs."""
+        return self._assemble(to, formatdate(localtime=True), f"<{uuid.uuid4().hex}@{self.domain}>",
+                              f"<{unsubscribe_url}>, <{unsubscribe_mailto}>", uuid.uuid4().hex,
+                              _lines(self._text.encoded(unsubscribe_url)), _lines(self._html.encoded(unsubscribe_url)))
+
+    def wire(self, to: str, unsubscribe_url: str, unsubscribe_mailto: str) -> bytes:
+        """The bytes of message(…) as the relay gets them (CRLF, not DKIM-signed: the mailer signs them),
+        filled in from the message flattened once (stand_ins.py): what `make send` sends to each reader."""
+        if not (to + unsubscribe_url + unsubscribe_mailto).isascii():  # refused at signup; kept as it was
+            return wire_bytes(self.message(to, unsubscribe_url, unsubscribe_mailto))
+        if self._wire is None:
+            self._wire = self._flattened_once()
+        return fill(self._wire, {
+            TO_STAND_IN: header_line("To", to),
+            DATE_STAND_IN: formatdate(localtime=True).encode("ascii"),
+            ID_STAND_IN: f"<{uuid.uuid4().hex}@{self.domain}>".encode("ascii"),
+            UNSUBSCRIBE_STAND_IN: header_line("List-Unsubscribe", f"<{unsubscribe_url}>, <{unsubscribe_mailto}>"),
+            TEXT_STAND_IN: self._text.encoded(unsubscribe_url),
+            HTML_STAND_IN: self._html.encoded(unsubscribe_url),
+        })
+
+    def _flattened_once(self) -> list[bytes | str]:
+        msg = self._assemble(TO_STAND_IN, DATE_STAND_IN, ID_STAND_IN, UNSUBSCRIBE_STAND_IN,
+                             "=_" + uuid.uuid4().hex,  # no quoted-printable line can hold "=_"
+                             TEXT_STAND_IN, HTML_STAND_IN)
+        return cut(wire_bytes(msg), [TO_STAND_IN, DATE_STAND_IN, ID_STAND_IN, UNSUBSCRIBE_STAND_IN,
+                                     TEXT_STAND_IN, HTML_STAND_IN],
+                   headers={"To": TO_STAND_IN, "List-Unsubscribe": UNSUBSCRIBE_STAND_IN})
+
+    def _assemble(self, to: str, date: str, message_id: str, list_unsubscribe: str, boundary: str,
+                  text: str, html: str) -> EmailMessage:
         msg = EmailMessage(policy=POLICY)
         for name, value in self.headers:
             msg[name] = value
         msg["To"] = to
-        msg["Date"] = formatdate(localtime=True)
-        msg["Message-ID"] = f"<{uuid.uuid4().hex}@{self.domain}>"
-        msg["List-Unsubscribe"] = f"<{unsubscribe_url}>, <{unsubscribe_mailto}>"
+        msg["Date"] = date
+        msg["Message-ID"] = message_id
+        msg["List-Unsubscribe"] = list_unsubscribe
         msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         msg["MIME-Version"] = "1.0"
-        msg["Content-Type"] = f'multipart/alternative; boundary="{uuid.uuid4().hex}"'
-        msg.set_payload([_part("plain", self._text.encoded(unsubscribe_url)),
-                         _part("html", self._html.encoded(unsubscribe_url))])
+        msg["Content-Type"] = f'multipart/alternative; boundary="{boundary}"'
+        msg.set_payload([_part("plain", text), _part("html", html)])
         return msg
 
     def sample(self, unsubscribe_url: str) -> tuple[str, str]:
         """The HTML and text as one reader sees them (preview, dry run)."""
         return (self.html.replace(PLACEHOLDER, html.escape(unsubscribe_url, quote=True)),
                 self.text.replace(PLACEHOLDER, unsubscribe_url))
+
+
+def _lines(encoded: bytes) -> str:
+    return encoded.decode("ascii").replace("\r\n", "\n")
 
 
 def _part(subtype: str, payload: str) -> Message:

@@ -128,14 +128,14 @@ def answer(exc: Exception) -> str:
     return f"{exc.__class__.__name__}: {exc}"
 
 
-def deliver(mailer, msg, sleep=time.sleep, envelope_from: str | None = None) -> str | None:
-    """Send one message from `envelope_from` (the reader's signed return path); None when delivered,
-    the server's answer when permanently refused (5xx).
-    ReplyLost propagates: the message went out whole and is never sent twice."""
+def deliver(mailer, data: bytes, to: str, envelope_from: str, sleep=time.sleep) -> str | None:
+    """Send one message (`Mail.wire`'s bytes; the mailer DKIM-signs them) to `to` from `envelope_from`
+    (the reader's signed return path); None when delivered, the server's answer when permanently
+    refused (5xx). ReplyLost propagates: the message went out whole and is never sent twice."""
     delay = BACKOFF_START
     for attempt in range(RETRIES + 1):
         try:
-            mailer.send(msg, envelope_from=envelope_from)
+            mailer.send_wire(data, envelope_from, [to])
             return None
         except (MailerError, ReplyLost):
             raise
@@ -296,11 +296,11 @@ def _send(slugs, post_id, store, config, dry_run, rate, now, out, err) -> int:
                     store.save_range_position(post_id, lo, position)
                     progress.advance()
                     continue
-                msg = mail.message(address, unsubscribe_url(config, signer, address),
-                                   unsubscribe_mailto(config, signer, address))
+                data = mail.wire(address, unsubscribe_url(config, signer, address),
+                                 unsubscribe_mailto(config, signer, address))
                 lost = False
                 try:
-                    refused = deliver(mailer, msg, envelope_from=return_path(config, signer, address))
+                    refused = deliver(mailer, data, address, return_path(config, signer, address))
                 except ReplyLost:
                     refused, lost = None, True
                 # Committed before the next message: a killed sender re-sends this one at most.
@@ -480,13 +480,13 @@ def send_test(slugs: list[str], to: str, config: Config, *, dry_run: bool = Fals
         return 2
     mail = build_mail(config, load_posts(config, slugs))
     signer = Signer(config.secrets)
-    msg = mail.message(address, unsubscribe_url(config, signer, address), unsubscribe_mailto(config, signer, address))
+    data = mail.wire(address, unsubscribe_url(config, signer, address), unsubscribe_mailto(config, signer, address))
     if dry_run:
         print(f"DRY RUN: nothing is sent.\nSubject: {mail.subject}\nTest send to: {address} only", file=out)
         return 0
     try:
         with open_mailer(config) as mailer:
-            refused = deliver(mailer, msg, envelope_from=return_path(config, signer, address))
+            refused = deliver(mailer, data, address, return_path(config, signer, address))
     except (MailerError, Stop) as exc:
         print(f"error: {exc}\nThe test mail was not sent.", file=err)
         return 3
