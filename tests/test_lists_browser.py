@@ -83,7 +83,7 @@ def test_a_reader_of_one_rubrique_gets_its_post_once_and_not_the_others(browser,
 
     store = dump(db)
     ids = {email: id_ for id_, email in store["subscribers"]}
-    assert set(store) == {"subscribers", "memberships", "sends", "sqlite_sequence"}
+    assert set(store) == {"subscribers", "memberships", "sends", "send_ranges", "sqlite_sequence"}
     assert sorted(ids) == [address, "tout.le.blog@exemple.fr"]
     assert store["memberships"] == sorted([(ids[address], "ethiquebiz"), (ids["tout.le.blog@exemple.fr"], "")])
     assert store["sends"] == []

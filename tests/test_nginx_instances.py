@@ -324,7 +324,9 @@ def test_kill_9_of_an_instance_loses_no_acknowledged_signup_or_confirmation(stac
     first, second = stack.instances
     source_of = {f"vague{k}.{n}@exemple.fr": source for k in range(5) for n, source in enumerate(SOURCES)}
     jobs = [(source, "/newsletter/inscription", {"email": address}) for address, source in source_of.items()]
-    answers = wave(stack.nginx.https, stack.tls, jobs, first, kill_after=50)  # 200 signups, 5 per client
+    # 200 signups, 5 per client; the kill comes early (a loaded machine can let one instance finish all its
+    # clients before the 50th answer, and then no client would have been served by both).
+    answers = wave(stack.nginx.https, stack.tls, jobs, first, kill_after=20)
     assert first.proc.returncode == -signal.SIGKILL
 
     acknowledged = [form["email"] for (_, _, form), answer in zip(jobs, answers) if answer.status_code == 202]
