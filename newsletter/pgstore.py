@@ -32,7 +32,7 @@ from psycopg import errors
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import ConnectionPool
 
-from .store import ERASE_WAIT, WHOLE_BLOG, Erasure, SendBusy, StoreError
+from .store import ERASE_WAIT, WHOLE_BLOG, Erasure, SendBusy, StoreError, by_address
 
 logger = logging.getLogger(__name__)
 
@@ -314,12 +314,7 @@ class PostgresStore:
             # One row per (address, list), grouped here.
             rows = conn.execute("SELECT s.email, m.list FROM subscribers s JOIN memberships m ON m.subscriber_id = s.id "
                                 f"ORDER BY {S_KEY}, s.id, m.list COLLATE \"C\"").fetchall()
-        grouped: list[tuple[str, list[str]]] = []
-        for email, key in rows:
-            if not grouped or grouped[-1][0] != email:
-                grouped.append((email, []))
-            grouped[-1][1].append(key)
-        return grouped
+        return by_address(rows)
 
     def subscribers_after(self, position: int, limit: int, upto: int | None = None,
                           lists: Iterable[str] | None = None) -> list[tuple[int, str]]:

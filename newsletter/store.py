@@ -95,6 +95,16 @@ MIGRATE_TO_LISTS = "INSERT INTO memberships (subscriber_id, list) SELECT id, '' 
 WHOLE_BLOG = ""  # the list key of the whole blog; a rubrique's list is keyed by its category slug
 
 
+def by_address(rows: Iterable[tuple[str, str]]) -> list[tuple[str, list[str]]]:
+    """(address, list) rows sorted by address, as (address, [lists]): both stores' memberships()."""
+    grouped: list[tuple[str, list[str]]] = []
+    for email, key in rows:
+        if not grouped or grouped[-1][0] != email:
+            grouped.append((email, []))
+        grouped[-1][1].append(key)
+    return grouped
+
+
 class StoreError(RuntimeError):
     """The store cannot be opened as configured (the message names NEWSLETTER_DB)."""
 
@@ -385,12 +395,7 @@ class SQLiteStore:
             # One row per (address, list), grouped here: plain SQL on both backends.
             rows = self._db.execute("SELECT s.email, m.list FROM subscribers s JOIN memberships m "
                                     "ON m.subscriber_id = s.id ORDER BY s.email, m.list").fetchall()
-        grouped: list[tuple[str, list[str]]] = []
-        for email, key in rows:
-            if not grouped or grouped[-1][0] != email:
-                grouped.append((email, []))
-            grouped[-1][1].append(key)
-        return grouped
+        return by_address(rows)
 
     def subscribers_after(self, position: int, limit: int, upto: int | None = None,
                           lists: Iterable[str] | None = None) -> list[tuple[int, str]]:
