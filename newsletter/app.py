@@ -6,11 +6,10 @@ POST acts: a mail scanner that opens a link changes nothing. A form post gets a
 wrong; `Accept: application/json` gets JSON (202 / 4xx {"erreur": …}).
 
 The signup answer never depends on whether the address is known: the store is not
-consulted, and the mail is sent by a worker (outgoing.py), off the request path.
+consulted, and the mail is handed to the relay by a worker task (outgoing.py), whose outcome it awaits.
 """
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from contextlib import asynccontextmanager
@@ -34,6 +33,7 @@ from .addresses import InvalidAddress, normalize_address
 from .config import Config
 from .groupcommit import GroupCommit
 from .lists import FORM_WHOLE_BLOG, Catalogue, UnknownList
+from .mailproc import MailProcess
 from .outgoing import ADDRESS_REFUSED, DEADLINE as MAIL_DEADLINE, Outgoing
 from . import quietlog
 from .pages import AddressPages, theme_environment
@@ -219,7 +219,7 @@ async def subscribe(request: Request) -> Response:
         if outcome is None:
             raise Refused(503, HTTP_ERRORS[503], {"Retry-After": "120"})
         # The answer waits for the relay to take the mail (or the worker to give up, at its deadline).
-        sent = await asyncio.wrap_future(outcome)
+        sent = await outcome
         if sent == ADDRESS_REFUSED:
             raise Refused(422, ADDRESS_NOT_DELIVERABLE)
         if not sent:
@@ -257,8 +257,8 @@ async def confirm(request: Request) -> Response:
         catalogue: Catalogue = request.state.catalogue
         if request.method == "POST":
             await read_body(request)
-            if await request.state.confirmations.add(email, lists):  # stored with those confirmed meanwhile
-                now_on = await run_in_threadpool(request.state.store.lists_of, email)
+            now_on = await request.state.confirmations.add(email, lists)  # stored with those confirmed meanwhile
+            if now_on is not None:
                 request.state.outgoing.welcome(email, [catalogue.name(key) for key in now_on])  # not awaited
             return done(request, "confirme")
     except Refused as exc:
@@ -403,9 +403,11 @@ class SiteFiles(StaticFiles):
 
 
 def create_app(config: Config, *, limits: Limits = Limits(), static_dir: str | Path | None = None,
-               mail_deadline: float = MAIL_DEADLINE) -> Starlette:
+               mail_deadline: float = MAIL_DEADLINE, mail_process: bool = False) -> Starlette:
     """The service; with `static_dir`, also the built site at / (the dev server). mail_deadline: seconds a
-    signup waits for the relay to take its confirmation mail, retries included."""
+    signup waits for the relay to take its confirmation mail, retries included. mail_process: mails built
+    and handed off by a child process (mailproc.py), as `python -m newsletter.server` runs it; else by
+    tasks of this process's loop."""
     prefix = config.newsletter_path
     routes = [
         Route(f"{prefix}/inscription", subscribe, methods=["POST"]),
@@ -421,9 +423,10 @@ def create_app(config: Config, *, limits: Limits = Limits(), static_dir: str | P
         quietlog.install()  # whatever server runs the app, a flood of one message cannot fill the disk
         signer = Signer(config.secrets)
         store = open_store(config.db)
-        outgoing = Outgoing(config, signer, deadline=mail_deadline)
+        outgoing = (MailProcess(config, deadline=mail_deadline) if mail_process
+                    else Outgoing(config, signer, deadline=mail_deadline))
         catalogue = Catalogue(config)
-        outgoing.start()
+        await outgoing.start()
         templates = theme_environment(config)
         try:
             yield {
@@ -439,7 +442,7 @@ def create_app(config: Config, *, limits: Limits = Limits(), static_dir: str | P
                              for name in ("signup_per_client", "mail_per_address", "links_per_client")},
             }
         finally:
-            await run_in_threadpool(outgoing.stop)
+            await outgoing.stop()
             store.close()
 
     return Starlette(

@@ -7,4 +7,4 @@ signed address). Behind a proxy, pass --proxy-headers so rate limits see clients
 from .app import create_app
 from .config import Config
 
-app = create_app(Config.from_env())
+app = create_app(Config.from_env(), mail_process=True)  # mails built and sent by a child process

@@ -3,7 +3,9 @@
 Each commit of the store waits for the disk (SQLite, synchronous=FULL: an fsync), and one at a time: a
 wave of confirmations queued behind each other's fsync (250 a second, p99 0.7 s). Here, while one
 transaction commits, the addresses confirmed meanwhile gather and go in the next one (store.add_many:
-all or nothing), so a reader is still told « confirmé » only once their address is on disk.
+all or nothing), so a reader is still told « confirmé » only once their address is on disk. The lists
+each newly added reader is now on (for the welcome mail) are read in the same trip to the store's
+thread: one hand-over per batch, not one per reader.
 """
 from __future__ import annotations
 
@@ -16,15 +18,15 @@ from .store import WHOLE_BLOG
 
 
 class GroupCommit:
-    """`await add(email, lists)`: True if the address or one of its lists was new, once its transaction
-    is committed."""
+    """`await add(email, lists)`, once its transaction is committed: every list the reader is now on if
+    the address or one of its lists was new, None if the reader was already on all of them."""
 
     def __init__(self, store):
         self.store = store
         self._pending: list[tuple[str, tuple[str, ...], asyncio.Future]] = []
         self._committing = False
 
-    async def add(self, email: str, lists: Sequence[str] = (WHOLE_BLOG,)) -> bool:
+    async def add(self, email: str, lists: Sequence[str] = (WHOLE_BLOG,)) -> list[str] | None:
         outcome = asyncio.get_running_loop().create_future()
         self._pending.append((email, tuple(lists), outcome))
         if not self._committing:
@@ -48,8 +50,13 @@ class GroupCommit:
         # One order for every instance on a shared PostgreSQL: two batches never wait on each other
         # in opposite orders (a deadlock, one of them aborted).
         batch.sort(key=lambda item: item[0].lower())
+
+        def commit() -> tuple[list[str], dict[str, list[str]]]:
+            added, _ = self.store.add_many([email for email, _ in batch], lists)
+            return added, {email: self.store.lists_of(email) for email in added}
+
         try:
-            added, _ = await run_in_threadpool(self.store.add_many, [email for email, _ in batch], lists)
+            added, now_on = await run_in_threadpool(commit)
         except Exception as exc:  # nothing of this batch is stored: each request answers the error
             for _, outcome in batch:
                 if not outcome.done():
@@ -62,4 +69,4 @@ class GroupCommit:
             if is_new:
                 expected = next(new, None)
             if not outcome.done():  # the request may have been cancelled (client gone)
-                outcome.set_result(is_new)
+                outcome.set_result(now_on[email] if is_new else None)

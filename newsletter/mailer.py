@@ -19,6 +19,7 @@ import tempfile
 import time
 import uuid
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from email.generator import BytesGenerator
 from email.message import EmailMessage, Message
 from email.utils import getaddresses
@@ -147,6 +148,32 @@ class _SMTP_SSL(_KnowsWhenDataWentOut, smtplib.SMTP_SSL):
     pass
 
 
+@dataclass(frozen=True)
+class Relay:
+    """Where SMTP_URL points: smtp://user:pass@host:port, smtps:// for TLS from the start, ?starttls=1 to
+    upgrade (the same for smtplib here and for the service's asyncio client, asyncsmtp.py)."""
+
+    host: str
+    port: int
+    tls: bool = False
+    starttls: bool = False
+    user: str | None = field(default=None, repr=False)
+    password: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_url(cls, url: str) -> "Relay":
+        parts = urlsplit(url)
+        tls = parts.scheme == "smtps"
+        starttls = parse_qs(parts.query).get("starttls", ["0"])[0].lower() in ("1", "true", "yes", "on")
+        return cls(host=parts.hostname or "localhost", port=parts.port or (465 if tls else 587 if starttls else 25),
+                   tls=tls, starttls=starttls, user=unquote(parts.username) if parts.username else None,
+                   password=unquote(parts.password) if parts.password else None)
+
+    @property
+    def where(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
 class SMTPMailer:
     """smtp://user:pass@host:port, smtps:// for TLS from the start, ?starttls=1 to upgrade.
 
@@ -156,14 +183,9 @@ class SMTPMailer:
 
     def __init__(self, url: str, ssl_context: ssl.SSLContext | None = None, dkim: DkimKey | None = None):
         self.dkim = dkim
-        parts = urlsplit(url)
-        query = parse_qs(parts.query)
-        self.tls = parts.scheme == "smtps"
-        self.starttls = query.get("starttls", ["0"])[0].lower() in ("1", "true", "yes", "on")
-        self.host = parts.hostname or "localhost"
-        self.port = parts.port or (465 if self.tls else 587 if self.starttls else 25)
-        self.user = unquote(parts.username) if parts.username else None
-        self.password = unquote(parts.password) if parts.password else None
+        relay = Relay.from_url(url)
+        self.tls, self.starttls, self.host, self.port = relay.tls, relay.starttls, relay.host, relay.port
+        self.user, self.password = relay.user, relay.password
         self._ssl_context = ssl_context  # made when first needed: loading the CAs takes milliseconds
         self._smtp: smtplib.SMTP | None = None
 

@@ -1,15 +1,19 @@
-"""Confirmation mails, sent by worker threads: the reader is told « envoyé » only once the relay has
-taken the mail.
+"""Confirmation mails, sent by tasks of the event loop: the reader is told « envoyé » only once the relay
+has taken the mail.
 
-The handler queues the address with a deadline and waits (asynchronously) for the outcome. WORKERS
-threads drain the queue, each through its own relay connection, kept open between mails (a relay that
-closed it meanwhile gets a new one) and closed after IDLE_CLOSE seconds without work: a new connection
-per mail cost more than the mail. A temporary failure (the relay down, a 4xx answer, a dropped
-connection) is retried with back-off until the deadline, all in memory: nothing about the address is written anywhere before consent. A mail the relay refuses for good,
-or cannot take before its deadline, is dropped and the handler answers « réessayez dans quelques
-minutes ». If the service stops with mails queued, the worker sends what it can until each deadline;
-what is left is lost, and those readers were not told it was sent. For a relay that may be down for
-long, run a local MTA (Postfix, OpenSMTPD) as SMTP_URL: it queues on disk, durably, and retries for days.
+The handler queues the address with a deadline and awaits the outcome. WORKERS tasks drain the queue,
+each through its own relay connection (asyncsmtp.py: pipelined, no thread), kept open between mails (a
+relay that closed it meanwhile gets a new one at once) and closed after IDLE_CLOSE seconds without
+work. A temporary failure (the relay down, a 4xx answer, a dropped connection) is retried with back-off
+until the deadline, all in memory: nothing about the address is written anywhere before consent. A
+mail the relay refuses for good, or cannot take before its deadline, is dropped and the handler
+answers « réessayez dans quelques minutes ». If the service stops with mails queued, the workers send
+what they can until each deadline; what is left is lost, and those readers were not told it was sent.
+For a relay that may be down for long, run a local MTA (Postfix, OpenSMTPD) as SMTP_URL: it queues on
+disk, durably, and retries for days.
+
+DKIM signing (pure-Python RSA, milliseconds a mail) and the outbox of the dev server (an fsync a
+mail) run in the loop's thread pool, off the loop.
 
 The welcome mail (welcome.py) goes through the same queue once a reader confirms, but nobody waits for
 it: it is retried the same way until its deadline, and if it cannot leave it is dropped, with a warning
@@ -17,19 +21,16 @@ it: it is retried the same way until its deadline, and if it cannot leave it is 
 """
 from __future__ import annotations
 
+import asyncio
 import logging
-import queue
 import smtplib
-import threading
-import time
 from collections.abc import Sequence
-from concurrent.futures import Future
-from contextlib import ExitStack
 from email.utils import parseaddr
 
+from .asyncsmtp import AsyncSMTP
 from .config import Config
 from .confirmation import ConfirmationMail
-from .mailer import MailerError, open_mailer, temporary
+from .mailer import MailerError, OutboxMailer, Relay, temporary
 from .pages import mail_environment
 from .signing import Signer
 from .store import WHOLE_BLOG
@@ -42,14 +43,15 @@ QUEUE_SIZE = 20_000    # mails waiting for a worker (an address and a future eac
 IDLE_CLOSE = 30.0      # seconds a worker keeps an unused relay connection (Postfix drops one after 300)
 DEADLINE = 10.0        # seconds a reader waits for the relay to take their confirmation mail
 BACKOFF_START = 0.25   # seconds before the first retry; doubled each time
-WORKERS = 16           # mails handed off at once, each on its own connection: a worker mostly waits for the
-                       # relay's answers (three round trips a mail), with the GIL released, while signups
-                       # wait for their mail; 4 left a wave of signups queued behind each other's round trips
+WORKERS = 16           # mails handed off at once, each on its own connection: a mail is two round trips
+                       # to the relay, and a wave of signups should not queue behind each other's
 ADDRESS_REFUSED = "address refused"  # a submit's outcome when the relay refuses the recipient for good (5xx)
 _STOP = object()
 
 
 class Outgoing:
+    """The service's mail queue and its workers; every method is called in the event loop's thread."""
+
     def __init__(self, config: Config, signer: Signer, maxsize: int = QUEUE_SIZE, deadline: float = DEADLINE):
         self.config = config
         self.signer = signer
@@ -58,105 +60,118 @@ class Outgoing:
         self.mail = ConfirmationMail(config, signer, env)
         self.welcome_mail = WelcomeMail(config, signer, env) if config.welcome else None
         self.sender = parseaddr(config.mail_from)[1]  # MAIL FROM, as smtplib takes it from the From header
-        self._queue: queue.Queue = queue.Queue(maxsize)
-        self._threads = [threading.Thread(target=self._work, name=f"newsletter-outgoing-{n}", daemon=True)
-                         for n in range(WORKERS)]
+        self.relay = Relay.from_url(config.smtp_url) if config.smtp_url else None
+        self.outbox = None if self.relay else OutboxMailer(config.outbox)  # signs nothing: _work signs
+        self._maxsize = maxsize
+        self._queue: asyncio.Queue | None = None
+        self._tasks: list[asyncio.Task] = []
 
-    def start(self) -> None:
-        for thread in self._threads:
-            thread.start()
+    async def start(self) -> None:
+        """Start the workers, in the running loop."""
+        self._queue = asyncio.Queue(self._maxsize)
+        self._tasks = [asyncio.get_running_loop().create_task(self._work(), name=f"newsletter-outgoing-{n}")
+                       for n in range(WORKERS)]
 
-    def submit(self, email: str, lists: Sequence[str] = (WHOLE_BLOG,)) -> Future | None:
+    def submit(self, email: str, lists: Sequence[str] = (WHOLE_BLOG,)) -> asyncio.Future | None:
         """Queue a confirmation mail: a future that becomes True once the relay took it, ADDRESS_REFUSED if
         the relay refuses the recipient for good, False if it could not be sent before the deadline; None
         when the queue is full (the caller answers 503). The link carries `lists`, the lists chosen."""
-        outcome: Future = Future()
-        try:
-            self._queue.put_nowait((self.mail, email, lists, time.monotonic() + self.deadline, outcome))
-        except queue.Full:
-            return None
-        return outcome
+        return self._put(self.mail, email, lists)
 
-    def welcome(self, email: str, names: Sequence[str] = ()) -> Future | None:
+    def welcome(self, email: str, names: Sequence[str] = ()) -> asyncio.Future | None:
         """Queue the welcome mail of a reader who just confirmed, naming the lists they are on, without
         waiting for it: its future (as for submit), or None if welcome mails are off or the queue is full."""
         if self.welcome_mail is None:
             return None
-        outcome: Future = Future()
-        try:
-            self._queue.put_nowait((self.welcome_mail, email, tuple(names), time.monotonic() + self.deadline, outcome))
-        except queue.Full:
+        outcome = self._put(self.welcome_mail, email, tuple(names))
+        if outcome is None:
             logger.warning("welcome mail not sent: the outgoing queue is full")
+        return outcome
+
+    def _put(self, mail, email: str, extra) -> asyncio.Future | None:
+        loop = asyncio.get_running_loop()
+        outcome = loop.create_future()
+        try:
+            self._queue.put_nowait((mail, email, extra, loop.time() + self.deadline, outcome))
+        except asyncio.QueueFull:
             return None
         return outcome
 
-    def wait(self) -> None:
-        """Block until every queued mail has been handled."""
-        self._queue.join()
+    async def wait(self) -> None:
+        """Until every queued mail has been handled."""
+        await self._queue.join()
 
-    def stop(self, timeout: float = 30) -> None:
+    async def stop(self, timeout: float = 30) -> None:
         """Send what is queued (each until its deadline), then end the workers."""
-        for _ in self._threads:
-            self._queue.put(_STOP)
-        end = time.monotonic() + timeout
-        for thread in self._threads:
-            thread.join(max(0.0, end - time.monotonic()))
+        for _ in self._tasks:
+            await self._queue.put(_STOP)
+        done, pending = await asyncio.wait(self._tasks, timeout=timeout)
+        for task in pending:
+            task.cancel()
 
-    def _work(self) -> None:
-        connection = ExitStack()  # the open mailer, if any
-        mailer = None
+    async def _work(self) -> None:
+        relay: AsyncSMTP | None = None
         while True:
             try:
-                item = self._queue.get(timeout=IDLE_CLOSE if mailer is not None else None)
-            except queue.Empty:
-                connection.close()  # idle: give the relay its connection back
-                mailer = None
+                if relay is None:
+                    item = await self._queue.get()
+                else:
+                    async with asyncio.timeout(IDLE_CLOSE):
+                        item = await self._queue.get()
+            except TimeoutError:
+                relay.close()  # idle: give the relay its connection back
+                relay = None
                 continue
             try:
                 if item is _STOP:
-                    connection.close()
+                    if relay is not None:
+                        relay.close()
                     return
-                mail, email, extra, deadline, outcome = item
-                kind = self._kind(mail)
-                delay = BACKOFF_START
-                while True:
-                    try:
-                        if mailer is None:
-                            mailer = connection.enter_context(open_mailer(self.config))
-                        sent = self._send(mailer, mail, email, extra)
-                        break
-                    except (MailerError, OSError, smtplib.SMTPException) as exc:
-                        connection.close()
-                        mailer = None
-                        retry = isinstance(exc, MailerError) or temporary(exc)
-                        if not retry and isinstance(exc, smtplib.SMTPRecipientsRefused):
-                            sent = ADDRESS_REFUSED  # the relay will never take this address: not worth a retry
-                            break
-                        if not retry or time.monotonic() + delay > deadline:
-                            # The exception may quote the address: its kind only.
-                            logger.warning("%s mail not sent (%s)%s", kind, type(exc).__name__,
-                                           ": the reader is told to retry" if mail is self.mail else "")
-                            sent = False
-                            break
-                        time.sleep(delay)  # this thread only: requests go on being answered
-                        delay *= 2
-                outcome.set_result(sent)
+                sent, relay = await self._deliver(item, relay)
+                outcome = item[-1]
+                if not outcome.done():  # the request may have been cancelled (client gone)
+                    outcome.set_result(sent)
             except Exception as exc:  # never let one mail stop the worker; the message may hold the address
-                logger.error("%s mail not sent: %s", "confirmation" if item is _STOP else self._kind(item[0]),
-                             type(exc).__name__)
-                if item is not _STOP and not item[-1].done():
+                logger.error("%s mail not sent: %s", self._kind(item[0]), type(exc).__name__)
+                if not item[-1].done():
                     item[-1].set_result(False)
             finally:
                 self._queue.task_done()
 
-    def _kind(self, mail) -> str:
-        return "confirmation" if mail is self.mail else "welcome"
-
-    def _send(self, mailer, mail, email: str, extra) -> bool:
-        """Hand one mail to the relay (smtplib errors propagate: the caller retries or gives up)."""
+    async def _deliver(self, item, relay: AsyncSMTP | None) -> tuple[bool | str, AsyncSMTP | None]:
+        """One mail handed off, retried until its deadline: its outcome, and the connection to go on with."""
+        mail, email, extra, deadline, _ = item
+        loop = asyncio.get_running_loop()
         data, link = mail.wire(email, extra)
-        path = mailer.send_wire(data, self.sender, [email])
-        if not self.config.smtp_url:
+        if self.config.dkim is not None:
+            data = await loop.run_in_executor(None, self.config.dkim.sign, data)
+        if self.outbox is not None:
+            path = await loop.run_in_executor(None, self.outbox.send_wire, data, self.sender, [email])
             what = "de confirmation" if mail is self.mail else "de bienvenue"
             logger.info("Pas de serveur SMTP : mail %s écrit dans %s ; lien : %s", what, path, link)
-        return True
+            return True, relay
+        delay = BACKOFF_START
+        while True:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    if relay is None or relay.closed:  # never opened, or closed by the relay since
+                        relay = await AsyncSMTP.open(self.relay)
+                    await relay.send(data, self.sender, [email])
+                return True, relay
+            except (MailerError, OSError, TimeoutError, smtplib.SMTPException) as exc:
+                if isinstance(exc, smtplib.SMTPRecipientsRefused) and not temporary(exc):
+                    return ADDRESS_REFUSED, relay  # never this address (the connection goes on, after RSET)
+                if relay is not None:
+                    relay.close()
+                    relay = None
+                retry = isinstance(exc, MailerError) or temporary(exc)
+                if not retry or loop.time() + delay > deadline:
+                    # The exception may quote the address: its kind only.
+                    logger.warning("%s mail not sent (%s)%s", self._kind(mail), type(exc).__name__,
+                                   ": the reader is told to retry" if mail is self.mail else "")
+                    return False, None
+                await asyncio.sleep(delay)  # this task only: requests go on being answered
+                delay *= 2
+
+    def _kind(self, mail) -> str:
+        return "confirmation" if mail is self.mail else "welcome"

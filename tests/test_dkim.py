@@ -1,6 +1,7 @@
 """DKIM: every kind of mail, as the relay (aiosmtpd on 127.0.0.1) or the outbox receives it, verifies with
 dkimpy's verifier against the key published by a real DNS server (dnsmasq on 127.0.0.1), still verifies
 after a relay adds its headers, and fails when what the reader sees is changed."""
+import asyncio
 import re
 
 import dkim
@@ -56,12 +57,15 @@ def tags(data: bytes) -> dict[str, str]:
 
 def test_confirmation_mail_sent_by_the_service_verifies(tmp_path, dns_server, relay):
     sink, url = relay
-    outgoing = Outgoing(config(tmp_path, dns_server.key, url), Signer(["s" * 32]))
-    outgoing.start()
-    try:
-        assert outgoing.submit(READER).result(10) is True
-    finally:
-        outgoing.stop()
+    async def signup():
+        outgoing = Outgoing(config(tmp_path, dns_server.key, url), Signer(["s" * 32]))
+        await outgoing.start()
+        try:
+            return await asyncio.wait_for(outgoing.submit(READER), 10)
+        finally:
+            await outgoing.stop()
+
+    assert asyncio.run(signup()) is True
     data = sink.envelopes[-1].content
     assert dkim.verify(data, dnsfunc=dns_server.dnsfunc)
     t = tags(data)

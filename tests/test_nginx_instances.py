@@ -4,7 +4,7 @@ Debian's nginx runs the shipped file (tests/fixtures/nginx.py swaps only ports, 
 certificate) over TLS, serving a `make publish` build deployed by `make deploy`'s code; the instances
 are the production entry point with --proxy-headers; mail goes to an aiosmtpd sink. Which instance
 served a signup is read from its confirmation mail: Python's make_msgid puts the sending process's
-pid in the Message-ID. Client addresses: a test binds its connections to 127.0.0.x / 127.0.1.x, which
+pid in the Message-ID, that of the instance's own mail process (newsletter/mailproc.py). Client addresses: a test binds its connections to 127.0.0.x / 127.0.1.x, which
 nginx sees as $remote_addr.
 """
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """What the service's fast paths must not change for a reader (bench/service_bench.py measures the speed):
 the link pages set in typography once, the mails flattened once, relay connections kept open, the queue
 that absorbs a signup wave, confirmations committed together. Real uvicorn, SQLite, aiosmtpd."""
+import asyncio
 import concurrent.futures
 import email
 import sqlite3
@@ -139,14 +140,18 @@ def test_a_wave_larger_than_the_old_queue_is_all_taken(tmp_path, relay):
     config = make_config(tmp_path, smtp_url=f"smtp://127.0.0.1:{server.port}")
     wave = 2_500  # the queue held 2,000: the rest were answered 503
     assert QUEUE_SIZE >= 2 * wave
-    outgoing = Outgoing(config, Signer([SECRET]), deadline=300)
-    outgoing.start()
-    try:
-        outcomes = [outgoing.submit(f"lecteur{n}@exemple.fr") for n in range(wave)]
-        assert None not in outcomes  # None: the handler answers 503
-        assert all(outcome.result(timeout=300) is True for outcome in outcomes)
-    finally:
-        outgoing.stop()
+
+    async def wave_of_signups():
+        outgoing = Outgoing(config, Signer([SECRET]), deadline=300)
+        await outgoing.start()
+        try:
+            outcomes = [outgoing.submit(f"lecteur{n}@exemple.fr") for n in range(wave)]
+            assert None not in outcomes  # None: the handler answers 503
+            return await asyncio.gather(*outcomes)
+        finally:
+            await outgoing.stop()
+
+    assert asyncio.run(wave_of_signups()) == [True] * wave
     assert len({e.rcpt_tos[0] for e in sink.wait_for(wave)}) == wave
 
 

@@ -1,0 +1,224 @@
+"""The service's asyncio SMTP client (newsletter/asyncsmtp.py) against a real SMTP server (aiosmtpd on
+127.0.0.1), with and without PIPELINING: what arrives, TLS, logins, and every failure as smtplib names it."""
+import asyncio
+import email
+import smtplib
+import threading
+from email.policy import default as default_policy
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from newsletter.asyncsmtp import AsyncSMTP
+from newsletter.mailer import MailerError, Relay, ReplyLost, temporary
+from tests.fixtures.mail.support import Sink
+from tests.test_newsletter_mailer import (PASSWORD, USER, authenticator, certificate, client_tls,  # noqa: F401
+                                          free_port, server_tls)
+
+SENDER = "lettre@egoblog.example"
+LOOP: asyncio.AbstractEventLoop
+CREDENTIALS = f"{USER}:p%40ss%3Aw%C3%B6rd%2F1"
+
+
+class Pipelining(Sink):
+    """aiosmtpd reads commands line by line, so it takes pipelined ones; it only does not say so."""
+
+    def __init__(self, pipelining=True):
+        super().__init__()
+        self.pipelining, self.sessions = pipelining, []
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        self.sessions.append(session)
+        if self.pipelining:
+            responses.insert(-1, "250-PIPELINING")
+        return responses
+
+
+def mail(subject: str, body: bytes = b"Un billet, en fran\xc3\xa7ais.\r\n") -> bytes:
+    return (f"From: <{SENDER}>\r\nTo: <lecteur@exemple.fr>\r\nSubject: {subject}\r\n"
+            "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n").encode() + body
+
+
+def serve(handler, **options) -> Controller:
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port(), **options)
+    controller.start()
+    return controller
+
+
+@pytest.fixture(scope="module", autouse=True)
+def loop():
+    """One event loop for the module, running in a thread as the service's does: a connection closed
+    at the end of a test finishes closing (TLS shutdown included) while the loop goes on."""
+    global LOOP
+    LOOP = asyncio.new_event_loop()
+    thread = threading.Thread(target=LOOP.run_forever, daemon=True)
+    thread.start()
+    yield LOOP
+    LOOP.call_soon_threadsafe(LOOP.stop)
+    thread.join(10)
+    LOOP.close()
+
+
+def run(coroutine):
+    return asyncio.run_coroutine_threadsafe(asyncio.wait_for(coroutine, 30), LOOP).result(60)
+
+
+async def send_all(url: str, messages: list[tuple[bytes, list[str]]], ssl_context=None):
+    """Every message on one connection; each outcome (refused recipients, or the exception)."""
+    relay = await AsyncSMTP.open(Relay.from_url(url), ssl_context)
+    outcomes = []
+    try:
+        for data, recipients in messages:
+            try:
+                outcomes.append(await relay.send(data, SENDER, recipients))
+            except smtplib.SMTPException as exc:
+                outcomes.append(exc)
+    finally:
+        relay.close()
+    return outcomes
+
+
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelining", "one-by-one"])
+def test_messages_arrive_whole_on_one_connection(pipelining):
+    handler = Pipelining(pipelining)
+    controller = serve(handler)
+    dotted = b"Premiere ligne\r\n.ligne qui commence par un point\r\n..deux points\r\n.\r\nfin\r\n"
+    bare_lf = b"ligne\nautre ligne\n"
+    try:
+        outcomes = run(send_all(f"smtp://127.0.0.1:{controller.port}", [
+            (mail("un"), ["lecteur@exemple.fr"]), (mail("deux", dotted), ["a@exemple.fr", "b@exemple.fr"]),
+            (mail("trois", bare_lf), ["c@exemple.fr"])]))
+    finally:
+        controller.stop()
+    assert outcomes == [{}, {}, {}]
+    assert len(handler.sessions) == 1, "one SMTP session for every message"
+    assert [e.rcpt_tos for e in handler.envelopes] == [["lecteur@exemple.fr"], ["a@exemple.fr", "b@exemple.fr"],
+                                                       ["c@exemple.fr"]]
+    assert handler.envelopes[0].mail_from == SENDER
+    messages = [email.message_from_bytes(e.content, policy=default_policy) for e in handler.envelopes]
+    assert [m["Subject"] for m in messages] == ["un", "deux", "trois"]
+    assert messages[0].get_content().rstrip() == "Un billet, en français."
+    assert handler.envelopes[1].content.endswith(dotted)  # the dots the relay got are the message's own
+    assert handler.envelopes[2].content.endswith(b"ligne\r\nautre ligne\r\n")
+
+
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelining", "one-by-one"])
+def test_refusals_are_smtplib_errors_and_the_connection_goes_on(pipelining):
+    class Refusing(Pipelining):
+        async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+            if address.startswith("inconnu"):
+                return "550 5.1.1 no such user"
+            if address.startswith("plein"):
+                return "452 4.2.2 mailbox full"
+            envelope.rcpt_tos.append(address)
+            return "250 OK"
+
+        async def handle_DATA(self, server, session, envelope):
+            if envelope.rcpt_tos == ["plus-tard@exemple.fr"]:
+                return "451 4.3.0 try again later"
+            return await super().handle_DATA(server, session, envelope)
+
+    handler = Refusing(pipelining)
+    controller = serve(handler)
+    try:
+        refused, full, later, partly, fine = run(send_all(f"smtp://127.0.0.1:{controller.port}", [
+            (mail("1"), ["inconnu@exemple.fr"]), (mail("2"), ["plein@exemple.fr"]),
+            (mail("3"), ["plus-tard@exemple.fr"]), (mail("4"), ["inconnu@exemple.fr", "lu@exemple.fr"]),
+            (mail("5"), ["lecteur@exemple.fr"])]))
+    finally:
+        controller.stop()
+    assert isinstance(refused, smtplib.SMTPRecipientsRefused) and not temporary(refused)
+    assert refused.recipients["inconnu@exemple.fr"][0] == 550
+    assert isinstance(full, smtplib.SMTPRecipientsRefused) and temporary(full)
+    assert isinstance(later, smtplib.SMTPDataError) and later.smtp_code == 451 and temporary(later)
+    assert list(partly) == ["inconnu@exemple.fr"]  # as smtplib's sendmail: the others got it
+    assert fine == {}
+    assert [e.rcpt_tos for e in handler.envelopes] == [["lu@exemple.fr"], ["lecteur@exemple.fr"]]
+    assert len(handler.sessions) == 1, "each refusal was followed by RSET, not a new connection"
+
+
+def test_a_connection_dropped_after_the_message_is_a_lost_reply():
+    class Dropping(Pipelining):
+        async def handle_DATA(self, server, session, envelope):
+            self.envelopes.append(envelope)
+            server.transport.close()
+
+    handler = Dropping()
+    controller = serve(handler)
+    try:
+        (outcome,) = run(send_all(f"smtp://127.0.0.1:{controller.port}", [(mail("1"), ["lecteur@exemple.fr"])]))
+    finally:
+        controller.stop()
+    assert isinstance(outcome, ReplyLost) and len(handler.envelopes) == 1  # it may well have been taken
+
+
+def test_a_connection_the_relay_closed_while_idle_is_seen_closed():
+    handler = Pipelining()
+    controller = serve(handler)
+
+    async def scenario():
+        relay = await AsyncSMTP.open(Relay.from_url(f"smtp://127.0.0.1:{controller.port}"))
+        await relay.send(mail("1"), SENDER, ["lecteur@exemple.fr"])
+        controller.stop()  # the relay goes away: its end of the connection closes
+        for _ in range(500):
+            if relay.closed:
+                break
+            await asyncio.sleep(0.01)
+        assert relay.closed  # so the worker opens a new one instead of failing a reader's mail
+        with pytest.raises(smtplib.SMTPServerDisconnected):
+            await relay.send(mail("2"), SENDER, ["lecteur@exemple.fr"])
+
+    run(scenario())
+    assert len(handler.envelopes) == 1
+
+
+def test_starttls_with_auth_plain(server_tls, client_tls):
+    handler = Pipelining()
+    controller = serve(handler, tls_context=server_tls, require_starttls=True, authenticator=authenticator,
+                       auth_required=True)
+    try:
+        outcomes = run(send_all(f"smtp://{CREDENTIALS}@127.0.0.1:{controller.port}?starttls=1",
+                                [(mail("1"), ["lecteur@exemple.fr"])], client_tls))
+    finally:
+        controller.stop()
+    assert outcomes == [{}] and len(handler.envelopes) == 1
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_implicit_tls_with_auth_login_only(server_tls, client_tls):
+    handler = Pipelining()
+    controller = serve(handler, ssl_context=server_tls, authenticator=authenticator, auth_required=True,
+                       auth_require_tls=False, auth_exclude_mechanism=["PLAIN"])
+    try:
+        outcomes = run(send_all(f"smtps://{CREDENTIALS}@127.0.0.1:{controller.port}",
+                                [(mail("1"), ["lecteur@exemple.fr"])], client_tls))
+    finally:
+        controller.stop()
+    assert outcomes == [{}] and len(handler.envelopes) == 1
+
+
+@pytest.mark.parametrize("case", ["wrong password", "untrusted certificate", "nobody listening"])
+def test_a_relay_that_cannot_be_used_is_a_mailer_error_naming_the_host_not_the_password(case, server_tls,
+                                                                                        client_tls):
+    port = free_port()
+    controller = None
+    if case == "wrong password":
+        controller = serve(Sink(), tls_context=server_tls, authenticator=authenticator, auth_required=True)
+        url, context = f"smtp://{USER}:mauvais-secret@127.0.0.1:{controller.port}?starttls=1", client_tls
+    elif case == "untrusted certificate":
+        controller = serve(Sink(), ssl_context=server_tls)
+        url, context = f"smtps://{USER}:mauvais-secret@127.0.0.1:{controller.port}", None
+    else:
+        url, context = f"smtp://{USER}:mauvais-secret@127.0.0.1:{port}", None
+    try:
+        with pytest.raises(MailerError) as info:
+            run(send_all(url, [(mail("1"), ["lecteur@exemple.fr"])], context))
+    finally:
+        if controller is not None:
+            controller.stop()
+    where = f"127.0.0.1:{controller.port if controller else port}"
+    assert where in str(info.value) and "SMTP_URL" in str(info.value)
+    assert "mauvais-secret" not in str(info.value)
+    if case == "wrong password":
+        assert "identifiants refusés" in str(info.value)

@@ -1,0 +1,131 @@
+"""The service's mails in a child process (newsletter/mailproc.py), as `python -m newsletter.server` runs
+them: mails leave from the child, a killed child costs only the mails it held (their readers are told
+to retry) and is replaced, and the child does not outlive the service. Real uvicorn, aiosmtpd, processes."""
+import concurrent.futures
+import email
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from email.policy import default as default_policy
+from pathlib import Path
+
+import httpx
+from aiosmtpd.controller import Controller
+
+from newsletter.app import create_app
+from newsletter.ratelimit import NO_LIMITS
+from newsletter.serving import serve_in_thread
+from newsletter.signing import Signer
+from tests.fixtures.instances import mail_children
+from tests.fixtures.mail.support import Sink, environ, free_port, start_server, write_settings
+from tests.test_newsletter_app import SECRET, make_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pid_of(envelope) -> int:
+    """The pid that email.utils.make_msgid put in the Message-ID: the process that built the mail."""
+    message_id = email.message_from_bytes(envelope.content, policy=default_policy)["Message-ID"]
+    return int(re.match(r"<\d+\.(\d+)\.", message_id).group(1))
+
+
+def until(condition, seconds=20.0):
+    deadline = time.monotonic() + seconds
+    while not (value := condition()):
+        assert time.monotonic() < deadline, "not before the deadline"
+        time.sleep(0.02)
+    return value
+
+
+def answers(url: str) -> bool:
+    try:
+        httpx.get(url)
+        return True
+    except httpx.TransportError:
+        return False
+
+
+def test_signup_and_welcome_mails_leave_from_the_child(tmp_path):
+    sink = Sink()
+    relay = start_server(sink)
+    config = make_config(tmp_path, smtp_url=f"smtp://127.0.0.1:{relay.port}")
+    try:
+        with serve_in_thread(create_app(config, limits=NO_LIMITS, mail_process=True)) as url, \
+                httpx.Client(base_url=url, timeout=30) as http:
+            (child,) = mail_children(os.getpid())
+            assert http.post("/newsletter/inscription", data={"email": "lecteur@exemple.fr"}).status_code == 303
+            (confirmation,) = sink.wait_for(1)
+            link = re.search(rb"/newsletter/confirmer/[\w.-]+", confirmation.content.replace(b"=\r\n", b"")).group(0)
+            assert http.post(link.decode()).status_code == 303
+            welcome = sink.wait_for(2)[1]
+    finally:
+        relay.stop()
+    assert pid_of(confirmation) == pid_of(welcome) == child != os.getpid()
+    assert "Bienvenue" in email.message_from_bytes(welcome.content, policy=default_policy)["Subject"]
+    until(lambda: not mail_children(os.getpid()))  # the service stopped: so did its child
+
+
+def test_a_killed_child_fails_only_the_mails_it_held_and_is_replaced(tmp_path):
+    release = threading.Event()
+
+    class Holding(Sink):
+        """Takes every mail, except that it holds the one for attente@ until released."""
+
+        async def handle_DATA(self, server, session, envelope):
+            if envelope.rcpt_tos == ["attente@exemple.fr"]:
+                self.held = True
+                while not release.is_set():
+                    await server.loop.run_in_executor(None, release.wait, 0.05)
+            return await super().handle_DATA(server, session, envelope)
+
+    sink = Holding()
+    sink.held = False
+    relay = start_server(sink)
+    config = make_config(tmp_path, smtp_url=f"smtp://127.0.0.1:{relay.port}")
+    try:
+        with serve_in_thread(create_app(config, limits=NO_LIMITS, mail_process=True, mail_deadline=60)) as url, \
+                httpx.Client(base_url=url, timeout=60) as http, concurrent.futures.ThreadPoolExecutor(1) as pool:
+            (child,) = mail_children(os.getpid())
+            waiting = pool.submit(http.post, "/newsletter/inscription", json={"email": "attente@exemple.fr"},
+                                  headers={"Accept": "application/json"})
+            until(lambda: sink.held)
+            os.kill(child, signal.SIGKILL)
+            answer = waiting.result(30)
+            assert answer.status_code == 503 and "n’a pas pu partir" in answer.json()["erreur"]
+            assert answer.headers["retry-after"] == "300"
+            # A new child is started at once; until it is ready, signups are told to retry, none is lost.
+            until(lambda: http.post("/newsletter/inscription", data={"email": "apres@exemple.fr"}).status_code == 303)
+            (new,) = mail_children(os.getpid())
+            after = until(lambda: [e for e in sink.envelopes if e.rcpt_tos == ["apres@exemple.fr"]])
+            assert new != child and [pid_of(e) for e in after] == [new]
+    finally:
+        release.set()
+        relay.stop()
+
+
+def test_the_child_does_not_outlive_a_killed_service(tmp_path):
+    sink = Sink()
+    relay = start_server(sink)
+    write_settings(tmp_path)
+    port = free_port()
+    env = {**os.environ, **environ(tmp_path, f"smtp://127.0.0.1:{relay.port}")}
+    server = subprocess.Popen([sys.executable, "-m", "newsletter.server", "--port", str(port)], cwd=ROOT, env=env)
+    try:
+        (child,) = until(lambda: mail_children(server.pid))
+        until(lambda: answers(f"http://127.0.0.1:{port}/"))
+        assert httpx.post(f"http://127.0.0.1:{port}/newsletter/inscription",
+                          data={"email": "lecteur@exemple.fr"}).status_code == 303
+        assert pid_of(sink.wait_for(1)[0]) == child
+        server.kill()  # kill -9: nothing of the service runs any more
+        server.wait(10)
+        until(lambda: not Path(f"/proc/{child}").exists() or b"newsletter.mailproc" not in
+              Path(f"/proc/{child}/cmdline").read_bytes())
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+        relay.stop()
