@@ -139,7 +139,7 @@ def done(request: Request, name: str, status_json: int = 200) -> Response:
     """Success: 303 to the static page, or JSON."""
     if wants_json(request):
         return JSONResponse({"message": fix_text(MESSAGES[name])}, status_code=status_json)
-    return RedirectResponse(page_url(request, name), status_code=303)
+    return Response(status_code=303, headers={"location": page_url(request, name)})  # RedirectResponse, unquoted
 
 
 def limit(request: Request, limiter_name: str, key: str, message: str) -> None:

@@ -27,17 +27,15 @@ TIMEOUT = 30.0           # seconds for any one reply (smtplib's SMTP_TIMEOUT); c
 MAX_REPLY = 64 * 1024    # bytes of one reply: a relay that sends more is not speaking SMTP
 LOCAL_NAME = b"localhost"  # EHLO's argument, as smtplib's default would be a host name: no host name leaks
 _LINE_ENDS = re.compile(rb"\r\n|\r|\n")
-_LEADING_DOT = re.compile(rb"(?m)^\.")
 
 
 def _wire_body(data: bytes) -> bytes:
-    """The message as DATA carries it: CRLF line ends, a leading dot doubled (smtplib's data()). Ours
-    come in CRLF without such dots: two counts tell, in C, that the regular expressions have nothing to do."""
-    if data.count(b"\n") != data.count(b"\r\n") or data.count(b"\r") != data.count(b"\r\n"):
+    """The message as DATA carries it: CRLF line ends, a dot that starts a line doubled (smtplib's data()).
+    Ours come in CRLF: two counts tell, in C, that the regular expression has nothing to do."""
+    crlf = data.count(b"\r\n")
+    if data.count(b"\n") != crlf or data.count(b"\r") != crlf:
         data = _LINE_ENDS.sub(b"\r\n", data)
-    if data.startswith(b".") or b"\n." in data:
-        data = _LEADING_DOT.sub(b"..", data)
-    return data
+    return (b"." if data.startswith(b".") else b"") + data.replace(b"\n.", b"\n..")  # (?m)^\. in C
 
 
 class _Replies(asyncio.Protocol):
@@ -151,13 +149,15 @@ class AsyncSMTP:
             transport.write(b"QUIT\r\n")
             transport.close()
 
-    async def send(self, data: bytes, sender: str, recipients: list[str]) -> dict[str, tuple[int, bytes]]:
+    async def send(self, data: bytes, sender: str, recipients: list[str],
+                   deadline: float | None = None) -> dict[str, tuple[int, bytes]]:
         """Send one message (CRLF bytes, already signed) as smtplib's sendmail does: the recipients refused
         while others were taken, or smtplib's exceptions; ReplyLost if the message went out whole and the
-        connection dropped (or the relay fell silent for TIMEOUT) before its answer."""
+        connection dropped (or the relay fell silent until `deadline`, the loop's time, by default TIMEOUT
+        from now) before its answer."""
         self._message_sent = False
         try:
-            async with asyncio.timeout(TIMEOUT):
+            async with asyncio.timeout_at(deadline or asyncio.get_running_loop().time() + TIMEOUT):
                 return await self._send(data, sender, recipients)
         except TimeoutError:
             self._replies.transport.abort()

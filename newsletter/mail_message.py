@@ -42,7 +42,7 @@ from blogcore.typography import fix_html
 from .config import ROOT, Config
 from .mailer import wire_bytes
 from .plaintext import WIDTH, fix_text, render_text
-from .stand_ins import Line, cut, fill, header_line
+from .stand_ins import Line, cut, date_now, fill, header_line
 
 logger = logging.getLogger(__name__)
 
@@ -344,7 +344,7 @@ class Mail:
             self._wire = self._flattened_once()
         return fill(self._wire, {
             TO_STAND_IN: header_line("To", to),
-            DATE_STAND_IN: formatdate(localtime=True).encode("ascii"),
+            DATE_STAND_IN: date_now(),
             ID_STAND_IN: f"<{uuid.uuid4().hex}@{self.domain}>".encode("ascii"),
             UNSUBSCRIBE_STAND_IN: header_line("List-Unsubscribe", f"<{unsubscribe_url}>, <{unsubscribe_mailto}>"),
             TEXT_STAND_IN: self._text.encoded(unsubscribe_url),

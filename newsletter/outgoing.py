@@ -153,10 +153,10 @@ class Outgoing:
         delay = BACKOFF_START
         while True:
             try:
-                async with asyncio.timeout_at(deadline):
-                    if relay is None or relay.closed:  # never opened, or closed by the relay since
+                if relay is None or relay.closed:  # never opened, or closed by the relay since
+                    async with asyncio.timeout_at(deadline):
                         relay = await AsyncSMTP.open(self.relay)
-                    await relay.send(data, self.sender, [email])
+                await relay.send(data, self.sender, [email], deadline)
                 return True, relay
             except (MailerError, OSError, TimeoutError, smtplib.SMTPException) as exc:
                 if isinstance(exc, smtplib.SMTPRecipientsRefused) and not temporary(exc):

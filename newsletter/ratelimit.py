@@ -70,6 +70,8 @@ class RateLimiter:
 def client_group(host: str) -> str:
     """Who a per-client limit counts: the IPv4 address, or the /64 of an IPv6 one (one subscriber line
     gets a whole /64, so single IPv6 addresses would let one client through as thousands)."""
+    if ":" not in host:  # IPv4 (ipaddress takes only its canonical form, so str() would give it back), or no IP
+        return host
     try:
         address = ipaddress.ip_address(host)
     except ValueError:

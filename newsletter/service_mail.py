@@ -26,7 +26,7 @@ from markupsafe import escape
 from blogcore.typography import fix_html, fix_text
 
 from .config import Config
-from .stand_ins import Line, cut, fill, header_line
+from .stand_ins import Line, cut, date_now, fill, header_line
 
 LINK_STAND_IN = "LIENDUSERVICEXQZ"  # letters only: typography leaves it as it is
 # Stand-ins of the flattened message (`wire`): letters only, none folded or encoded by the generator.
@@ -91,7 +91,7 @@ class ServiceMail:
         """The bytes of message(email, link, headers) as the relay gets them (CRLF, not DKIM-signed)."""
         return fill(self._wire, {
             TO_STAND_IN: email.encode("ascii"),  # newsletter.addresses refuses the others
-            DATE_STAND_IN: formatdate(localtime=True).encode("ascii"),
+            DATE_STAND_IN: date_now(),
             ID_STAND_IN: make_msgid(domain=self.domain).encode("ascii"),
             HEADERS_STAND_IN: b"".join(header_line(name, value) for name, value in headers.items()),
             TEXT_STAND_IN: self._text.encoded(link),
