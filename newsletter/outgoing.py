@@ -113,9 +113,9 @@ class Outgoing:
         relay: AsyncSMTP | None = None
         while True:
             try:
-                if relay is None:
+                if relay is None or not self._queue.empty():
                     item = await self._queue.get()
-                else:
+                else:  # a timer only when there is nothing to do: under load, no timer per mail
                     async with asyncio.timeout(IDLE_CLOSE):
                         item = await self._queue.get()
             except TimeoutError:
