@@ -4,7 +4,7 @@ signup burst whose confirmation mails are timed against a bare smtplib loop into
     .venv/bin/python bench/service_bench.py [--seconds 8] [--rounds 3] [--burst 5000] [--clients 500]
 
 Both apps run under the production server (`python -m newsletter.server`, uvicorn, 1 worker, with its
-connection guard), each in its own process, behind --proxy-headers from 127.0.0.1 as behind nginx. The
+connection guard; ours with its mail process, newsletter/mailproc.py), each in its own process, behind --proxy-headers from 127.0.0.1 as behind nginx. The
 load is wrk (C, not Python: it measures the servers, not itself) with bench/service_bench.lua: 50
 connections, fixed duration, rounds alternating ours / hello world. Every request comes from a new
 client address (X-Forwarded-For), so the per-client limits run and never refuse; every signup is a new
@@ -17,6 +17,9 @@ the last mail in the sink is the end of the burst. Then the anchor: the same num
 service's confirmation mail, built once) sent by a bare smtplib loop, one thread per connection, as
 many connections as the service's mail workers, into the same sink. The sink is a minimal asyncio SMTP
 server in its own processes; its own ceiling (smtplib from one process per connection) is printed too.
+
+The table also gives the CPU time each request cost, the server's and its children's (ours: the mail
+process), user and system: on a shared machine it moves less than the rates.
 
 No DKIM key: signing is pure-Python RSA, ~25 ms a mail, and would be the ceiling of both sides.
 Needs wrk (Debian package wrk).
@@ -161,7 +164,7 @@ def server(app: str, env: dict, log: Path):
                 raise RuntimeError(log.read_text())
             time.sleep(0.05)
     try:
-        yield port
+        yield port, proc.pid
     finally:
         proc.terminate()
         try:
@@ -195,6 +198,15 @@ def wrk(port: int, mode: str, seconds: float, connections: int, finished=None, *
             "non2xx": int(non2xx[1]) if non2xx else 0, "errors": sum(map(int, errors.groups())) if errors else 0,
             "requests": int(re.search(r"(\d+) requests in", out)[1]), "elapsed": elapsed,
             "statuses": {int(c): int(n) for c, n in re.findall(r"^status (\d+) (\d+)$", out, re.M)}}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds of a process and of its children alive now (ours: its mail process)."""
+    def own(p) -> float:
+        fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    children = [int(c) for task in Path(f"/proc/{pid}/task").iterdir() for c in (task / "children").read_text().split()]
+    return own(pid) + sum(own(c) for c in children if Path(f"/proc/{c}").exists())
 
 
 def confirm_paths(config: Config, signer: Signer, prefix: str, count: int, folder: Path) -> Path:
@@ -260,11 +272,11 @@ def main() -> int:
         signer = Signer(config.secrets)
         with server(SERVED["ours"], env, folder / "ours.log") as ours, \
                 server(SERVED["hello world"], env, folder / "hello.log") as hello:
-            ports = {"ours": ours, "hello world": hello}
+            ports = {"ours": ours, "hello world": hello}  # (port, pid) each
             if args.only != "burst":
                 table(args, config, signer, ports, folder)
             if args.only != "table":
-                burst(args, config, ours, smtp_port, counter, folder)
+                burst(args, config, ours[0], smtp_port, counter, folder)
     return 0
 
 
@@ -280,23 +292,28 @@ def table(args, config, signer, ports, folder) -> None:
             if mode == "post_confirm":
                 paths = confirm_paths(config, signer, f"c{run}r", per_round, folder)
             for name in order:
-                result = wrk(ports[name], mode, args.seconds, CONNECTIONS, BENCH_RUN=f"{run}{name[0]}",
+                port, pid = ports[name]
+                before = cpu_seconds(pid)
+                result = wrk(port, mode, args.seconds, CONNECTIONS, BENCH_RUN=f"{run}{name[0]}",
                              BENCH_PATHS=paths)
+                result["cpu"] = (cpu_seconds(pid) - before) * 1000 / max(1, result["requests"])
                 results.setdefault((request, name), []).append(result)
                 print(f"  {request:<17} round {run + 1} {name:<12} {result['rps']:>8.0f} req/s  "
-                      f"p99 {result['p99']:>6.1f} ms  non-2xx/3xx {result['non2xx']}  errors {result['errors']}",
+                      f"p99 {result['p99']:>6.1f} ms  CPU {result['cpu']:.2f} ms/req  "
+                      f"non-2xx/3xx {result['non2xx']}  errors {result['errors']}",
                       file=sys.stderr, flush=True)
     print(f"\n{CONNECTIONS} connections, {args.seconds:g} s a run, medians of {args.rounds} rounds (wrk)\n")
-    print("| request | ours req/s, p99 | hello world req/s, p99 | ratio |")
-    print("|---|---|---|---|")
+    print("| request | ours req/s, p99 | hello world req/s, p99 | ratio | CPU ms/request, ours / hello world |")
+    print("|---|---|---|---|---|")
     for request in REQUESTS:
         mine, anchor = results[(request, "ours")], results[(request, "hello world")]
         rps, p99 = statistics.median(r["rps"] for r in mine), statistics.median(r["p99"] for r in mine)
         arps, ap99 = statistics.median(r["rps"] for r in anchor), statistics.median(r["p99"] for r in anchor)
         bad = sum(r["non2xx"] + r["errors"] for r in mine)
         note = f", **{bad} non-2xx/3xx or socket errors**" if bad else ""
+        cpu, acpu = statistics.median(r["cpu"] for r in mine), statistics.median(r["cpu"] for r in anchor)
         print(f"| {request} | {rps:,.0f} req/s, p99 {p99:.0f} ms{note} | {arps:,.0f} req/s, p99 {ap99:.0f} ms | "
-              f"{rps / arps:.2f} |")
+              f"{rps / arps:.2f} | {cpu:.2f} / {acpu:.2f} |")
 
 
 def burst(args, config, port, smtp_port, counter, folder) -> None:
