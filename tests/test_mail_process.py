@@ -1,6 +1,7 @@
 """The service's mails in a child process (newsletter/mailproc.py), as `python -m newsletter.server` runs
 them: mails leave from the child, a killed child costs only the mails it held (their readers are told
 to retry) and is replaced, and the child does not outlive the service. Real uvicorn, aiosmtpd, processes."""
+import asyncio
 import concurrent.futures
 import email
 import os
@@ -17,6 +18,7 @@ import httpx
 from aiosmtpd.controller import Controller
 
 from newsletter.app import create_app
+from newsletter.mailproc import MailProcess
 from newsletter.ratelimit import NO_LIMITS
 from newsletter.serving import serve_in_thread
 from newsletter.signing import Signer
@@ -129,3 +131,36 @@ def test_the_child_does_not_outlive_a_killed_service(tmp_path):
             server.kill()
             server.wait()
         relay.stop()
+
+
+def test_a_full_queue_refuses_at_once_and_stopping_hands_off_what_the_child_holds(tmp_path):
+    """Past `maxsize` mails waiting, a signup is refused at once (the service answers 503); stopping the
+    service lets the child hand off the mails it holds before it exits."""
+    release = threading.Event()
+
+    class Slow(Sink):
+        async def handle_DATA(self, server, session, envelope):
+            while not release.is_set():
+                await server.loop.run_in_executor(None, release.wait, 0.05)
+            return await super().handle_DATA(server, session, envelope)
+
+    sink = Slow()
+    relay = start_server(sink)
+    config = make_config(tmp_path, smtp_url=f"smtp://127.0.0.1:{relay.port}")
+
+    async def scenario():
+        mails = MailProcess(config, maxsize=2, deadline=30)
+        await mails.start()
+        held = [mails.submit("un@exemple.fr"), mails.submit("deux@exemple.fr")]
+        refused = mails.submit("trois@exemple.fr")
+        asyncio.get_running_loop().call_later(0.2, release.set)  # the relay wakes up while the service stops
+        await mails.stop()
+        return [future.result() for future in held], refused
+
+    try:
+        outcomes, refused = asyncio.run(scenario())
+    finally:
+        release.set()
+        relay.stop()
+    assert refused is None and outcomes == [True, True]
+    assert sorted(e.rcpt_tos[0] for e in sink.envelopes) == ["deux@exemple.fr", "un@exemple.fr"]
