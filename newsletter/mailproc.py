@@ -12,7 +12,8 @@ they are told to retry. The child gets the configuration, secrets included, thro
 nothing is written to disk, and the addresses cross the pipe in memory only. If the child dies, the
 mails it had not handed off are answered as failed (« réessayez »), signups meanwhile too, and a new
 child is started at once. If the service dies, the child sees its pipe close, hands off what it holds
-(each mail until its deadline) and exits.
+(each mail until its deadline) and exits; it ignores SIGTERM and SIGINT, which systemd and a terminal
+send to both processes at once, and ends with its pipe.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import json
 import logging
 import os
 import pickle
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -239,6 +241,11 @@ async def child() -> None:
     from .signing import Signer
 
     quietlog.install()
+    # systemd stops a unit by signalling every process of it, and Ctrl-C signals the terminal's whole
+    # group: the child waits for its pipe to close instead, so that the service can still have the
+    # mails of the requests it finishes handed off before it stops.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     loop = asyncio.get_running_loop()
     config, maxsize, deadline = pickle.loads(read_exactly(0, int.from_bytes(read_exactly(0, 8), "big")))
     outgoing = Outgoing(config, Signer(config.secrets), maxsize=maxsize, deadline=deadline)

@@ -164,3 +164,45 @@ def test_a_full_queue_refuses_at_once_and_stopping_hands_off_what_the_child_hold
         relay.stop()
     assert refused is None and outcomes == [True, True]
     assert sorted(e.rcpt_tos[0] for e in sink.envelopes) == ["deux@exemple.fr", "un@exemple.fr"]
+
+
+def test_stopped_as_systemd_stops_it_the_service_still_hands_off_the_mail_of_a_signup_it_finishes(tmp_path):
+    """systemd's stop signals every process of the unit: the child must not die before the service."""
+    release = threading.Event()
+
+    class Holding(Sink):
+        async def handle_DATA(self, server, session, envelope):
+            self.held = True
+            while not release.is_set():
+                await server.loop.run_in_executor(None, release.wait, 0.05)
+            return await super().handle_DATA(server, session, envelope)
+
+    sink = Holding()
+    sink.held = False
+    relay = start_server(sink)
+    write_settings(tmp_path)
+    port = free_port()
+    env = {**os.environ, **environ(tmp_path, f"smtp://127.0.0.1:{relay.port}")}
+    server = subprocess.Popen([sys.executable, "-m", "newsletter.server", "--port", str(port)], cwd=ROOT, env=env,
+                              start_new_session=True)  # a group of its own, as a unit's cgroup
+    try:
+        (child,) = until(lambda: mail_children(server.pid))
+        until(lambda: answers(f"http://127.0.0.1:{port}/"))
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            waiting = pool.submit(httpx.post, f"http://127.0.0.1:{port}/newsletter/inscription",
+                                  data={"email": "lecteur@exemple.fr"}, timeout=30)
+            until(lambda: sink.held)
+            os.killpg(server.pid, signal.SIGTERM)  # both processes at once
+            assert server.poll() is None and Path(f"/proc/{child}").exists()
+            release.set()
+            assert waiting.result(30).status_code == 303
+        assert [e.rcpt_tos for e in sink.envelopes] == [["lecteur@exemple.fr"]]
+        assert server.wait(30) in (0, -signal.SIGTERM)  # uvicorn ends by the signal it caught
+        until(lambda: not Path(f"/proc/{child}").exists() or b"newsletter.mailproc" not in
+              Path(f"/proc/{child}/cmdline").read_bytes())
+    finally:
+        release.set()
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+        relay.stop()
