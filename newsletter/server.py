@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     config = uvicorn.Config(args.app, host=args.host, port=args.port, http=GuardedH11Protocol,
                             access_log=False, proxy_headers=args.proxy_headers,
                             forwarded_allow_ips=args.forwarded_allow_ips, lifespan="on",
-                            backlog=args.backlog)
+                            backlog=args.backlog, server_header=False)  # no software named to clients
     quietlog.install()  # after Config, which sets uvicorn's handlers up
     uvicorn.Server(config).run()
     return 0

@@ -119,8 +119,8 @@ def test_the_child_does_not_outlive_a_killed_service(tmp_path):
     try:
         (child,) = until(lambda: mail_children(server.pid))
         until(lambda: answers(f"http://127.0.0.1:{port}/"))
-        assert httpx.post(f"http://127.0.0.1:{port}/newsletter/inscription",
-                          data={"email": "lecteur@exemple.fr"}).status_code == 303
+        answer = httpx.post(f"http://127.0.0.1:{port}/newsletter/inscription", data={"email": "lecteur@exemple.fr"})
+        assert answer.status_code == 303 and "server" not in answer.headers  # no software named to clients
         assert pid_of(sink.wait_for(1)[0]) == child
         server.kill()  # kill -9: nothing of the service runs any more
         server.wait(10)
