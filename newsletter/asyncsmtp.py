@@ -133,8 +133,11 @@ class AsyncSMTP:
             self.close()
             raise MailerError(f"SMTP_URL : {relay.where} ne prend pas en charge {exc}") from None
         except (OSError, TimeoutError, ssl.SSLError, smtplib.SMTPException) as exc:
-            self._replies.transport.abort()
+            self.abort()
             raise MailerError(f"SMTP_URL : échec de connexion à {relay.where} ({exc.__class__.__name__}: {exc})") from None
+        except BaseException:  # cancelled (the caller's deadline): no half-greeted connection left open
+            self.abort()
+            raise
         return self
 
     @property
@@ -142,8 +145,12 @@ class AsyncSMTP:
         """The relay closed it (an idle connection, a restart), or it was closed here."""
         return self._replies.lost is not None or self._replies.transport.is_closing()
 
+    def abort(self) -> None:
+        """Close at once, in whatever state the dialogue is (a relay drops a message cut short)."""
+        self._replies.transport.abort()
+
     def close(self) -> None:
-        """Say QUIT without waiting for the answer, and close."""
+        """Say QUIT without waiting for the answer, and close: between messages only."""
         transport = self._replies.transport
         if not transport.is_closing():
             transport.write(b"QUIT\r\n")

@@ -133,6 +133,9 @@ class Outgoing:
                     outcome.set_result(sent)
             except Exception as exc:  # never let one mail stop the worker; the message may hold the address
                 logger.error("%s mail not sent: %s", self._kind(item[0]), type(exc).__name__)
+                if relay is not None:
+                    relay.abort()  # in whatever state the failure left it
+                    relay = None
                 if not item[-1].done():
                     item[-1].set_result(False)
             finally:
@@ -162,7 +165,7 @@ class Outgoing:
                 if isinstance(exc, smtplib.SMTPRecipientsRefused) and not temporary(exc):
                     return ADDRESS_REFUSED, relay  # never this address (the connection goes on, after RSET)
                 if relay is not None:
-                    relay.close()
+                    relay.abort()  # maybe mid-message: nothing more is written on it
                     relay = None
                 retry = isinstance(exc, MailerError) or temporary(exc)
                 if not retry or loop.time() + delay > deadline:

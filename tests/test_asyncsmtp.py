@@ -3,6 +3,7 @@
 import asyncio
 import email
 import smtplib
+import socket
 import threading
 from email.policy import default as default_policy
 
@@ -222,3 +223,21 @@ def test_a_relay_that_cannot_be_used_is_a_mailer_error_naming_the_host_not_the_p
     assert "mauvais-secret" not in str(info.value)
     if case == "wrong password":
         assert "identifiants refusés" in str(info.value)
+
+
+def test_a_relay_that_never_greets_is_left_when_the_caller_gives_up():
+    """The caller's deadline cancels open(): the half-made connection is closed, not left to the garbage."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    try:
+        async def give_up():
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(AsyncSMTP.open(Relay.from_url(f"smtp://127.0.0.1:{listener.getsockname()[1]}")),
+                                       0.3)
+
+        run(give_up())
+        connection, _ = listener.accept()
+        connection.settimeout(10)
+        assert connection.recv(100) == b""  # closed by the client: end of stream, no greeting ever asked for
+        connection.close()
+    finally:
+        listener.close()
