@@ -7,6 +7,7 @@ Go and nginx do: the guard keeps connections under it.
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import sys
 
@@ -33,9 +34,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backlog", type=int, default=BACKLOG,
                         help=f"listen queue, and connections accepted at a time (default {BACKLOG}; "
                              "behind nginx: 256, so a burst through the proxy is not dropped)")
+    parser.add_argument("--mail-process", choices=["auto", "yes", "no"], default="auto",
+                        help="build and send the service's mails in a child process (newsletter/mailproc.py); "
+                             "auto: when more than one CPU is there to run it")
     parser.add_argument("--app", default="newsletter.asgi:app",
                         help="the ASGI app to serve (the benchmark runs its hello-world anchor with this server)")
     args = parser.parse_args(argv)
+    os.environ["NEWSLETTER_MAIL_PROCESS"] = args.mail_process  # read by newsletter.asgi as uvicorn imports it
     raise_file_limit()
     config = uvicorn.Config(args.app, host=args.host, port=args.port, http=GuardedH11Protocol,
                             access_log=False, proxy_headers=args.proxy_headers,

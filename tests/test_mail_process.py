@@ -15,6 +15,7 @@ from email.policy import default as default_policy
 from pathlib import Path
 
 import httpx
+import pytest
 from aiosmtpd.controller import Controller
 
 from newsletter.app import create_app
@@ -115,7 +116,8 @@ def test_the_child_does_not_outlive_a_killed_service(tmp_path):
     write_settings(tmp_path)
     port = free_port()
     env = {**os.environ, **environ(tmp_path, f"smtp://127.0.0.1:{relay.port}")}
-    server = subprocess.Popen([sys.executable, "-m", "newsletter.server", "--port", str(port)], cwd=ROOT, env=env)
+    server = subprocess.Popen([sys.executable, "-m", "newsletter.server", "--port", str(port), "--mail-process", "yes"],
+                              cwd=ROOT, env=env)
     try:
         (child,) = until(lambda: mail_children(server.pid))
         until(lambda: answers(f"http://127.0.0.1:{port}/"))
@@ -183,8 +185,8 @@ def test_stopped_as_systemd_stops_it_the_service_still_hands_off_the_mail_of_a_s
     write_settings(tmp_path)
     port = free_port()
     env = {**os.environ, **environ(tmp_path, f"smtp://127.0.0.1:{relay.port}")}
-    server = subprocess.Popen([sys.executable, "-m", "newsletter.server", "--port", str(port)], cwd=ROOT, env=env,
-                              start_new_session=True)  # a group of its own, as a unit's cgroup
+    server = subprocess.Popen([sys.executable, "-m", "newsletter.server", "--port", str(port), "--mail-process", "yes"],
+                              cwd=ROOT, env=env, start_new_session=True)  # a group of its own, as a unit's cgroup
     try:
         (child,) = until(lambda: mail_children(server.pid))
         until(lambda: answers(f"http://127.0.0.1:{port}/"))
@@ -205,4 +207,31 @@ def test_stopped_as_systemd_stops_it_the_service_still_hands_off_the_mail_of_a_s
         if server.poll() is None:
             server.kill()
             server.wait()
+        relay.stop()
+
+
+@pytest.mark.parametrize("how", ["--mail-process no", "auto, on one CPU"])
+def test_without_a_second_cpu_or_when_told_so_the_service_mails_itself(tmp_path, how):
+    sink = Sink()
+    relay = start_server(sink)
+    write_settings(tmp_path)
+    port = free_port()
+    env = {**os.environ, **environ(tmp_path, f"smtp://127.0.0.1:{relay.port}")}
+    command = [sys.executable, "-m", "newsletter.server", "--port", str(port)]
+    one_cpu = None
+    if how.startswith("--"):
+        command += how.split()
+    else:
+        cpu = min(os.sched_getaffinity(0))
+        one_cpu = lambda: os.sched_setaffinity(0, {cpu})  # noqa: E731
+    server = subprocess.Popen(command, cwd=ROOT, env=env, preexec_fn=one_cpu)
+    try:
+        until(lambda: answers(f"http://127.0.0.1:{port}/"))
+        assert mail_children(server.pid) == []
+        assert httpx.post(f"http://127.0.0.1:{port}/newsletter/inscription",
+                          data={"email": "lecteur@exemple.fr"}).status_code == 303
+        assert pid_of(sink.wait_for(1)[0]) == server.pid
+    finally:
+        server.kill()
+        server.wait()
         relay.stop()
