@@ -148,10 +148,11 @@ def sink(processes: int):
 # -- the servers ---------------------------------------------------------------------------------
 
 @contextmanager
-def server(app: str, env: dict, log: Path):
+def server(app: str, env: dict, log: Path, mail_process: str = "auto"):
     port = free_port()
     command = [sys.executable, "-m", "newsletter.server", "--app", app, "--port", str(port),
-               "--proxy-headers", "--forwarded-allow-ips", "127.0.0.1", "--backlog", "256"]  # as deploy/'s unit
+               "--proxy-headers", "--forwarded-allow-ips", "127.0.0.1", "--backlog", "256",  # as deploy/'s unit
+               "--mail-process", mail_process]
     with open(log, "wb") as out:
         proc = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 30
@@ -259,6 +260,8 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=500)
     parser.add_argument("--sink-processes", type=int, default=2)
     parser.add_argument("--only", choices=["table", "burst"], help="one part only")
+    parser.add_argument("--mail-process", choices=["auto", "yes", "no"], default="auto",
+                        help="ours: its mails in a child process or not (python -m newsletter.server's option)")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         print("wrk is needed: apt-get install wrk", file=sys.stderr)
@@ -270,7 +273,7 @@ def main() -> int:
         os.environ.update({k: v for k, v in env.items() if k != "NEWSLETTER_SECRET"})
         config = Config.from_env(environ={**os.environ, **env})
         signer = Signer(config.secrets)
-        with server(SERVED["ours"], env, folder / "ours.log") as ours, \
+        with server(SERVED["ours"], env, folder / "ours.log", args.mail_process) as ours, \
                 server(SERVED["hello world"], env, folder / "hello.log") as hello:
             ports = {"ours": ours, "hello world": hello}  # (port, pid) each
             if args.only != "burst":
