@@ -39,12 +39,13 @@ def _wire_body(data: bytes) -> bytes:
 
 
 class _Replies(asyncio.Protocol):
-    """Cuts what the relay sends into replies (code, text) and hands each to the next waiter, in order."""
+    """Cuts what the relay sends into replies (code, text) and hands them to the waiters, in order: each
+    waits for the replies to the commands it wrote (all of a pipelined group in one future)."""
 
     def __init__(self):
         self.buffer = bytearray()
         self.lines: list[bytes] = []
-        self.waiting: deque[asyncio.Future] = deque()
+        self.waiting: deque[tuple[asyncio.Future, int, list]] = deque()   # (future, replies wanted, got)
         self.early: deque[tuple[int, bytes]] = deque()   # replies nobody waited for yet (the greeting)
         self.transport: asyncio.Transport | None = None
         self.lost: BaseException | None = None
@@ -62,18 +63,21 @@ class _Replies(asyncio.Protocol):
             self.lines.append(line[4:])
             if line[3:4] != b"-":
                 reply, self.lines = (int(line[:3]), b"\n".join(self.lines)), []
-                if self.waiting:
-                    waiter = self.waiting.popleft()
-                    if not waiter.done():
-                        waiter.set_result(reply)
-                else:
+                if not self.waiting:
                     self.early.append(reply)
+                    continue
+                waiter, wanted, got = self.waiting[0]
+                got.append(reply)
+                if len(got) == wanted:
+                    self.waiting.popleft()
+                    if not waiter.done():
+                        waiter.set_result(got)
         if len(self.buffer) > MAX_REPLY or sum(map(len, self.lines)) > MAX_REPLY:
             self._fail(smtplib.SMTPServerDisconnected("the relay's answer is too long"))
 
     def connection_lost(self, exc):
         self.lost = smtplib.SMTPServerDisconnected("the relay closed the connection")
-        for waiter in self.waiting:
+        for waiter, _, _ in self.waiting:
             if not waiter.done():
                 waiter.set_exception(self.lost)
         self.waiting.clear()
@@ -82,15 +86,18 @@ class _Replies(asyncio.Protocol):
         self.transport.abort()  # connection_lost follows, and fails every waiter
         self.lost = exc
 
-    def reply(self) -> asyncio.Future:
-        """The next reply, in the order commands were written."""
+    def replies(self, count: int = 1) -> asyncio.Future:
+        """The next `count` replies (a list), in the order their commands were written."""
         waiter = asyncio.get_running_loop().create_future()
-        if self.early:
-            waiter.set_result(self.early.popleft())
+        got = []
+        while self.early and len(got) < count and not self.waiting:
+            got.append(self.early.popleft())
+        if len(got) == count:
+            waiter.set_result(got)
         elif self.lost is not None:
             waiter.set_exception(self.lost)
         else:
-            self.waiting.append(waiter)
+            self.waiting.append((waiter, count, got))
         return waiter
 
 
@@ -178,8 +185,7 @@ class AsyncSMTP:
         commands.append(b"DATA")
         if "pipelining" in self.features:
             self._write(b"".join(command + b"\r\n" for command in commands))
-            replies = [self._replies.reply() for _ in commands]
-            answers = [await reply for reply in replies]
+            answers = await self._replies.replies(len(commands))
         else:
             answers = []
             for command in commands:
@@ -189,7 +195,7 @@ class AsyncSMTP:
         (code, text), rcpt, data_answer = answers[0], answers[1:len(recipients) + 1], answers[len(recipients) + 1:]
         refused = {address: answer for address, answer in zip(recipients, rcpt) if answer[0] not in (250, 251)}
         if data_answer and data_answer[0][0] == 354 and (code != 250 or len(refused) == len(recipients)):
-            await self._command(b".")  # a relay that said 354 anyway: an empty message, then forget it
+            self.abort()  # a relay that said 354 anyway: the connection dropped, the transaction goes with it
         if code != 250:
             await self._abandon(code)
             raise smtplib.SMTPSenderRefused(code, text, sender)
@@ -204,7 +210,7 @@ class AsyncSMTP:
         self._write(body + (b".\r\n" if body.endswith(b"\r\n") else b"\r\n.\r\n"))
         self._message_sent = True
         try:
-            code, text = await self._replies.reply()
+            ((code, text),) = await self._replies.replies()
         except smtplib.SMTPServerDisconnected:
             raise ReplyLost("connection closed after the message, before the server's answer") from None
         if code == 421:
@@ -241,7 +247,7 @@ class AsyncSMTP:
     async def _command(self, command: bytes | None) -> tuple[int, bytes]:
         if command is not None:
             self._write(command + b"\r\n")
-        return await self._replies.reply()
+        return (await self._replies.replies())[0]
 
     async def _abandon(self, code: int) -> None:
         """After a refusal: RSET to start afresh (smtplib's _rset), or close after a 421."""
