@@ -15,6 +15,7 @@ from newsletter.mailer import ReplyLost, open_mailer
 from newsletter.outgoing import Outgoing
 from newsletter.pages import mail_environment
 from newsletter.signing import Signer
+from tests.fixtures.loops import run_async
 from tests.fixtures.dns import SELECTOR
 from tests.fixtures.mail.support import Sink, free_port
 
@@ -65,7 +66,7 @@ def test_confirmation_mail_sent_by_the_service_verifies(tmp_path, dns_server, re
         finally:
             await outgoing.stop()
 
-    assert asyncio.run(signup()) is True
+    assert run_async(signup()) is True
     data = sink.envelopes[-1].content
     assert dkim.verify(data, dnsfunc=dns_server.dnsfunc)
     t = tags(data)

@@ -23,6 +23,7 @@ from newsletter.mailproc import MailProcess
 from newsletter.ratelimit import NO_LIMITS
 from newsletter.serving import serve_in_thread
 from newsletter.signing import Signer
+from tests.fixtures.loops import run_async
 from tests.fixtures.instances import mail_children
 from tests.fixtures.mail.support import Sink, environ, free_port, start_server, write_settings
 from tests.test_newsletter_app import SECRET, make_config
@@ -160,7 +161,7 @@ def test_a_full_queue_refuses_at_once_and_stopping_hands_off_what_the_child_hold
         return [future.result() for future in held], refused
 
     try:
-        outcomes, refused = asyncio.run(scenario())
+        outcomes, refused = run_async(scenario())
     finally:
         release.set()
         relay.stop()

@@ -22,6 +22,7 @@ from newsletter.ratelimit import NO_LIMITS
 from newsletter.serving import serve_in_thread
 from newsletter.signing import Signer
 from newsletter.welcome import WelcomeMail
+from tests.fixtures.loops import run_async
 from tests.fixtures.mail.support import Sink, free_port, start_server
 from tests.test_newsletter_app import SECRET, make_config
 
@@ -151,7 +152,7 @@ def test_a_wave_larger_than_the_old_queue_is_all_taken(tmp_path, relay):
         finally:
             await outgoing.stop()
 
-    assert asyncio.run(wave_of_signups()) == [True] * wave
+    assert run_async(wave_of_signups()) == [True] * wave
     assert len({e.rcpt_tos[0] for e in sink.wait_for(wave)}) == wave
 
 
