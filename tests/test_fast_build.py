@@ -122,7 +122,8 @@ def test_cached_rebuild_after_editing_one_post_matches_a_cold_build(site, tmp_pa
     cold = build(content, tmp_path / "cold", tmp_path / "no-cache", SEQUENTIAL)
     warm = build(content, tmp_path / "warm", cache, PARALLEL)
     assert_same_site(cold, warm)
-    changed = [name for name, data in files(before).items() if files(cold).get(name) != data]
+    cold_files = files(cold)
+    changed = [name for name, data in files(before).items() if cold_files.get(name) != data]
     assert any("synthese-42" in name for name in changed), "the edit did not reach the post's page"
 
 
