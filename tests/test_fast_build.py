@@ -199,19 +199,25 @@ def test_warm_rebuilds_after_each_kind_of_change_match_a_cold_sequential_build(s
         ("a post linking to another", lambda: edit(posts / "synthese-050.md",
                                                    lambda t: t + "\nVoir [ce billet]({filename}synthese-051.md).\n")),
         ("the linked post's slug", lambda: edit(posts / "synthese-051.md", header("Slug", "synthese-renomme"))),
+    ]
+    # Changes to output/ alone: the sources are those of the last step, whose cold build is the reference.
+    by_hand = [
         ("a page of output/ edited by hand", lambda: (first / "index.html").write_text("abîmé", encoding="utf-8")),
         ("a page of output/ deleted by hand", lambda: (first / "archives" / "index.html").unlink()),
     ]
-    for number, (what, change) in enumerate(steps, start=1):
+    want = None
+    for number, (what, change) in enumerate(steps + by_hand, start=1):
         change()
         warm = build(content, tmp_path / "warm-0", cache, PARALLEL + common)  # in place, as `make build` does
-        cold = build(content, tmp_path / f"cold-{number}", tmp_path / f"no-cache-{number}", SEQUENTIAL + common)
-        want, got = files(cold), files(warm)
+        if number <= len(steps):
+            cold = build(content, tmp_path / f"cold-{number}", tmp_path / f"no-cache-{number}", SEQUENTIAL + common)
+            want = files(cold)
+            for folder in (f"cold-{number}", f"no-cache-{number}"):
+                shutil.rmtree(tmp_path / folder, ignore_errors=True)
+        got = files(warm)
         assert sorted(got) == sorted(want), f"after {what}: not the same files"
         different = [name for name in want if want[name] != got[name]]
         assert not different, f"after {what}: {len(different)} files differ, e.g. {different[:5]}"
-        for folder in (f"cold-{number}", f"no-cache-{number}"):
-            shutil.rmtree(tmp_path / folder, ignore_errors=True)
 
     # A setting read by every page: the site cache changes, and the pages follow.
     extra = common + ['SITESUBTITLE="Un autre sous-titre"']
@@ -268,9 +274,10 @@ def mail_records(folder: Path) -> list:
         return db.execute("SELECT slug, stamp, record FROM posts ORDER BY slug").fetchall()
 
 
-def test_output_retention_survives_rebuilds(site, tmp_path):
-    """OUTPUT_RETENTION (say, the .git of a GitHub Pages checkout) is never removed, as with stock Pelican."""
-    _, content, _ = site
+def test_output_retention_survives_rebuilds(tmp_path):
+    """OUTPUT_RETENTION (say, the .git of a GitHub Pages checkout) is never removed, as with stock Pelican.
+    The project's content alone: what is kept does not depend on how many posts there are."""
+    content = ROOT / "content"
     output = tmp_path / "output"
     settings = PARALLEL + ['OUTPUT_RETENTION=[".git"]']
     build(content, output, tmp_path / "no-cache", settings + ["CACHE_CONTENT=false"])  # output/ walked
