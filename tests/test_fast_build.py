@@ -93,18 +93,29 @@ def site(tmp_path_factory):
     return work, content, sequential
 
 
-@pytest.mark.parametrize("settings", [PARALLEL, DEFAULT], ids=["helpers-render", "main-renders"])
-def test_parallel_build_is_byte_identical(site, settings):
-    work, content, sequential = site
-    parallel = build(content, work / f"parallel-{len(settings)}", work / f"cache-parallel-{len(settings)}", settings)
-    assert len(files(parallel)) > 150
-    assert_same_site(sequential, parallel)
+@pytest.fixture(scope="module")
+def parallel(site):
+    """The same content's first build with forked helpers, into an empty cache: (output, cache). The tests
+    of a cold parallel build, of the rebuild on its cache and of the cache's layout share it."""
+    work, content, _ = site
+    cache = work / "cache-parallel"
+    return build(content, work / "parallel", cache, PARALLEL), cache
 
 
-def test_cached_rebuild_of_unchanged_content_is_byte_identical(site):
+@pytest.mark.parametrize("settings", ["helpers-render", "main-renders"])
+def test_parallel_build_is_byte_identical(site, settings, request):
     work, content, sequential = site
-    cache = work / "cache-unchanged"
-    build(content, work / "first", cache, PARALLEL)
+    if settings == "helpers-render":
+        output = request.getfixturevalue("parallel")[0]  # FAST_BUILD_WORKERS=2
+    else:
+        output = build(content, work / "main-renders", work / "cache-main-renders", DEFAULT)
+    assert len(files(output)) > 150
+    assert_same_site(sequential, output)
+
+
+def test_cached_rebuild_of_unchanged_content_is_byte_identical(site, parallel):
+    work, content, sequential = site
+    _, cache = parallel
     assert any(cache.rglob("FastBuild-ArticlesGenerator")), "no content cache written"
     assert_same_site(sequential, build(content, work / "rebuilt", cache, PARALLEL))
 
@@ -127,10 +138,8 @@ def test_cached_rebuild_after_editing_one_post_matches_a_cold_build(site, tmp_pa
     assert any("synthese-42" in name for name in changed), "the edit did not reach the post's page"
 
 
-def test_cache_lives_outside_output_in_one_folder_per_site(site):
-    work, content, _ = site
-    cache = work / "cache-layout"
-    output = build(content, work / "layout", cache, PARALLEL)
+def test_cache_lives_outside_output_in_one_folder_per_site(parallel):
+    output, cache = parallel
     folders = [p for p in cache.iterdir() if p.is_dir() and p.name != "ShareCards"]  # plugins/share_cards' own
     assert len(folders) == 1 and folders[0].name.startswith("content-")
     assert not [p for p in folders[0].iterdir() if p.name.startswith(".build-")], "private cache left behind"
