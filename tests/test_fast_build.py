@@ -93,18 +93,29 @@ def site(tmp_path_factory):
     return work, content, sequential
 
 
-@pytest.mark.parametrize("settings", [PARALLEL, DEFAULT], ids=["helpers-render", "main-renders"])
-def test_parallel_build_is_byte_identical(site, settings):
-    work, content, sequential = site
-    parallel = build(content, work / f"parallel-{len(settings)}", work / f"cache-parallel-{len(settings)}", settings)
-    assert len(files(parallel)) > 150
-    assert_same_site(sequential, parallel)
+@pytest.fixture(scope="module")
+def parallel(site):
+    """The same content's first build with forked helpers, into an empty cache: (output, cache). The tests
+    of a cold parallel build, of the rebuild on its cache and of the cache's layout share it."""
+    work, content, _ = site
+    cache = work / "cache-parallel"
+    return build(content, work / "parallel", cache, PARALLEL), cache
 
 
-def test_cached_rebuild_of_unchanged_content_is_byte_identical(site):
+@pytest.mark.parametrize("settings", ["helpers-render", "main-renders"])
+def test_parallel_build_is_byte_identical(site, settings, request):
     work, content, sequential = site
-    cache = work / "cache-unchanged"
-    build(content, work / "first", cache, PARALLEL)
+    if settings == "helpers-render":
+        output = request.getfixturevalue("parallel")[0]  # FAST_BUILD_WORKERS=2
+    else:
+        output = build(content, work / "main-renders", work / "cache-main-renders", DEFAULT)
+    assert len(files(output)) > 150
+    assert_same_site(sequential, output)
+
+
+def test_cached_rebuild_of_unchanged_content_is_byte_identical(site, parallel):
+    work, content, sequential = site
+    _, cache = parallel
     assert any(cache.rglob("FastBuild-ArticlesGenerator")), "no content cache written"
     assert_same_site(sequential, build(content, work / "rebuilt", cache, PARALLEL))
 
@@ -122,14 +133,13 @@ def test_cached_rebuild_after_editing_one_post_matches_a_cold_build(site, tmp_pa
     cold = build(content, tmp_path / "cold", tmp_path / "no-cache", SEQUENTIAL)
     warm = build(content, tmp_path / "warm", cache, PARALLEL)
     assert_same_site(cold, warm)
-    changed = [name for name, data in files(before).items() if files(cold).get(name) != data]
+    cold_files = files(cold)
+    changed = [name for name, data in files(before).items() if cold_files.get(name) != data]
     assert any("synthese-42" in name for name in changed), "the edit did not reach the post's page"
 
 
-def test_cache_lives_outside_output_in_one_folder_per_site(site):
-    work, content, _ = site
-    cache = work / "cache-layout"
-    output = build(content, work / "layout", cache, PARALLEL)
+def test_cache_lives_outside_output_in_one_folder_per_site(parallel):
+    output, cache = parallel
     folders = [p for p in cache.iterdir() if p.is_dir() and p.name != "ShareCards"]  # plugins/share_cards' own
     assert len(folders) == 1 and folders[0].name.startswith("content-")
     assert not [p for p in folders[0].iterdir() if p.name.startswith(".build-")], "private cache left behind"
@@ -198,19 +208,25 @@ def test_warm_rebuilds_after_each_kind_of_change_match_a_cold_sequential_build(s
         ("a post linking to another", lambda: edit(posts / "synthese-050.md",
                                                    lambda t: t + "\nVoir [ce billet]({filename}synthese-051.md).\n")),
         ("the linked post's slug", lambda: edit(posts / "synthese-051.md", header("Slug", "synthese-renomme"))),
+    ]
+    # Changes to output/ alone: the sources are those of the last step, whose cold build is the reference.
+    by_hand = [
         ("a page of output/ edited by hand", lambda: (first / "index.html").write_text("abîmé", encoding="utf-8")),
         ("a page of output/ deleted by hand", lambda: (first / "archives" / "index.html").unlink()),
     ]
-    for number, (what, change) in enumerate(steps, start=1):
+    want = None
+    for number, (what, change) in enumerate(steps + by_hand, start=1):
         change()
         warm = build(content, tmp_path / "warm-0", cache, PARALLEL + common)  # in place, as `make build` does
-        cold = build(content, tmp_path / f"cold-{number}", tmp_path / f"no-cache-{number}", SEQUENTIAL + common)
-        want, got = files(cold), files(warm)
+        if number <= len(steps):
+            cold = build(content, tmp_path / f"cold-{number}", tmp_path / f"no-cache-{number}", SEQUENTIAL + common)
+            want = files(cold)
+            for folder in (f"cold-{number}", f"no-cache-{number}"):
+                shutil.rmtree(tmp_path / folder, ignore_errors=True)
+        got = files(warm)
         assert sorted(got) == sorted(want), f"after {what}: not the same files"
         different = [name for name in want if want[name] != got[name]]
         assert not different, f"after {what}: {len(different)} files differ, e.g. {different[:5]}"
-        for folder in (f"cold-{number}", f"no-cache-{number}"):
-            shutil.rmtree(tmp_path / folder, ignore_errors=True)
 
     # A setting read by every page: the site cache changes, and the pages follow.
     extra = common + ['SITESUBTITLE="Un autre sous-titre"']
@@ -267,9 +283,10 @@ def mail_records(folder: Path) -> list:
         return db.execute("SELECT slug, stamp, record FROM posts ORDER BY slug").fetchall()
 
 
-def test_output_retention_survives_rebuilds(site, tmp_path):
-    """OUTPUT_RETENTION (say, the .git of a GitHub Pages checkout) is never removed, as with stock Pelican."""
-    _, content, _ = site
+def test_output_retention_survives_rebuilds(tmp_path):
+    """OUTPUT_RETENTION (say, the .git of a GitHub Pages checkout) is never removed, as with stock Pelican.
+    The project's content alone: what is kept does not depend on how many posts there are."""
+    content = ROOT / "content"
     output = tmp_path / "output"
     settings = PARALLEL + ['OUTPUT_RETENTION=[".git"]']
     build(content, output, tmp_path / "no-cache", settings + ["CACHE_CONTENT=false"])  # output/ walked
