@@ -428,6 +428,7 @@ def create_app(config: Config, *, limits: Limits = Limits(), static_dir: str | P
         catalogue = Catalogue(config)
         await outgoing.start()
         templates = theme_environment(config)
+        confirmations = GroupCommit(store)
         try:
             yield {
                 "config": config,
@@ -437,12 +438,13 @@ def create_app(config: Config, *, limits: Limits = Limits(), static_dir: str | P
                 "catalogue": catalogue,
                 "templates": templates,
                 "address_pages": AddressPages(templates),
-                "confirmations": GroupCommit(store),
+                "confirmations": confirmations,
                 "limiters": {name: RateLimiter(getattr(limits, name))
                              for name in ("signup_per_client", "mail_per_address", "links_per_client")},
             }
         finally:
             await outgoing.stop()
+            confirmations.close()
             store.close()
 
     return Starlette(
