@@ -110,11 +110,41 @@ def trusted_proxies(config) -> set[str]:
     return {ip.strip() for ip in allowed or []}
 
 
+class WholeWrites:
+    """A connection's transport whose writes of one turn of the loop go out in one: uvicorn writes an
+    answer's head and body apart, and a process killed between the two (kill -9, the OOM killer) left
+    nginx a head without its body, which it could neither retry nor complete. One write is all or
+    nothing, and one system call instead of two."""
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop):
+        self._transport, self._loop, self._pending = transport, loop, []
+
+    def write(self, data: bytes) -> None:
+        if not data:
+            return
+        if not self._pending:
+            self._loop.call_soon(self._flush)
+        self._pending.append(data)
+
+    def _flush(self) -> None:
+        data, self._pending = b"".join(self._pending), []
+        if data and not self._transport.is_closing():
+            self._transport.write(data)
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def __getattr__(self, name):  # everything else is the transport's own
+        return getattr(self._transport, name)
+
+
 class GuardedH11Protocol(H11Protocol):
-    """H11Protocol with a request deadline, a per-client cap and shedding near the file limit."""
+    """H11Protocol with a request deadline, a per-client cap and shedding near the file limit, writing
+    each answer whole (WholeWrites)."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        super().connection_made(WholeWrites(transport, self.loop))  # type: ignore[arg-type]
         state = self.server_state
         if not hasattr(state, "guard"):
             state.guard = Guard(self.config)
