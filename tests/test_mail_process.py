@@ -45,6 +45,21 @@ def until(condition, seconds=20.0):
     return value
 
 
+class Holding(Sink):
+    """Takes every mail, holding those for `only` (all, if None) until `release` is set."""
+
+    def __init__(self, release: threading.Event, only: str | None = None):
+        super().__init__()
+        self.release, self.only, self.held = release, only, False
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.only is None or envelope.rcpt_tos == [self.only]:
+            self.held = True
+            while not self.release.is_set():
+                await server.loop.run_in_executor(None, self.release.wait, 0.05)
+        return await super().handle_DATA(server, session, envelope)
+
+
 def answers(url: str) -> bool:
     try:
         httpx.get(url)
@@ -75,19 +90,7 @@ def test_signup_and_welcome_mails_leave_from_the_child(tmp_path):
 
 def test_a_killed_child_fails_only_the_mails_it_held_and_is_replaced(tmp_path):
     release = threading.Event()
-
-    class Holding(Sink):
-        """Takes every mail, except that it holds the one for attente@ until released."""
-
-        async def handle_DATA(self, server, session, envelope):
-            if envelope.rcpt_tos == ["attente@exemple.fr"]:
-                self.held = True
-                while not release.is_set():
-                    await server.loop.run_in_executor(None, release.wait, 0.05)
-            return await super().handle_DATA(server, session, envelope)
-
-    sink = Holding()
-    sink.held = False
+    sink = Holding(release, only="attente@exemple.fr")
     relay = start_server(sink)
     config = make_config(tmp_path, smtp_url=f"smtp://127.0.0.1:{relay.port}")
     try:
@@ -140,14 +143,7 @@ def test_a_full_queue_refuses_at_once_and_stopping_hands_off_what_the_child_hold
     """Past `maxsize` mails waiting, a signup is refused at once (the service answers 503); stopping the
     service lets the child hand off the mails it holds before it exits."""
     release = threading.Event()
-
-    class Slow(Sink):
-        async def handle_DATA(self, server, session, envelope):
-            while not release.is_set():
-                await server.loop.run_in_executor(None, release.wait, 0.05)
-            return await super().handle_DATA(server, session, envelope)
-
-    sink = Slow()
+    sink = Holding(release)
     relay = start_server(sink)
     config = make_config(tmp_path, smtp_url=f"smtp://127.0.0.1:{relay.port}")
 
@@ -172,16 +168,7 @@ def test_a_full_queue_refuses_at_once_and_stopping_hands_off_what_the_child_hold
 def test_stopped_as_systemd_stops_it_the_service_still_hands_off_the_mail_of_a_signup_it_finishes(tmp_path):
     """systemd's stop signals every process of the unit: the child must not die before the service."""
     release = threading.Event()
-
-    class Holding(Sink):
-        async def handle_DATA(self, server, session, envelope):
-            self.held = True
-            while not release.is_set():
-                await server.loop.run_in_executor(None, release.wait, 0.05)
-            return await super().handle_DATA(server, session, envelope)
-
-    sink = Holding()
-    sink.held = False
+    sink = Holding(release)
     relay = start_server(sink)
     write_settings(tmp_path)
     port = free_port()
