@@ -28,7 +28,9 @@ def test_round_trip(email):
 
 @given(addresses, st.data())
 def test_any_change_to_a_token_is_a_bad_link(email, data):
-    signer = Signer([NEW])
+    # A fixed clock: a token's length follows its timestamp, and Hypothesis replays a case expecting the
+    # same draws (a second ticking over between two runs of a case failed it as flaky).
+    signer = Signer([NEW], clock=lambda: 1_800_000_000)
     for make, read in ((signer.confirm_token, signer.read_confirm_token),
                        (signer.unsubscribe_token, signer.read_unsubscribe_token)):
         token = make(email)
