@@ -26,7 +26,9 @@ Version 3 (this one): a record's category carries its slug; the rubriques table.
 import json
 import os
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 RECORDS_FILE = "records.sqlite3"
 RECORD_VERSION = 3
@@ -120,63 +122,49 @@ def _stale(path: Path, found) -> RecordsError:
 
 def read_record(folder: Path, slug: str) -> tuple[dict | None, list[str]]:
     """The record of one post as the last good build left it (None if absent), and every built slug."""
+    read = _read(folder, lambda db: (db.execute("SELECT record FROM posts WHERE slug = ?", (slug,)).fetchone(),
+                                     [row[0] for row in db.execute("SELECT slug FROM posts ORDER BY slug")]))
+    if read is None:
+        return None, []
+    found, slugs = read
+    if found is None:
+        return None, slugs
+    return _checked(folder / RECORDS_FILE, found[0]), slugs
+
+
+T = TypeVar("T")
+
+
+def _read(folder: Path, work: Callable[[sqlite3.Connection], T]) -> T | None:
+    """`work` done on the records the last good build left, read-only and checked for their version;
+    None when no build has written them."""
     path = folder / RECORDS_FILE
     if not path.is_file():
-        return None, []
+        return None
     try:
         db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
         try:
             version = db.execute("PRAGMA user_version").fetchone()[0]
             if version != RECORD_VERSION:
                 raise _stale(path, version)
-            found = db.execute("SELECT record FROM posts WHERE slug = ?", (slug,)).fetchone()
-            slugs = [row[0] for row in db.execute("SELECT slug FROM posts ORDER BY slug")]
+            return work(db)
         finally:
             db.close()
     except sqlite3.DatabaseError as error:
         raise RecordsError(f"{path} cannot be read ({error}): run make build, then send again.") from None
-    if found is None:
-        return None, slugs
-    return _checked(path, found[0]), slugs
 
 
 def read_records(folder: Path) -> list[dict] | None:
     """Every record the last good build left, in one read (`make send` without POST looks at
     each post's date); None when no build has written the file yet."""
-    path = folder / RECORDS_FILE
-    if not path.is_file():
-        return None
-    try:
-        db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
-        try:
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            if version != RECORD_VERSION:
-                raise _stale(path, version)
-            rows = db.execute("SELECT record FROM posts ORDER BY slug").fetchall()
-        finally:
-            db.close()
-    except sqlite3.DatabaseError as error:
-        raise RecordsError(f"{path} cannot be read ({error}): run make build, then send again.") from None
-    return [_checked(path, row[0]) for row in rows]
+    rows = _read(folder, lambda db: db.execute("SELECT record FROM posts ORDER BY slug").fetchall())
+    return None if rows is None else [_checked(folder / RECORDS_FILE, row[0]) for row in rows]
 
 
 def read_rubriques(folder: Path) -> dict | None:
     """slug: name of the rubriques of the last good build (each a newsletter list); None before any build."""
-    path = folder / RECORDS_FILE
-    if not path.is_file():
-        return None
-    try:
-        db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
-        try:
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            if version != RECORD_VERSION:
-                raise _stale(path, version)
-            rows = db.execute("SELECT slug, name FROM rubriques ORDER BY name").fetchall()
-        finally:
-            db.close()
-    except sqlite3.DatabaseError as error:
-        raise RecordsError(f"{path} cannot be read ({error}): run make build, then send again.") from None
-    return dict(rows)
+    rows = _read(folder, lambda db: db.execute("SELECT slug, name FROM rubriques ORDER BY name").fetchall())
+    return None if rows is None else dict(rows)
 
 
 def _checked(path: Path, text: str) -> dict:

@@ -97,10 +97,6 @@ class Outgoing:
             return None
         return outcome
 
-    async def wait(self) -> None:
-        """Until every queued mail has been handled."""
-        await self._queue.join()
-
     async def stop(self, timeout: float = 30) -> None:
         """Send what is queued (each until its deadline), then end the workers."""
         for _ in self._tasks:
