@@ -36,6 +36,23 @@ class ExpiredLink(BadLink):
     """The link is genuine but older than its maximum age."""
 
 
+class _OnceSerializer(URLSafeTimedSerializer):
+    """URLSafeTimedSerializer with one signer per salt, made once: itsdangerous makes a new one for every
+    token, and derives its keys again for every signature, which was half the cost of a token. The
+    tokens are the same bytes."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._signers: dict = {}
+
+    def make_signer(self, salt=None):
+        salt = self.salt if salt is None else salt
+        signer = self._signers.get(salt)
+        if signer is None:
+            signer = self._signers[salt] = super().make_signer(salt)
+        return signer
+
+
 class Signer:
     """Makes and reads the link tokens and the bounce tokens. `clock` exists for tests (expired links)."""
 
@@ -44,14 +61,25 @@ class Signer:
             raise ValueError("Signer needs at least one secret")
 
         class ClockedSigner(TimestampSigner):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, **kwargs)
+                self._derived: dict = {}
+
             def get_timestamp(self) -> int:
                 return int(clock())
+
+            def derive_key(self, secret_key=None) -> bytes:
+                key = self._derived.get(secret_key)
+                if key is None:
+                    key = self._derived[secret_key] = super().derive_key(secret_key)
+                return key
 
         # itsdangerous signs with the LAST key of the list and verifies with all of them.
         keys = list(reversed(secrets))
         self._bounce_keys = [hmac.new(secret.encode(), BOUNCE_SALT, hashlib.sha256).digest() for secret in secrets]
-        self._confirm = URLSafeTimedSerializer(keys, salt=CONFIRM_SALT, signer=ClockedSigner)
-        self._unsubscribe = URLSafeTimedSerializer(keys, salt=UNSUBSCRIBE_SALT, signer=ClockedSigner)
+        self._confirm = _OnceSerializer(keys, salt=CONFIRM_SALT, signer=ClockedSigner)
+        self._unsubscribe = _OnceSerializer(keys, salt=UNSUBSCRIBE_SALT, signer=ClockedSigner)
+        self._last_unsubscribe = ("", "")  # a mail carries its reader's token two or three times
 
     def confirm_token(self, email: str, lists: Sequence[str] = (WHOLE_BLOG,)) -> str:
         if list(lists) == [WHOLE_BLOG]:
@@ -78,7 +106,13 @@ class Signer:
         raise BadLink("lien invalide")
 
     def unsubscribe_token(self, email: str) -> str:
-        return self._unsubscribe.dumps(email)
+        """The token of `email`'s unsubscribe link. It never expires, so the last one made serves again
+        for the same address (a mail's link, its List-Unsubscribe URL and mailto)."""
+        last_email, token = self._last_unsubscribe
+        if email != last_email:
+            token = self._unsubscribe.dumps(email)
+            self._last_unsubscribe = (email, token)
+        return token
 
     def read_unsubscribe_token(self, token: str) -> str:
         """The address of an unsubscribe token (no expiry: old newsletters keep working)."""
