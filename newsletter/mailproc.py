@@ -237,7 +237,7 @@ def read_exactly(fd: int, size: int) -> bytes:
 
 
 async def child() -> None:
-    from . import quietlog
+    from . import heap, quietlog
     from .signing import Signer
 
     quietlog.install()
@@ -262,6 +262,7 @@ async def child() -> None:
             loop.call_soon(flush)
         lines.append(f"{number} {CODES.get(outcome, '0')}\n".encode())
 
+    heap.settle()
     out.write(b"ready\n")
     done = loop.create_future()
     await loop.connect_read_pipe(lambda: _Requests(outgoing, write, done), os.fdopen(sys.stdin.fileno(), "rb", 0))

@@ -13,7 +13,7 @@ import sys
 
 import uvicorn
 
-from . import quietlog
+from . import heap, quietlog
 from .guard import BACKLOG, GuardedH11Protocol
 
 
@@ -47,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
                             forwarded_allow_ips=args.forwarded_allow_ips, lifespan="on",
                             backlog=args.backlog, server_header=False)  # no software named to clients
     quietlog.install()  # after Config, which sets uvicorn's handlers up
+    config.load()  # imports the app: what the process keeps
+    heap.settle()
     uvicorn.Server(config).run()
     return 0
 
