@@ -2,10 +2,10 @@
 
 Each commit of the store waits for the disk (SQLite, synchronous=FULL: an fsync), and one at a time: a
 wave of confirmations queued behind each other's fsync (250 a second, p99 0.7 s). Here, while one
-transaction commits, the addresses confirmed meanwhile gather and go in the next one (store.add_many:
+transaction commits, the addresses confirmed meanwhile gather and go in the next one (store.confirm_many:
 all or nothing), so a reader is still told « confirmé » only once their address is on disk. The lists
-each newly added reader is now on (for the welcome mail) are read in the same trip to the store's
-thread: one hand-over per batch, not one per reader.
+each newly added reader is now on (for the welcome mail) come back from the same call
+(store.confirm_many): one hand-over per batch, not one per reader.
 """
 from __future__ import annotations
 
@@ -57,22 +57,16 @@ class GroupCommit:
         # in opposite orders (a deadlock, one of them aborted).
         batch.sort(key=lambda item: item[0].lower())
 
-        def commit() -> tuple[list[str], dict[str, list[str]]]:
-            added, _ = self.store.add_many([email for email, _ in batch], lists)
-            return added, {email: self.store.lists_of(email) for email in added}
+        def commit() -> list[list[str] | None]:
+            return self.store.confirm_many([email for email, _ in batch], lists)
 
         try:
-            added, now_on = await asyncio.get_running_loop().run_in_executor(self._writer, commit)
+            results = await asyncio.get_running_loop().run_in_executor(self._writer, commit)
         except Exception as exc:  # nothing of this batch is stored: each request answers the error
             for _, outcome in batch:
                 if not outcome.done():
                     outcome.set_exception(exc)
             return
-        new = iter(added)  # add_many sorts the batch, in order, into added and already present
-        expected = next(new, None)
-        for email, outcome in batch:
-            is_new = email == expected
-            if is_new:
-                expected = next(new, None)
+        for (_, outcome), now_on in zip(batch, results):
             if not outcome.done():  # the request may have been cancelled (client gone)
-                outcome.set_result(now_on[email] if is_new else None)
+                outcome.set_result(now_on)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
 import psycopg
@@ -157,6 +157,13 @@ class PostgresStore:
             for email in emails:
                 (added if _add(conn, email, lists) else present).append(email)
         return added, present
+
+    def confirm_many(self, emails: Sequence[str], lists: Iterable[str] = (WHOLE_BLOG,)) -> list[list[str] | None]:
+        """The confirmations gathered by groupcommit.py, in one transaction: for each address in order, every
+        list it is now on if it joined one, else None (SQLiteStore.confirm_many)."""
+        lists = list(lists)
+        with self._pool.connection() as conn, conn.transaction():
+            return [_lists_of(conn, email) if _add(conn, email, lists) else None for email in emails]
 
     def remove(self, email: str, wait: float = ERASE_WAIT) -> Erasure:
         """Take an address off every list at once, then erase its bytes from the tables' and indexes' files,
@@ -291,11 +298,7 @@ class PostgresStore:
     def lists_of(self, email: str) -> list[str]:
         """The lists an address is on, sorted ('' first: the whole blog); [] if it is not subscribed."""
         with self._pool.connection() as conn:
-            # Through the address's id; "C" order, as SQLite sorts.
-            rows = conn.execute("SELECT m.list FROM memberships m JOIN subscribers s ON s.id = m.subscriber_id "
-                                f"WHERE {S_KEY} = lower(%s COLLATE \"C\") ORDER BY m.list COLLATE \"C\"",
-                                (email,)).fetchall()
-        return [r[0] for r in rows]
+            return _lists_of(conn, email)
 
     def emails(self, list_key: str | None = None) -> Iterator[str]:
         """Every address, or those on one list, sorted (for export) as SQLite's NOCASE sorts them."""
@@ -527,6 +530,14 @@ class PostgresStore:
 def _borrowed(conn):
     """A connection already held, in the shape of pool.connection()."""
     yield conn
+
+
+def _lists_of(conn, email: str) -> list[str]:
+    """lists_of() on the caller's connection."""
+    # Through the address's id; "C" order, as SQLite sorts.
+    rows = conn.execute("SELECT m.list FROM memberships m JOIN subscribers s ON s.id = m.subscriber_id "
+                        f"WHERE {S_KEY} = lower(%s COLLATE \"C\") ORDER BY m.list COLLATE \"C\"", (email,)).fetchall()
+    return [r[0] for r in rows]
 
 
 def _add(conn, email: str, lists: Iterable[str]) -> bool:

@@ -175,3 +175,22 @@ def test_postgres_a_list_left_is_in_no_file_of_the_database_and_the_last_one_tak
         assert b"humeurs-marketing" in data and b"lecteur199@exemple.fr" in data
         assert pg.remove("lecteur3@exemple.fr") is Erasure.ERASED  # its membership goes with it (cascade)
         assert pg.memberships()[0] == ("lecteur0@exemple.fr", ["humeurs-marketing"]) and len(pg.memberships()) == 199
+
+
+def test_confirmations_gathered_say_what_each_reader_is_now_on(any_store):
+    """store.confirm_many, as the service's group commit calls it: in order, the lists each reader is on
+    now if a list was new to them, else None; an address twice in one batch (any case) is new once."""
+    any_store.add("deja@exemple.fr", ["ethique-biz"])
+    any_store.add("complet@exemple.fr", [WHOLE_BLOG, "humeurs-marketing"])
+    batch = ["neuf@exemple.fr", "DEJA@exemple.fr", "complet@exemple.fr", "Neuf@Exemple.fr", "autre@exemple.fr"]
+    assert any_store.confirm_many(batch, ["humeurs-marketing", WHOLE_BLOG]) == [
+        [WHOLE_BLOG, "humeurs-marketing"],                  # new
+        [WHOLE_BLOG, "ethique-biz", "humeurs-marketing"],   # was on another list: all of them now
+        None,                                               # on both already
+        None,                                               # the same reader as the first
+        [WHOLE_BLOG, "humeurs-marketing"]]
+    assert any_store.confirm_many(batch, [WHOLE_BLOG]) == [None] * 5
+    assert any_store.memberships() == [
+        ("autre@exemple.fr", [WHOLE_BLOG, "humeurs-marketing"]), ("complet@exemple.fr", [WHOLE_BLOG, "humeurs-marketing"]),
+        ("deja@exemple.fr", [WHOLE_BLOG, "ethique-biz", "humeurs-marketing"]), ("neuf@exemple.fr", [WHOLE_BLOG, "humeurs-marketing"])]
+    assert any_store.confirm_many([], [WHOLE_BLOG]) == []
