@@ -57,6 +57,7 @@ SECURITY_HEADERS = {
 }
 
 ENCODED_SECURITY_HEADERS = [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]  # once
+SECURITY_OR_COOKIE = frozenset(k for k, _ in ENCODED_SECURITY_HEADERS) | {b"set-cookie"}
 # The search page runs Pagefind's WebAssembly (theme/static/js/search.js): that page alone may compile it.
 # deploy/'s nginx gives /recherche/ the same policy.
 SEARCH_PATH = "/recherche/"
@@ -360,11 +361,13 @@ class SecurityHeaders:
 
         async def send_with_headers(message):
             if message["type"] == "http.response.start":
-                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"set-cookie"]
-                present = {k.lower() for k, _ in headers}
                 ours = ENCODED_SEARCH_HEADERS if scope["path"].startswith(SEARCH_PATH) else ENCODED_SECURITY_HEADERS
-                headers += [(k, v) for k, v in ours if k not in present]
-                message = {**message, "headers": headers}
+                headers = message.get("headers", [])
+                if any(k.lower() in SECURITY_OR_COOKIE for k, _ in headers):  # rare: the answer set one itself
+                    headers = [(k, v) for k, v in headers if k.lower() != b"set-cookie"]
+                    present = {k.lower() for k, _ in headers}
+                    ours = [(k, v) for k, v in ours if k not in present]
+                message = {**message, "headers": [*headers, *ours]}
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

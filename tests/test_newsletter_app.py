@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from newsletter.app import create_app
+from newsletter.app import PREVIEW_CSP, create_app
 from newsletter.config import Config
 from newsletter.ratelimit import NO_LIMITS, Limits, RateLimiter
 from newsletter.serving import serve_in_thread
@@ -510,7 +510,8 @@ def test_dev_server_previews_the_mail_of_a_post(tmp_path, site):
             httpx.Client(base_url=url, timeout=20) as client:
         page = client.get("/newsletter/apercu/le-cr-aime")
         assert page.status_code == 200 and "Lire sur le blog" in page.text and "aime" in page.text
-        assert "style-src 'unsafe-inline'" in page.headers["content-security-policy"]
+        assert page.headers.get_list("content-security-policy") == [PREVIEW_CSP]  # its own, not doubled
+        assert page.headers["x-frame-options"] == "DENY"  # the others added
         text = client.get("/newsletter/apercu/le-cr-aime?texte")
         assert text.headers["content-type"].startswith("text/plain") and "Chers amis, lecteurs" in text.text
         missing = client.get("/newsletter/apercu/le-cr-aim")
