@@ -607,3 +607,20 @@ def test_retry_after_is_what_remains_of_the_refusing_window():
     assert limiter.wait("cible@exemple.fr") == 3500  # the first hit leaves the window in 3,500 s, not 60
     clock[0] += 3500
     assert limiter.wait("cible@exemple.fr") == 0
+
+
+def test_beyond_its_bound_a_limiter_forgets_the_client_hit_least_recently(monkeypatch):
+    """The memory bound drops the key hit longest ago, never one in use: a client just refused stays refused."""
+    import newsletter.ratelimit as ratelimit
+    monkeypatch.setattr(ratelimit, "MAX_KEYS", 3)
+    clock = [0.0]
+    limiter = RateLimiter((1, 60), clock=lambda: clock[0])
+    for client in ("a", "b", "c"):
+        assert limiter.wait(client) == 0
+    assert limiter.wait("a") == 60        # refused, and now the most recent
+    assert limiter.wait("d") == 0         # a fourth client: "b", hit longest ago, is forgotten
+    assert limiter.wait("a") == 60 and limiter.wait("c") == 60 and limiter.wait("d") == 60
+    assert limiter.wait("b") == 0         # forgotten, so let in again
+    for n in range(1000):                 # a wave of new clients keeps the bound
+        limiter.wait(f"vague{n}")
+    assert len(limiter._hits) == 3
