@@ -21,9 +21,7 @@ replicas, logs) is in the README and the privacy page.
 """
 from __future__ import annotations
 
-import logging
 import threading
-import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
@@ -32,9 +30,9 @@ from psycopg import errors
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import ConnectionPool
 
-from .store import ERASE_WAIT, WHOLE_BLOG, Erasure, SendBusy, StoreError, by_address
+from .erasures import ERASE_WAIT, Erasure, Erasures
+from .store import WHOLE_BLOG, SendBusy, StoreError, by_address
 
-logger = logging.getLogger(__name__)
 
 SCHEMA_LOCK, SEND_LOCK = 7_206_341_001, 7_206_341_002  # advisory lock keys, per database
 CONNECT_TIMEOUT = 10  # seconds
@@ -99,9 +97,11 @@ def _unusable(shown: str, exc: Exception) -> StoreError:
                       f"(cannot use it) : {reason}")
 
 
-class PostgresStore:
+class PostgresStore(Erasures):
     """A pool of autocommit connections shared by the threads of a process; the database itself
     arbitrates between processes."""
+
+    RETRIED = (psycopg.Error,)  # the server restarting, say
 
     def __init__(self, url: str):
         self.path = _shown(url)  # what messages name, as SQLiteStore.path (never the password)
@@ -132,10 +132,7 @@ class PostgresStore:
         self._pool = ConnectionPool(conninfo, min_size=1, max_size=8, kwargs={"autocommit": True},
                                     open=True, name="newsletter-store")
         self._lock = threading.Lock()        # this process's DELETEs wait while it vacuums
-        self._scrub_lock = threading.Lock()  # one erasure pass at a time
-        self._deleted = self._erased = 0     # erasures counted, gone from disk
-        self._finisher: threading.Thread | None = None
-        self._closed = threading.Event()
+        self._init_erasures()
         self._checkpoints: psycopg.Connection | None = None  # fast_checkpoints()'s connection
         if leftover:
             self._deleted += 1
@@ -202,31 +199,6 @@ class PostgresStore:
             mine = self._deleted
         return self._erase(mine, wait)
 
-    def _erase(self, mine: int, wait: float) -> Erasure:
-        """Wait up to `wait` seconds for erasure number `mine` to be gone from every file."""
-        deadline, pause = time.monotonic() + wait, 0.005
-        while not self._scrub(mine):
-            if time.monotonic() >= deadline:
-                self._finish_in_background()
-                return Erasure.PENDING
-            time.sleep(pause)
-            pause = min(pause * 2, 0.1)
-        return Erasure.ERASED
-
-    def erasure_pending(self) -> bool:
-        """True while an acknowledged erasure still has bytes on disk."""
-        return self._erased < self._deleted
-
-    def wait_erased(self, timeout: float) -> bool:
-        """Wait (without blocking the store) until every erasure is complete; False on timeout."""
-        deadline, pause = time.monotonic() + timeout, 0.005
-        while not self._scrub(self._deleted):
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(pause)
-            pause = min(pause * 2, 0.1)
-        return True
-
     def _scrub(self, upto: int) -> bool:
         """One pass, waiting on nobody for long: True once erasure `upto` is in no file of the table or
         its indexes. Erasures counted before the pass share it (group commit)."""
@@ -251,25 +223,6 @@ class PostgresStore:
                     conn.execute("RESET lock_timeout")
             self._erased = covered
             return True
-
-    def _finish_in_background(self) -> None:
-        """A thread that retries until every erasure is complete, then ends."""
-        with self._scrub_lock:
-            if self._finisher is not None and self._finisher.is_alive():
-                return
-            self._finisher = threading.Thread(target=self._finish, name="store-erasure", daemon=True)
-            self._finisher.start()
-
-    def _finish(self) -> None:
-        pause = 0.02
-        while not self._closed.is_set():
-            try:
-                if self._scrub(self._deleted):
-                    return
-            except psycopg.Error as exc:  # the server restarting, say: keep trying, say it once
-                logger.warning("erasure not finished yet: %s", type(exc).__name__)
-            self._closed.wait(pause)
-            pause = min(pause * 2, 1.0)
 
     def __contains__(self, email: object) -> bool:
         with self._pool.connection() as conn:
@@ -509,14 +462,7 @@ class PostgresStore:
 
     def close(self) -> None:
         """Close, after a last bounded try at any erasure still pending (the next open finishes it otherwise)."""
-        self._closed.set()
-        if self._finisher is not None:
-            self._finisher.join()
-        if self.erasure_pending():
-            try:
-                self.wait_erased(ERASE_WAIT)
-            except psycopg.Error:
-                pass  # the server is gone: the next open finishes the erasure
+        self._close_erasures()
         self._pool.close()
 
     def __enter__(self) -> "PostgresStore":

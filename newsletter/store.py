@@ -28,23 +28,19 @@ VACUUM and checkpoint): the pair (id, list) must not stay readable either.
 """
 from __future__ import annotations
 
-import enum
 import fcntl
 import json
-import logging
 import os
 import threading
-import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import apsw
 
-logger = logging.getLogger(__name__)
+from .erasures import ERASE_WAIT, Erasure, Erasures  # noqa: F401 (ERASE_WAIT and Erasure: the stores' API)
 
 BUSY_TIMEOUT_MS = 10_000
-ERASE_WAIT = 2.0  # seconds an unsubscribe waits for a reader of the store before answering "pending"
 
 SCHEMA = """
 -- One row = one confirmed address. NOCASE: Jean@x.fr and jean@x.fr are one reader.
@@ -119,13 +115,6 @@ class SendBusy(RuntimeError):
     """Another send is running on this store."""
 
 
-class Erasure(enum.Enum):
-    """What `remove` did: the caller tells the reader exactly this."""
-    ABSENT = "absent"    # the address was not subscribed
-    ERASED = "erased"    # out of the list and in no byte of the store's files
-    PENDING = "pending"  # out of the list; its old bytes go as soon as a reader of the store is done
-
-
 def open_store(url_or_path: str | Path) -> "Store":
     """A store for NEWSLETTER_DB: a SQLite file path (or sqlite:///path), or a postgresql:// URL."""
     target = str(url_or_path)
@@ -140,9 +129,11 @@ def open_store(url_or_path: str | Path) -> "Store":
     return SQLiteStore(Path(target))
 
 
-class SQLiteStore:
+class SQLiteStore(Erasures):
     """One connection shared by the threads of a process, behind a lock; other
     processes (the sender, the commands) wait on SQLite's busy timeout."""
+
+    RETRIED = (apsw.Error,)  # a full disk during VACUUM, say
 
     def __init__(self, path: Path):
         self.path = path
@@ -155,11 +146,9 @@ class SQLiteStore:
         except (OSError, apsw.Error) as exc:
             raise StoreError(f"NEWSLETTER_DB : impossible d’ouvrir {path} : {exc}") from None
         self._lock = threading.Lock()        # the connection: one statement at a time
-        self._scrub_lock = threading.Lock()  # one erasure pass at a time
-        self._deleted = self._vacuumed = self._erased = 0  # erasures counted, vacuumed, gone from disk
+        self._init_erasures()
+        self._vacuumed = 0                    # erasures vacuumed (their WAL not emptied yet, maybe)
         self._wal_held = False                # the last checkpoint found a reader on an older snapshot
-        self._finisher: threading.Thread | None = None
-        self._closed = threading.Event()
         try:
             with self._lock:
                 # Before anything is written: overwrite deleted content, fsync each commit, readers don't
@@ -302,31 +291,6 @@ class SQLiteStore:
             mine = self._deleted
         return self._erase(mine, wait)
 
-    def _erase(self, mine: int, wait: float) -> Erasure:
-        """Wait up to `wait` seconds for erasure number `mine` to be gone from every file."""
-        deadline, pause = time.monotonic() + wait, 0.005
-        while not self._scrub(mine):
-            if time.monotonic() >= deadline:
-                self._finish_in_background()
-                return Erasure.PENDING
-            time.sleep(pause)  # the connection is free meanwhile: confirmations go on
-            pause = min(pause * 2, 0.1)
-        return Erasure.ERASED
-
-    def erasure_pending(self) -> bool:
-        """True while an acknowledged erasure still has bytes on disk."""
-        return self._erased < self._deleted
-
-    def wait_erased(self, timeout: float) -> bool:
-        """Wait (without blocking the store) until every erasure is complete; False on timeout."""
-        deadline, pause = time.monotonic() + timeout, 0.005
-        while not self._scrub(self._deleted):
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(pause)
-            pause = min(pause * 2, 0.1)
-        return True
-
     def _scrub(self, upto: int) -> bool:
         """One pass, never waiting on another process: VACUUM the erasures not yet vacuumed (no old copy
         survives in free space), then empty the WAL. True once erasure `upto` is gone from every file."""
@@ -365,25 +329,6 @@ class SQLiteStore:
             finally:
                 self._db.setbusytimeout(BUSY_TIMEOUT_MS)
         return busy == 0
-
-    def _finish_in_background(self) -> None:
-        """A thread that retries until every erasure is complete, then ends."""
-        with self._scrub_lock:
-            if self._finisher is not None and self._finisher.is_alive():
-                return
-            self._finisher = threading.Thread(target=self._finish, name="store-erasure", daemon=True)
-            self._finisher.start()
-
-    def _finish(self) -> None:
-        pause = 0.02
-        while not self._closed.is_set():
-            try:
-                if self._scrub(self._deleted):
-                    return
-            except apsw.Error as exc:  # e.g. disk full during VACUUM: keep trying, say it once
-                logger.warning("erasure not finished yet: %s", type(exc).__name__)
-            self._closed.wait(pause)
-            pause = min(pause * 2, 1.0)
 
     def __contains__(self, email: object) -> bool:
         with self._lock:
@@ -648,11 +593,7 @@ class SQLiteStore:
 
     def close(self) -> None:
         """Close, after a last bounded try at any erasure still pending (the next open finishes it otherwise)."""
-        self._closed.set()
-        if self._finisher is not None:
-            self._finisher.join()
-        if self.erasure_pending():
-            self.wait_erased(ERASE_WAIT)
+        self._close_erasures()
         with self._lock:
             self._db.close()
 
