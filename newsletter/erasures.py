@@ -78,7 +78,7 @@ class Erasures:
             try:
                 if self._scrub(self._deleted):
                     return
-            except self.RETRIED as exc:  # keep trying, say it once a pause
+            except self.RETRIED as exc:  # keep trying; the warning names the kind of error only
                 logger.warning("erasure not finished yet: %s", type(exc).__name__)
             self._closed.wait(pause)
             pause = min(pause * 2, 1.0)
