@@ -19,9 +19,9 @@ from newsletter.sender import send
 from newsletter.signing import BadLink, Signer
 from newsletter.store import open_store
 from newsletter.verp import return_path, tokens_in
-from tests.conftest import ROOT, build
+from tests.conftest import ROOT
 from tests.fixtures.imap import dovecot  # noqa: F401 (a fixture)
-from tests.fixtures.mail.support import CONTENT, Recorder, environ, start_server, write_settings
+from tests.fixtures.mail.support import Recorder, beside, build_site, environ, start_server, write_settings
 
 FIXTURES = Path(__file__).parent / "fixtures" / "bounces"
 SECRET = "secret-for-the-mail-tests-0123456789"
@@ -147,15 +147,11 @@ def test_a_token_made_with_another_secret_is_refused():
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("bounces-site")
-    write_settings(folder)
-    build(CONTENT, folder / "output", settings=str(folder / "settings.py"))
-    return folder
+    return build_site(tmp_path_factory.mktemp("bounces-site"))
 
 
 def test_make_send_mails_from_a_signed_return_path_per_reader(built, tmp_path):
-    (tmp_path / "settings.py").write_text((built / "settings.py").read_text())
-    (tmp_path / "posts").symlink_to(built / "posts")
+    beside(built, tmp_path)
     readers = ["lea@example.fr", "marie-claire.dupont-lefebvre@tres-long-domaine.example"]
     with open_store(tmp_path / "subscribers.sqlite3") as store:
         for address in readers:

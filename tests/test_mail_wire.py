@@ -19,8 +19,7 @@ from newsletter.mailer import wire_bytes
 from newsletter.sender import send
 from newsletter.signing import Signer
 from newsletter.store import open_store
-from tests.conftest import build
-from tests.fixtures.mail.support import CONTENT, Sink, environ, start_server, write_settings
+from tests.fixtures.mail.support import Sink, beside, build_site, environ, start_server
 
 TRICKY = [
     "x" * 64 + "@" + "sous-domaine." * 14 + "fr",  # the longest local part, a 254-character address
@@ -35,9 +34,7 @@ SLUGS = [["lettre-test"], ["lettre-test", "autre-billet"]]  # one post, a digest
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("wire")
-    build(CONTENT, folder / "output", settings=str(write_settings(folder)))
-    return folder
+    return build_site(tmp_path_factory.mktemp("wire"))
 
 
 @pytest.fixture(scope="module")
@@ -125,8 +122,7 @@ def test_a_non_ascii_local_part_is_refused_at_signup_and_built_as_before(config)
 def test_make_send_mails_verify_with_dkim_on_the_relay(built, tmp_path, dns_server):
     """`make send` with a DKIM key: each reader's bytes, as the relay receives them, verify against the
     key a real DNS server publishes, and go to that reader from their own return path."""
-    (tmp_path / "settings.py").write_text((built / "settings.py").read_text())
-    (tmp_path / "posts").symlink_to(built / "posts")
+    beside(built, tmp_path)
     readers = TRICKY[:3] + TRICKY[-2:]
     with open_store(tmp_path / "subscribers.sqlite3") as store:
         for reader in readers:

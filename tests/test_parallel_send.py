@@ -22,7 +22,7 @@ from newsletter.parallel_send import Pacer, cut
 from newsletter.sender import send
 from newsletter.store import open_store
 from tests.conftest import ROOT
-from tests.fixtures.mail.support import Recorder, environ, start_server
+from tests.fixtures.mail.support import Recorder, beside, environ, start_server
 from tests.test_sender import READERS, LosesAnswers, built, folder  # noqa: F401 - fixtures
 
 COMMAND = [sys.executable, "-m", "newsletter.sender", "lettre-test"]
@@ -233,8 +233,7 @@ def test_a_dead_relay_in_the_pool_stops_every_connection_and_the_send_resumes_wi
 
 
 def test_the_rate_limit_holds_for_the_whole_send_not_per_connection(tmp_path, built, relays):  # noqa: F811
-    (tmp_path / "settings.py").write_text((built / "settings.py").read_text())
-    (tmp_path / "posts").symlink_to(built / "posts")
+    beside(built, tmp_path)
     readers = READERS[:21]
     with open_store(tmp_path / "subscribers.sqlite3") as store:
         store.add_many(readers)

@@ -13,8 +13,8 @@ import pytest
 from newsletter.config import Config
 from newsletter.sender import send
 from newsletter.store import WHOLE_BLOG, open_store
-from tests.conftest import ROOT, build
-from tests.fixtures.mail.support import CONTENT, Recorder, environ, start_server, write_settings
+from tests.conftest import ROOT
+from tests.fixtures.mail.support import Recorder, beside, build_site, environ, start_server
 from tests.test_sender import HoldAt
 
 # lettre-test is in « Humeurs Marketing », autre-billet in « éthique.biz » (tests/fixtures/mail/content).
@@ -29,16 +29,12 @@ READERS = {
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("lists-site")
-    write_settings(folder)
-    build(CONTENT, folder / "output", settings=str(folder / "settings.py"))
-    return folder
+    return build_site(tmp_path_factory.mktemp("lists-site"))
 
 
 @pytest.fixture
 def folder(built, tmp_path):
-    (tmp_path / "settings.py").write_text((built / "settings.py").read_text())
-    (tmp_path / "posts").symlink_to(built / "posts")
+    beside(built, tmp_path)
     with open_store(tmp_path / "subscribers.sqlite3") as store:
         for address, lists in READERS.items():
             store.add(address, lists)

@@ -16,25 +16,21 @@ import pytest
 from newsletter.config import Config
 from newsletter.sender import Progress, send
 from newsletter.store import Erasure, open_store
-from tests.conftest import ROOT, build
-from tests.fixtures.mail.support import CONTENT, Recorder, environ, refuse_everyone, start_server, write_settings
+from tests.conftest import ROOT
+from tests.fixtures.mail.support import Recorder, beside, build_site, environ, refuse_everyone, start_server
 
 READERS = [f"lecteur{n:03d}@example.org" for n in range(300)]
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("sender-site")
-    write_settings(folder)
-    build(CONTENT, folder / "output", settings=str(folder / "settings.py"))
-    return folder
+    return build_site(tmp_path_factory.mktemp("sender-site"))
 
 
 @pytest.fixture
 def folder(built, tmp_path):
     """A fresh store of READERS next to the built site's records."""
-    (tmp_path / "settings.py").write_text((built / "settings.py").read_text())
-    (tmp_path / "posts").symlink_to(built / "posts")
+    beside(built, tmp_path)
     with open_store(tmp_path / "subscribers.sqlite3") as store:
         for address in READERS:
             store.add(address)

@@ -11,8 +11,8 @@ from collections import Counter
 import pytest
 
 from newsletter.store import open_store
-from tests.conftest import ROOT, build
-from tests.fixtures.mail.support import CONTENT, Recorder, environ, start_server, write_settings
+from tests.conftest import ROOT
+from tests.fixtures.mail.support import Recorder, beside, build_site, environ, start_server
 
 READERS = [f"lecteur{n:03d}@example.org" for n in range(300)]
 
@@ -35,17 +35,13 @@ class HoldAt(Recorder):
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("sender-pg-site")
-    write_settings(folder)
-    build(CONTENT, folder / "output", settings=str(folder / "settings.py"))
-    return folder
+    return build_site(tmp_path_factory.mktemp("sender-pg-site"))
 
 
 @pytest.fixture
 def folder(built, tmp_path, postgres_server):
     """The built site's settings and records, and a fresh PostgreSQL store of READERS: (folder, url)."""
-    (tmp_path / "settings.py").write_text((built / "settings.py").read_text())
-    (tmp_path / "posts").symlink_to(built / "posts")
+    beside(built, tmp_path)
     url = postgres_server.new_database()
     with open_store(url) as store:
         store.add_many(READERS)
