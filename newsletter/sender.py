@@ -226,12 +226,19 @@ def send(slugs: list[str], config: Config, *, dry_run: bool = False, rate: float
     """Send; returns the exit status. Messages for the author go to `out`/`err`."""
     post_id = ",".join(slugs)
     now = now or datetime.now(timezone.utc)
+    return _as_the_sender(config, dry_run, err,
+                          lambda store: _send(slugs, post_id, store, config, dry_run, rate, now, out, err))
+
+
+def _as_the_sender(config: Config, dry_run: bool, err, work) -> int:
+    """`work(store)`'s exit status, the store open and, unless dry_run, this process its only sender
+    (status 4 if another process is sending)."""
     store = open_store(config.db)
     try:
         if dry_run:
-            return _send(slugs, post_id, store, config, dry_run, rate, now, out, err)
+            return work(store)
         with store.sending():
-            return _send(slugs, post_id, store, config, dry_run, rate, now, out, err)
+            return work(store)
     except SendBusy as exc:
         print(f"error: {exc}. Nothing was sent by this command.", file=err)
         return 4
@@ -396,17 +403,8 @@ def send_due(config: Config, *, dry_run: bool = False, skip: bool = False, rate:
     `skip` (--skip-due) records the posts due as sent and mails nothing."""
     now = now or datetime.now(timezone.utc)
     posts = built_posts(config)
-    store = open_store(config.db)
-    try:
-        if dry_run:
-            return _send_due(posts, store, config, dry_run, skip, rate, now, out, err)
-        with store.sending():
-            return _send_due(posts, store, config, dry_run, skip, rate, now, out, err)
-    except SendBusy as exc:
-        print(f"error: {exc}. Nothing was sent by this command.", file=err)
-        return 4
-    finally:
-        store.close()
+    return _as_the_sender(config, dry_run, err,
+                          lambda store: _send_due(posts, store, config, dry_run, skip, rate, now, out, err))
 
 
 def _send_due(posts, store, config, dry_run, skip, rate, now, out, err) -> int:
