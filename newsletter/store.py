@@ -245,7 +245,7 @@ class SQLiteStore(Erasures):
                     "INSERT INTO memberships (subscriber_id, list) SELECT s.id, l.value FROM json_each(?) e "
                     "JOIN subscribers s ON s.email = e.value JOIN json_each(?) l WHERE true "
                     "ON CONFLICT DO NOTHING RETURNING subscriber_id", (addresses, json.dumps(lists)))}
-                now_on = {_nocase(email): lists for email in new.values()}
+                now_on = {_nocase(email): list(lists) for email in new.values()}  # each reader its own list
                 if older := [reader for reader in joined if reader not in new]:
                     # Readers already there who joined a list: all their lists, as lists_of() gives them.
                     for email, key in self._db.execute(
