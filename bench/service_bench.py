@@ -196,7 +196,8 @@ def wrk(port: int, mode: str, seconds: float, connections: int, finished=None, *
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1]),
             "p99": float(p99[1]) * {"us": 0.001, "ms": 1, "s": 1000}[p99[2]] if p99 else float("nan"),
-            "non2xx": int(non2xx[1]) if non2xx else 0, "errors": sum(map(int, errors.groups())) if errors else 0, "error_kinds": errors.group(0) if errors else "",
+            "non2xx": int(non2xx[1]) if non2xx else 0, "errors": sum(map(int, errors.groups())) if errors else 0,
+            "error_kinds": errors.group(0) if errors else "",
             "requests": int(re.search(r"(\d+) requests in", out)[1]), "elapsed": elapsed,
             "statuses": {int(c): int(n) for c, n in re.findall(r"^status (\d+) (\d+)$", out, re.M)}}
 
