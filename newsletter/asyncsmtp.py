@@ -1,12 +1,17 @@
-"""An SMTP client in the event loop, for the service's own mails: no thread, and commands pipelined.
+"""An SMTP client in the event loop, for the service's own mails: no thread, commands pipelined, BDAT.
 
 The service waits for the relay to take each confirmation mail before it answers the reader. With
 smtplib, that was a thread per relay connection, four round trips a mail, and each reply handed the
 GIL from thread to thread: a signup wave spent more of the process in that hand-over than in HTTP
-(measured: 0.5 ms of the process a mail, against 0.07 ms here). This client is an asyncio Protocol:
-one write sends MAIL FROM, every RCPT TO and DATA together when the relay offers PIPELINING (RFC
-2920), one more the message, so a mail costs two round trips and no thread switch. A relay without
-PIPELINING gets the commands one by one.
+(measured: 0.5 ms of the process a mail, against 0.07 ms here). This client is an asyncio Protocol.
+When the relay offers PIPELINING (RFC 2920) and CHUNKING (RFC 3030), as Postfix 3 and Exim do, one
+write carries MAIL FROM, every RCPT TO, `BDAT <size> LAST` and the message: one round trip a mail, one
+system call each way (measured into the bench's sink: 89–97 µs of the process a mail, against 108–121
+with DATA). With PIPELINING only, one write sends MAIL FROM, every RCPT TO and DATA, one more the
+message after the 354: two round trips. A relay without PIPELINING gets the commands one by one.
+
+After a refused message, RSET comes before the next one, as smtplib does: Postfix 3.7's smtpd dies
+(signal 11) when MAIL FROM follows a BDAT it refused at the end of the message.
 
 Errors are smtplib's exception classes, raised as smtplib.SMTP.sendmail raises them, so the caller's
 rule (mailer.temporary) and ReplyLost mean the same for both clients. smtplib still sends the
@@ -29,12 +34,17 @@ LOCAL_NAME = b"localhost"  # EHLO's argument, as smtplib's default would be a ho
 _LINE_ENDS = re.compile(rb"\r\n|\r|\n")
 
 
-def _wire_body(data: bytes) -> bytes:
-    """The message as DATA carries it: CRLF line ends, a dot that starts a line doubled (smtplib's data()).
-    Ours come in CRLF: two counts tell, in C, that the regular expression has nothing to do."""
+def _crlf(data: bytes) -> bytes:
+    """CRLF line ends. Ours come in CRLF: two counts tell, in C, that the regular expression has nothing to do."""
     crlf = data.count(b"\r\n")
     if data.count(b"\n") != crlf or data.count(b"\r") != crlf:
         data = _LINE_ENDS.sub(b"\r\n", data)
+    return data
+
+
+def _wire_body(data: bytes) -> bytes:
+    """The message as DATA carries it: CRLF line ends, a dot that starts a line doubled (smtplib's data())."""
+    data = _crlf(data)
     return (b"." if data.startswith(b".") else b"") + data.replace(b"\n.", b"\n..")  # (?m)^\. in C
 
 
@@ -182,6 +192,8 @@ class AsyncSMTP:
     async def _send(self, data: bytes, sender: str, recipients: list[str]) -> dict[str, tuple[int, bytes]]:
         commands = [b"MAIL FROM:<" + sender.encode("ascii") + b">"]
         commands += [b"RCPT TO:<" + address.encode("ascii") + b">" for address in recipients]
+        if "pipelining" in self.features and "chunking" in self.features:
+            return await self._send_chunk(data, sender, recipients, commands)
         commands.append(b"DATA")
         if "pipelining" in self.features:
             self._write(b"".join(command + b"\r\n" for command in commands))
@@ -217,6 +229,31 @@ class AsyncSMTP:
             self.close()
         if code != 250:
             raise smtplib.SMTPDataError(code, text)
+        return refused
+
+    async def _send_chunk(self, data: bytes, sender: str, recipients: list[str], commands: list[bytes]):
+        """PIPELINING with CHUNKING (RFC 3030): the envelope, BDAT and the message in one write."""
+        body = _crlf(data)
+        self._write(b"".join(command + b"\r\n" for command in commands)
+                    + b"BDAT %d LAST\r\n" % len(body) + body)
+        self._message_sent = True
+        try:
+            answers = await self._replies.replies(len(commands) + 1)
+        except smtplib.SMTPServerDisconnected:
+            raise ReplyLost("connection closed after the message, before the server's answer") from None
+        (code, text), rcpt, (bdat_code, bdat_text) = answers[0], answers[1:-1], answers[-1]
+        refused = {address: answer for address, answer in zip(recipients, rcpt) if answer[0] not in (250, 251)}
+        if bdat_code == 250 and (code != 250 or len(refused) == len(recipients)):
+            self.abort()  # a relay that took the message anyway: nothing more on this connection
+        if code != 250:
+            await self._abandon(code)
+            raise smtplib.SMTPSenderRefused(code, text, sender)
+        if len(refused) == len(recipients):
+            await self._abandon(max(answer[0] for answer in refused.values()))
+            raise smtplib.SMTPRecipientsRefused(refused)
+        if bdat_code != 250:
+            await self._abandon(bdat_code)  # RSET before the next mail, as smtplib does after DATA
+            raise smtplib.SMTPDataError(bdat_code, bdat_text)
         return refused
 
     # -- the dialogue ---------------------------------------------------------------------------

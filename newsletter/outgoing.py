@@ -2,7 +2,7 @@
 has taken the mail.
 
 The handler queues the address with a deadline and awaits the outcome. WORKERS tasks drain the queue,
-each through its own relay connection (asyncsmtp.py: pipelined, no thread), kept open between mails (a
+each through its own relay connection (asyncsmtp.py: pipelined, BDAT, no thread), kept open between mails (a
 relay that closed it meanwhile gets a new one at once) and closed after IDLE_CLOSE seconds without
 work. A temporary failure (the relay down, a 4xx answer, a dropped connection) is retried with back-off
 until the deadline, all in memory: nothing about the address is written anywhere before consent. A

@@ -73,7 +73,7 @@ def pytest_terminal_summary(terminalreporter):
 
 # Browser fixtures live in tests/fixtures/browser.py; registered here so one Chromium serves every
 # browser test module (Playwright's sync API allows one running instance per process).
-pytest_plugins = ["tests.fixtures.browser", "tests.fixtures.dns", "tests.fixtures.postgres"]
+pytest_plugins = ["tests.fixtures.browser", "tests.fixtures.dns", "tests.fixtures.postfix", "tests.fixtures.postgres"]
 
 
 def build(content: Path, output: Path, settings: str = "pelicanconf.py", env=None, check=True, args=()):

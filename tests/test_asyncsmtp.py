@@ -1,5 +1,6 @@
-"""The service's asyncio SMTP client (newsletter/asyncsmtp.py) against a real SMTP server (aiosmtpd on
-127.0.0.1), with and without PIPELINING: what arrives, TLS, logins, and every failure as smtplib names it."""
+"""The service's asyncio SMTP client (newsletter/asyncsmtp.py) against real SMTP servers on 127.0.0.1:
+aiosmtpd, with and without PIPELINING, and Postfix, which offers PIPELINING and CHUNKING (BDAT): what
+arrives, TLS, logins, and every failure as smtplib names it."""
 import asyncio
 import email
 import smtplib
@@ -9,6 +10,7 @@ from email.policy import default as default_policy
 
 import pytest
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
 
 from newsletter.asyncsmtp import AsyncSMTP
 from newsletter.mailer import MailerError, Relay, ReplyLost, temporary
@@ -80,11 +82,95 @@ async def send_all(url: str, messages: list[tuple[bytes, list[str]]], ssl_contex
     return outcomes
 
 
+DOTTED = b"Premiere ligne\r\n.ligne qui commence par un point\r\n..deux points\r\n.\r\nfin\r\n"
+
+
+def arrived(sink: Sink, subjects: list[str]) -> list:
+    """The envelopes of the mails with these subjects (each test its own), in that order, once all came."""
+    def mine(envelopes):
+        found = {}
+        for envelope in envelopes:
+            found.setdefault(email.message_from_bytes(envelope.content, policy=default_policy)["Subject"], envelope)
+        return [found[s] for s in subjects] if all(s in found for s in subjects) else []
+    return sink.wait_until(mine)
+
+
+def test_through_postfix_each_mail_is_one_write_and_arrives_as_it_was(postfix):
+    """Postfix offers CHUNKING: each mail goes as MAIL FROM, RCPT TO, BDAT and the message in one write,
+    with no dot-stuffing (BDAT counts bytes), and arrives whole, dots and all."""
+    assert {"pipelining", "chunking"} <= postfix.features()
+    before = len(postfix.sessions())
+    outcomes = run(send_all(postfix.url, [
+        (mail("bdat un"), ["lecteur@exemple.fr"]), (mail("bdat deux", DOTTED), ["a@exemple.fr", "b@exemple.fr"]),
+        (mail("bdat trois", b"ligne\nautre ligne\n"), ["c@exemple.fr"])]))
+    assert outcomes == [{}, {}, {}]
+    sessions = postfix.sessions(before, enough=len)
+    assert len(sessions) == 1 and "bdat=3 " in sessions[0] and "data=" not in sessions[0], sessions
+    one, two, three = arrived(postfix.sink, ["bdat un", "bdat deux", "bdat trois"])
+    assert [e.rcpt_tos for e in (one, two, three)] == [["lecteur@exemple.fr"], ["a@exemple.fr", "b@exemple.fr"],
+                                                       ["c@exemple.fr"]]
+    assert one.mail_from == SENDER
+    assert email.message_from_bytes(one.content, policy=default_policy).get_content().rstrip() == "Un billet, en français."
+    assert two.content.endswith(DOTTED)  # the dots the relay got are the message's own
+    assert three.content.endswith(b"ligne\r\nautre ligne\r\n")
+
+
+def test_through_postfix_refusals_are_smtplib_errors_and_the_connection_goes_on(postfix):
+    before = len(postfix.sessions())
+    refused, full, later, partly, fine = run(send_all(postfix.url, [
+        (mail("refus 1"), ["inconnu@exemple.fr"]), (mail("refus 2"), ["plein@exemple.fr"]),
+        (mail("refus 3"), ["plus-tard@exemple.fr"]), (mail("refus 4"), ["inconnu@exemple.fr", "lu@exemple.fr"]),
+        (mail("refus 5"), ["lecteur@exemple.fr"])]))
+    assert isinstance(refused, smtplib.SMTPRecipientsRefused) and not temporary(refused)
+    assert refused.recipients["inconnu@exemple.fr"][0] == 550
+    assert isinstance(full, smtplib.SMTPRecipientsRefused) and temporary(full)
+    assert isinstance(later, smtplib.SMTPDataError) and later.smtp_code == 451 and temporary(later)
+    assert list(partly) == ["inconnu@exemple.fr"]  # as smtplib's sendmail: the others got it
+    assert fine == {}
+    sessions = postfix.sessions(before, enough=len)
+    assert len(sessions) == 1, "one connection for all five: each refusal was followed by RSET"
+    four, five = arrived(postfix.sink, ["refus 4", "refus 5"])
+    assert (four.rcpt_tos, five.rcpt_tos) == (["lu@exemple.fr"], ["lecteur@exemple.fr"])
+    assert not {"refus 1", "refus 2", "refus 3"} & {
+        email.message_from_bytes(e.content, policy=default_policy)["Subject"] for e in postfix.sink.envelopes}
+
+
+class Chunking(SMTP):
+    """aiosmtpd, which lacks BDAT, given just enough of it to read a chunk: for a fault Postfix cannot be
+    asked for (the connection dropped once the message is in)."""
+
+    async def smtp_BDAT(self, arg):
+        await self._reader.readexactly(int(arg.split()[0]))
+        self.transport.close()
+
+
+def test_a_connection_dropped_after_a_chunked_message_is_a_lost_reply():
+    class Offering(Pipelining):
+        async def handle_EHLO(self, server, session, envelope, hostname, responses):
+            responses = await super().handle_EHLO(server, session, envelope, hostname, responses)
+            responses.insert(-1, "250-CHUNKING")
+            return responses
+
+    class Serving(Controller):
+        def factory(self):
+            return Chunking(self.handler, **self.SMTP_kwargs)
+
+    handler = Offering()
+    controller = Serving(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        (outcome,) = run(send_all(f"smtp://127.0.0.1:{controller.port}", [(mail("1"), ["lecteur@exemple.fr"])]))
+    finally:
+        controller.stop()
+    assert isinstance(outcome, ReplyLost)  # the whole message went out: the relay may well have taken it
+    assert len(handler.sessions) == 1
+
+
 @pytest.mark.parametrize("pipelining", [True, False], ids=["pipelining", "one-by-one"])
 def test_messages_arrive_whole_on_one_connection(pipelining):
     handler = Pipelining(pipelining)
     controller = serve(handler)
-    dotted = b"Premiere ligne\r\n.ligne qui commence par un point\r\n..deux points\r\n.\r\nfin\r\n"
+    dotted = DOTTED
     bare_lf = b"ligne\nautre ligne\n"
     try:
         outcomes = run(send_all(f"smtp://127.0.0.1:{controller.port}", [

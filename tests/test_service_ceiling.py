@@ -1,6 +1,7 @@
 """What the service's fast paths must not change for a reader (bench/service_bench.py measures the speed):
 the link pages set in typography once, the mails flattened once, relay connections kept open, the queue
-that absorbs a signup wave, confirmations committed together. Real uvicorn, SQLite, aiosmtpd."""
+that absorbs a signup wave, confirmations committed together, mails handed off in one write to a relay
+that offers CHUNKING. Real uvicorn, SQLite, aiosmtpd, Postfix."""
 import asyncio
 import concurrent.futures
 import email
@@ -24,7 +25,7 @@ from newsletter.signing import Signer
 from newsletter.welcome import WelcomeMail
 from tests.fixtures.loops import run_async
 from tests.fixtures.mail.support import Sink, free_port, start_server
-from tests.test_newsletter_app import SECRET, make_config
+from tests.test_newsletter_app import SECRET, link_in, make_config, path_of
 
 TRICKY = ["lecteur@exemple.fr", 'a&b<c>"d\'@exemple.fr', "o'brien@exemple.fr", "<script>alert(1)</script>@x.fr",
           "&amp;&#39;@exemple.fr", '"deux mots"@exemple.fr', "élodie@exämple.fr", "x!y?z;@exemple.fr"]
@@ -173,3 +174,36 @@ def test_confirmations_at_once_are_each_stored_once_with_one_welcome_mail(app, r
     probe = client.post(f"/newsletter/confirmer/{signer.confirm_token('sonde@exemple.fr')}")
     assert probe.status_code == 303
     assert sorted(e.rcpt_tos[0] for e in sink.wait_for(31)) == sorted(addresses + ["sonde@exemple.fr"])
+
+
+def test_through_postfix_every_signup_gets_its_mail_and_its_link_confirms(tmp_path, postfix):
+    """Postfix offers CHUNKING, so each mail leaves in one write (BDAT): what the readers get is the same."""
+    config = make_config(tmp_path, smtp_url=postfix.url)
+    readers = [f"relais{n}@exemple.fr" for n in range(30)]
+    before = len(postfix.sessions())
+
+    def mails(wanted: list[tuple[str, str]]) -> list:
+        """The mails (address, subject) wanted, in that order, once they have all come through Postfix."""
+        def found(envelopes):
+            got = {}
+            for e in envelopes:
+                msg = email.message_from_bytes(e.content, policy=default_policy)
+                got.setdefault((e.rcpt_tos[0], msg["Subject"]), msg)
+            return [got[w] for w in wanted] if all(w in got for w in wanted) else []
+        return postfix.sink.wait_until(found)
+
+    with serve_in_thread(create_app(config, limits=NO_LIMITS)) as url, \
+            httpx.Client(base_url=url, follow_redirects=False, timeout=60) as client:
+        with concurrent.futures.ThreadPoolExecutor(10) as pool:
+            codes = list(pool.map(lambda a: client.post("/newsletter/inscription", data={"email": a}).status_code,
+                                  readers))
+        assert codes == [303] * len(readers)
+        confirmations = mails([(a, "Confirmez votre inscription à égoBlog") for a in readers])
+        assert [m["To"] for m in confirmations] == readers
+        assert client.post(path_of(link_in(confirmations[7]))).status_code == 303
+        (welcome,) = mails([(readers[7], "Bienvenue sur égoBlog")])
+        assert "/desinscription/" in welcome.get_body(("plain",)).get_content()
+    assert sqlite3.connect(config.db).execute("SELECT email FROM subscribers").fetchall() == [(readers[7],)]
+    # The service stopped and closed its connections: every mail went as BDAT, none as DATA.
+    sessions = postfix.sessions(before, enough=lambda ended: postfix.commands(ended, "bdat") >= 31)
+    assert (postfix.commands(sessions, "bdat"), postfix.commands(sessions, "data")) == (31, 0), sessions
