@@ -4,14 +4,17 @@ The service waits for the relay to take each confirmation mail before it answers
 smtplib, that was a thread per relay connection, four round trips a mail, and each reply handed the
 GIL from thread to thread: a signup wave spent more of the process in that hand-over than in HTTP
 (measured: 0.5 ms of the process a mail, against 0.07 ms here). This client is an asyncio Protocol.
-When the relay offers PIPELINING (RFC 2920) and CHUNKING (RFC 3030), as Postfix 3 and Exim do, one
-write carries MAIL FROM, every RCPT TO, `BDAT <size> LAST` and the message: one round trip a mail, one
-system call each way (measured into the bench's sink: 89–97 µs of the process a mail, against 108–121
-with DATA). With PIPELINING only, one write sends MAIL FROM, every RCPT TO and DATA, one more the
-message after the 354: two round trips. A relay without PIPELINING gets the commands one by one.
+When the relay offers PIPELINING (RFC 2920) and CHUNKING (RFC 3030), as Postfix 3 and Exim do, a
+mail is RSET, MAIL FROM, every RCPT TO, `BDAT <size> LAST` and the message, with no reply awaited in
+between, so whole mails can go back to back (send_many): the outgoing workers send every mail waiting
+in one write, and read the answers of all of them in one go. Into the bench's sink, 20,000 mails at
+once: 48–49 µs of the process a mail (the sink: 7–9 µs), against 83–97 µs (sink 46–58) a mail at a
+time with BDAT, and 108–121 µs with DATA. With PIPELINING only, one write sends MAIL FROM, every RCPT
+TO and DATA, one more the message after the 354: two round trips. A relay without PIPELINING gets the
+commands one by one.
 
-After a refused message, RSET comes before the next one, as smtplib does: Postfix 3.7's smtpd dies
-(signal 11) when MAIL FROM follows a BDAT it refused at the end of the message.
+With BDAT, each mail starts with RSET, whatever came before: Postfix 3.7's smtpd dies (signal 11) when
+MAIL FROM follows a BDAT it refused at the end of the message.
 
 Errors are smtplib's exception classes, raised as smtplib.SMTP.sendmail raises them, so the caller's
 rule (mailer.temporary) and ReplyLost mean the same for both clients. smtplib still sends the
@@ -179,6 +182,11 @@ class AsyncSMTP:
         while others were taken, or smtplib's exceptions; ReplyLost if the message went out whole and the
         connection dropped (or the relay fell silent until `deadline`, the loop's time, by default TIMEOUT
         from now) before its answer."""
+        if self.chunking:
+            (outcome,) = await self.send_many([(data, sender, recipients)], deadline)
+            if isinstance(outcome, Exception):
+                raise outcome
+            return outcome
         self._message_sent = False
         try:
             async with asyncio.timeout_at(deadline or asyncio.get_running_loop().time() + TIMEOUT):
@@ -192,8 +200,6 @@ class AsyncSMTP:
     async def _send(self, data: bytes, sender: str, recipients: list[str]) -> dict[str, tuple[int, bytes]]:
         commands = [b"MAIL FROM:<" + sender.encode("ascii") + b">"]
         commands += [b"RCPT TO:<" + address.encode("ascii") + b">" for address in recipients]
-        if "pipelining" in self.features and "chunking" in self.features:
-            return await self._send_chunk(data, sender, recipients, commands)
         commands.append(b"DATA")
         if "pipelining" in self.features:
             self._write(b"".join(command + b"\r\n" for command in commands))
@@ -231,29 +237,56 @@ class AsyncSMTP:
             raise smtplib.SMTPDataError(code, text)
         return refused
 
-    async def _send_chunk(self, data: bytes, sender: str, recipients: list[str], commands: list[bytes]):
-        """PIPELINING with CHUNKING (RFC 3030): the envelope, BDAT and the message in one write."""
-        body = _crlf(data)
-        self._write(b"".join(command + b"\r\n" for command in commands)
-                    + b"BDAT %d LAST\r\n" % len(body) + body)
-        self._message_sent = True
+    @property
+    def chunking(self) -> bool:
+        """The relay offers PIPELINING and CHUNKING: whole transactions can go back to back (send_many)."""
+        return "pipelining" in self.features and "chunking" in self.features
+
+    async def send_many(self, messages: list[tuple[bytes, str, list[str]]],
+                        deadline: float | None = None) -> list[dict[str, tuple[int, bytes]] | Exception]:
+        """Several messages (data, sender, recipients) in one write, when `chunking`: each its own
+        transaction, RSET, MAIL FROM, every RCPT TO, `BDAT <size> LAST` and the message (RFC 2920 and
+        3030: no reply is awaited in between, nor dot-stuffing). For each, in order, what send would
+        return (the recipients refused while others took it) or raise: smtplib's exception, or ReplyLost
+        for a message that went out and whose answer did not come before the connection dropped or the
+        deadline. RSET first, whatever came before: Postfix 3.7's smtpd dies (signal 11) when MAIL FROM
+        follows a BDAT it refused at the end of the message."""
+        chunks, counts = [], []
+        for data, sender, recipients in messages:
+            body = _crlf(data)
+            commands = [b"RSET", b"MAIL FROM:<" + sender.encode("ascii") + b">"]
+            commands += [b"RCPT TO:<" + address.encode("ascii") + b">" for address in recipients]
+            chunks.append(b"".join(command + b"\r\n" for command in commands) + b"BDAT %d LAST\r\n" % len(body) + body)
+            counts.append(len(commands) + 1)
+        self._write(b"".join(chunks))
+        waiters = [self._replies.replies(count) for count in counts]
+        outcomes: list[dict[str, tuple[int, bytes]] | Exception] = []
         try:
-            answers = await self._replies.replies(len(commands) + 1)
-        except smtplib.SMTPServerDisconnected:
-            raise ReplyLost("connection closed after the message, before the server's answer") from None
-        (code, text), rcpt, (bdat_code, bdat_text) = answers[0], answers[1:-1], answers[-1]
+            async with asyncio.timeout_at(deadline or asyncio.get_running_loop().time() + TIMEOUT):
+                for (_, sender, recipients), waiter in zip(messages, waiters):
+                    try:
+                        outcomes.append(self._chunk_outcome(await waiter, sender, recipients))
+                    except smtplib.SMTPServerDisconnected:
+                        outcomes.append(ReplyLost("connection closed after the message, before the server's answer"))
+        except TimeoutError:
+            self.abort()
+        return outcomes + [ReplyLost("no answer from the relay after the message")] * (len(messages) - len(outcomes))
+
+    def _chunk_outcome(self, answers: list[tuple[int, bytes]], sender: str,
+                       recipients: list[str]) -> dict[str, tuple[int, bytes]] | Exception:
+        """One transaction of send_many, from its replies (RSET's first)."""
+        (code, text), rcpt, (bdat_code, bdat_text) = answers[1], answers[2:-1], answers[-1]
         refused = {address: answer for address, answer in zip(recipients, rcpt) if answer[0] not in (250, 251)}
         if bdat_code == 250 and (code != 250 or len(refused) == len(recipients)):
             self.abort()  # a relay that took the message anyway: nothing more on this connection
+        if 421 in (answers[0][0], code, bdat_code):
+            self.close()  # the relay is closing it
         if code != 250:
-            await self._abandon(code)
-            raise smtplib.SMTPSenderRefused(code, text, sender)
+            return smtplib.SMTPSenderRefused(code, text, sender)
         if len(refused) == len(recipients):
-            await self._abandon(max(answer[0] for answer in refused.values()))
-            raise smtplib.SMTPRecipientsRefused(refused)
+            return smtplib.SMTPRecipientsRefused(refused)
         if bdat_code != 250:
-            await self._abandon(bdat_code)  # RSET before the next mail, as smtplib does after DATA
-            raise smtplib.SMTPDataError(bdat_code, bdat_text)
+            return smtplib.SMTPDataError(bdat_code, bdat_text)
         return refused
 
     # -- the dialogue ---------------------------------------------------------------------------

@@ -2,9 +2,11 @@
 has taken the mail.
 
 The handler queues the address with a deadline and awaits the outcome. WORKERS tasks drain the queue,
-each through its own relay connection (asyncsmtp.py: pipelined, BDAT, no thread), kept open between mails (a
+each through its own relay connection (asyncsmtp.py: pipelined, no thread), kept open between mails (a
 relay that closed it meanwhile gets a new one at once) and closed after IDLE_CLOSE seconds without
-work. A temporary failure (the relay down, a 4xx answer, a dropped connection) is retried with back-off
+work. When the relay offers CHUNKING, a worker sends the mails waiting in the queue (BATCH at most)
+back to back in one write, each its own transaction with its own answer; one the relay did not take
+is sent again on its own, as below. A temporary failure (the relay down, a 4xx answer, a dropped connection) is retried with back-off
 until the deadline, all in memory: nothing about the address is written anywhere before consent. A
 mail the relay refuses for good, or cannot take before its deadline, is dropped and the handler
 answers « réessayez dans quelques minutes ». If the service stops with mails queued, the workers send
@@ -43,6 +45,7 @@ QUEUE_SIZE = 20_000    # mails waiting for a worker (an address and a future eac
 IDLE_CLOSE = 30.0      # seconds a worker keeps an unused relay connection (Postfix drops one after 300)
 DEADLINE = 10.0        # seconds a reader waits for the relay to take their confirmation mail
 BACKOFF_START = 0.25   # seconds before the first retry; doubled each time
+BATCH = 32             # mails in one write at most, when the relay takes them back to back (CHUNKING)
 WORKERS = 16           # mails handed off at once, each on its own connection: a mail is two round trips
                        # to the relay, and a wave of signups should not queue behind each other's
 ADDRESS_REFUSED = "address refused"  # a submit's outcome when the relay refuses the recipient for good (5xx)
@@ -107,7 +110,8 @@ class Outgoing:
 
     async def _work(self) -> None:
         relay: AsyncSMTP | None = None
-        while True:
+        stopping = False
+        while not stopping:
             try:
                 if relay is None or not self._queue.empty():
                     item = await self._queue.get()
@@ -118,24 +122,68 @@ class Outgoing:
                 relay.close()  # idle: give the relay its connection back
                 relay = None
                 continue
+            if item is _STOP:
+                break
+            batch, stopping = self._with_waiting(item, relay)
             try:
-                if item is _STOP:
-                    if relay is not None:
-                        relay.close()
-                    return
-                sent, relay = await self._deliver(item, relay)
-                outcome = item[-1]
-                if not outcome.done():  # the request may have been cancelled (client gone)
-                    outcome.set_result(sent)
+                if len(batch) == 1:
+                    sent, relay = await self._deliver(item, relay)
+                    self._settle(item, sent)
+                else:
+                    relay = await self._deliver_many(batch, relay)
             except Exception as exc:  # never let one mail stop the worker; the message may hold the address
                 logger.error("%s mail not sent: %s", self._kind(item[0]), type(exc).__name__)
                 if relay is not None:
                     relay.abort()  # in whatever state the failure left it
                     relay = None
-                if not item[-1].done():
-                    item[-1].set_result(False)
-            finally:
-                self._queue.task_done()
+                for each in batch:
+                    self._settle(each, False)
+        if relay is not None:
+            relay.close()
+
+    def _with_waiting(self, item, relay: AsyncSMTP | None) -> tuple[list, bool]:
+        """`item` and, when the open relay takes whole transactions back to back (AsyncSMTP.chunking), the
+        mails waiting now, up to BATCH in all: one write for them all. True if the stop signal came next."""
+        batch = [item]
+        if relay is None or relay.closed or not relay.chunking:
+            return batch, False
+        while len(batch) < BATCH and not self._queue.empty():
+            waiting = self._queue.get_nowait()
+            if waiting is _STOP:
+                return batch, True
+            batch.append(waiting)
+        return batch, False
+
+    @staticmethod
+    def _settle(item, outcome) -> None:
+        if not item[-1].done():  # the request may have been cancelled (client gone)
+            item[-1].set_result(outcome)
+
+    async def _deliver_many(self, batch: list, relay: AsyncSMTP) -> AsyncSMTP | None:
+        """Mails in one write (AsyncSMTP.send_many): each one the relay took, or refused for good, is settled
+        at once; any other goes again on its own (_deliver: retried with back-off until its deadline)."""
+        data = [mail.wire(email, extra)[0] for mail, email, extra, _, _ in batch]
+        if self.config.dkim is not None:
+            data = await asyncio.get_running_loop().run_in_executor(None, lambda: list(map(self.config.dkim.sign, data)))
+        try:
+            outcomes = await relay.send_many([(one, self.sender, [item[1]]) for one, item in zip(data, batch)],
+                                             min(item[3] for item in batch))
+        except smtplib.SMTPServerDisconnected as exc:  # closed before anything went out
+            outcomes = [exc] * len(batch)
+        again = []
+        for item, outcome in zip(batch, outcomes):
+            if isinstance(outcome, dict):
+                self._settle(item, True)
+            elif isinstance(outcome, smtplib.SMTPRecipientsRefused) and not temporary(outcome):
+                self._settle(item, ADDRESS_REFUSED)
+            else:
+                again.append(item)
+        if relay.closed:
+            relay = None
+        for item in again:
+            sent, relay = await self._deliver(item, relay)
+            self._settle(item, sent)
+        return relay
 
     async def _deliver(self, item, relay: AsyncSMTP | None) -> tuple[bool | str, AsyncSMTP | None]:
         """One mail handed off, retried until its deadline: its outcome, and the connection to go on with."""

@@ -135,17 +135,55 @@ def test_through_postfix_refusals_are_smtplib_errors_and_the_connection_goes_on(
         email.message_from_bytes(e.content, policy=default_policy)["Subject"] for e in postfix.sink.envelopes}
 
 
+def test_through_postfix_messages_back_to_back_each_get_their_own_answer(postfix):
+    """send_many: five transactions in one write, refusals among them; each answered on its own, the
+    connection goes on (RSET before each MAIL FROM: Postfix 3.7's smtpd dies without it after a refused BDAT)."""
+    before = len(postfix.sessions())
+
+    async def scenario():
+        relay = await AsyncSMTP.open(Relay.from_url(postfix.url))
+        try:
+            assert relay.chunking
+            return await relay.send_many([
+                (mail("lot 1"), SENDER, ["plus-tard@exemple.fr"]), (mail("lot 2"), SENDER, ["lu@exemple.fr"]),
+                (mail("lot 3"), SENDER, ["inconnu@exemple.fr"]), (mail("lot 4"), SENDER, ["plein@exemple.fr"]),
+                (mail("lot 5", DOTTED), SENDER, ["inconnu@exemple.fr", "lecteur@exemple.fr"])])
+        finally:
+            relay.close()
+
+    later, fine, refused, full, partly = run(scenario())
+    assert isinstance(later, smtplib.SMTPDataError) and later.smtp_code == 451
+    assert fine == {} and list(partly) == ["inconnu@exemple.fr"]
+    assert isinstance(refused, smtplib.SMTPRecipientsRefused) and not temporary(refused)
+    assert isinstance(full, smtplib.SMTPRecipientsRefused) and temporary(full)
+    sessions = postfix.sessions(before, enough=len)
+    assert len(sessions) == 1 and "bdat=2/5 " in sessions[0] and "rset=5 " in sessions[0], sessions  # 2 of 5 taken
+    two, five = arrived(postfix.sink, ["lot 2", "lot 5"])
+    assert (two.rcpt_tos, five.rcpt_tos) == (["lu@exemple.fr"], ["lecteur@exemple.fr"])
+    assert five.content.endswith(DOTTED)
+
+
 class Chunking(SMTP):
-    """aiosmtpd, which lacks BDAT, given just enough of it to read a chunk: for a fault Postfix cannot be
-    asked for (the connection dropped once the message is in)."""
+    """aiosmtpd, which lacks BDAT, given just enough of it (one chunk a message, LAST) for the faults
+    Postfix cannot be asked for: the connection dropped once the `drop`-th message is in, unanswered."""
+
+    drop = 1
+    chunks = 0
 
     async def smtp_BDAT(self, arg):
-        await self._reader.readexactly(int(arg.split()[0]))
-        self.transport.close()
+        content = await self._reader.readexactly(int(arg.split()[0]))
+        Chunking.chunks += 1
+        if Chunking.chunks == Chunking.drop:
+            self.transport.close()
+            return
+        self.envelope.content = self.envelope.original_content = content
+        status = await self._call_handler_hook("DATA")
+        self._set_post_data_state()
+        await self.push(status)
 
 
-def test_a_connection_dropped_after_a_chunked_message_is_a_lost_reply():
-    class Offering(Pipelining):
+def chunking_server(handler, drop: int) -> Controller:
+    class Offering(type(handler)):
         async def handle_EHLO(self, server, session, envelope, hostname, responses):
             responses = await super().handle_EHLO(server, session, envelope, hostname, responses)
             responses.insert(-1, "250-CHUNKING")
@@ -155,15 +193,42 @@ def test_a_connection_dropped_after_a_chunked_message_is_a_lost_reply():
         def factory(self):
             return Chunking(self.handler, **self.SMTP_kwargs)
 
-    handler = Offering()
+    handler.__class__ = Offering
+    Chunking.drop, Chunking.chunks = drop, 0
     controller = Serving(handler, hostname="127.0.0.1", port=free_port())
     controller.start()
+    return controller
+
+
+def test_a_connection_dropped_after_a_chunked_message_is_a_lost_reply():
+    handler = Pipelining()
+    controller = chunking_server(handler, drop=1)
     try:
         (outcome,) = run(send_all(f"smtp://127.0.0.1:{controller.port}", [(mail("1"), ["lecteur@exemple.fr"])]))
     finally:
         controller.stop()
     assert isinstance(outcome, ReplyLost)  # the whole message went out: the relay may well have taken it
     assert len(handler.sessions) == 1
+
+
+def test_a_connection_dropped_mid_batch_loses_the_answers_of_that_message_and_the_next():
+    handler = Pipelining()
+    controller = chunking_server(handler, drop=3)
+
+    async def scenario():
+        relay = await AsyncSMTP.open(Relay.from_url(f"smtp://127.0.0.1:{controller.port}"))
+        try:
+            return await relay.send_many([(mail(f"m{n}"), SENDER, [f"r{n}@exemple.fr"]) for n in range(1, 6)])
+        finally:
+            relay.abort()
+
+    try:
+        outcomes = run(scenario())
+    finally:
+        controller.stop()
+    assert outcomes[:2] == [{}, {}]
+    assert all(isinstance(outcome, ReplyLost) for outcome in outcomes[2:])  # went out; answers never came
+    assert [e.rcpt_tos for e in handler.envelopes] == [["r1@exemple.fr"], ["r2@exemple.fr"]]
 
 
 @pytest.mark.parametrize("pipelining", [True, False], ids=["pipelining", "one-by-one"])

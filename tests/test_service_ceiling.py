@@ -17,7 +17,7 @@ from newsletter.app import create_app
 from newsletter.confirmation import ConfirmationMail
 from newsletter.links import confirm_url, list_unsubscribe_headers, unsubscribe_url
 from newsletter.mailer import SMTPMailer, wire_bytes
-from newsletter.outgoing import QUEUE_SIZE, Outgoing
+from newsletter.outgoing import ADDRESS_REFUSED, QUEUE_SIZE, WORKERS, Outgoing
 from newsletter.pages import mail_environment, theme_environment
 from newsletter.ratelimit import NO_LIMITS
 from newsletter.serving import serve_in_thread
@@ -25,6 +25,7 @@ from newsletter.signing import Signer
 from newsletter.welcome import WelcomeMail
 from tests.fixtures.loops import run_async
 from tests.fixtures.mail.support import Sink, free_port, start_server
+from tests.test_asyncsmtp import Pipelining, chunking_server
 from tests.test_newsletter_app import SECRET, link_in, make_config, path_of
 
 TRICKY = ["lecteur@exemple.fr", 'a&b<c>"d\'@exemple.fr', "o'brien@exemple.fr", "<script>alert(1)</script>@x.fr",
@@ -207,3 +208,53 @@ def test_through_postfix_every_signup_gets_its_mail_and_its_link_confirms(tmp_pa
     # The service stopped and closed its connections: every mail went as BDAT, none as DATA.
     sessions = postfix.sessions(before, enough=lambda ended: postfix.commands(ended, "bdat") >= 31)
     assert (postfix.commands(sessions, "bdat"), postfix.commands(sessions, "data")) == (31, 0), sessions
+
+
+def test_through_postfix_a_wave_leaves_in_batches_each_mail_with_its_own_outcome(tmp_path, postfix):
+    """More mails than workers: each worker sends the ones waiting back to back in one write (BDAT); a
+    refusal among them concerns its own mail only, and nothing arrives twice."""
+    config = make_config(tmp_path, smtp_url=postfix.url)
+    readers = [f"vague{n}@exemple.fr" for n in range(300)]
+    before = len(postfix.sessions())
+
+    async def wave():
+        outgoing = Outgoing(config, Signer([SECRET]), deadline=1.0)
+        await outgoing.start()
+        try:
+            return await asyncio.gather(*[outgoing.submit(address) for address in
+                                          readers[:150] + ["inconnu@exemple.fr", "plein@exemple.fr"] + readers[150:]])
+        finally:
+            await outgoing.stop()
+
+    outcomes = run_async(wave())
+    assert outcomes[150:152] == [ADDRESS_REFUSED, False]  # refused for good; refused for now until its deadline
+    assert outcomes[:150] + outcomes[152:] == [True] * len(readers)
+    mine = postfix.sink.wait_until(lambda envelopes: [e for e in envelopes if e.rcpt_tos[0] in readers]
+                                   if sum(e.rcpt_tos[0] in readers for e in envelopes) >= len(readers) else [])
+    assert sorted(e.rcpt_tos[0] for e in mine) == sorted(readers)  # each once
+    sessions = postfix.sessions(before, enough=lambda ended: postfix.commands(ended, "bdat") >= 302)
+    assert postfix.commands(sessions, "data") == 0 and postfix.commands(sessions, "bdat") >= 302
+
+
+def test_a_connection_dropped_mid_batch_costs_a_resend_not_a_mail(tmp_path):
+    """The relay drops the connection while a batch is on it (after taking some of it): the mails whose
+    answer never came go again on a new connection, and every reader gets theirs, once."""
+    handler = Pipelining()
+    controller = chunking_server(handler, drop=40)  # the 40th message overall: within a batch
+    config = make_config(tmp_path, smtp_url=f"smtp://127.0.0.1:{controller.port}")
+    readers = [f"lot{n}@exemple.fr" for n in range(200)]
+
+    async def wave():
+        outgoing = Outgoing(config, Signer([SECRET]), deadline=30)
+        await outgoing.start()
+        try:
+            return await asyncio.gather(*[outgoing.submit(address) for address in readers])
+        finally:
+            await outgoing.stop()
+
+    try:
+        assert run_async(wave()) == [True] * len(readers)
+    finally:
+        controller.stop()
+    assert sorted(e.rcpt_tos[0] for e in handler.envelopes) == sorted(readers)
+    assert len(handler.sessions) > WORKERS  # the dropped connection was replaced
