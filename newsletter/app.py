@@ -152,6 +152,8 @@ def limit(request: Request, limiter_name: str, key: str, message: str) -> None:
 async def read_body(request: Request) -> bytes:
     """The body, refused with 413 beyond MAX_BODY bytes (announced or streamed)."""
     length = request.headers.get("content-length")
+    if length == "0":  # a confirmation's form, most often: nothing to wait for from the server
+        return b""
     if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
         raise Refused(413, HTTP_ERRORS[413])
     body = bytearray()
