@@ -115,18 +115,24 @@ def test_through_postfix_each_mail_is_one_write_and_arrives_as_it_was(postfix):
     assert three.content.endswith(b"ligne\r\nautre ligne\r\n")
 
 
-def test_through_postfix_refusals_are_smtplib_errors_and_the_connection_goes_on(postfix):
-    before = len(postfix.sessions())
-    refused, full, later, partly, fine = run(send_all(postfix.url, [
-        (mail("refus 1"), ["inconnu@exemple.fr"]), (mail("refus 2"), ["plein@exemple.fr"]),
-        (mail("refus 3"), ["plus-tard@exemple.fr"]), (mail("refus 4"), ["inconnu@exemple.fr", "lu@exemple.fr"]),
-        (mail("refus 5"), ["lecteur@exemple.fr"])]))
+def assert_refused_as_smtplib_says(refused, full, later, partly, fine) -> None:
+    """The outcomes of five mails: to inconnu (550 at RCPT), plein (452), plus-tard (451 once sent), to
+    inconnu and lu, and to lecteur."""
     assert isinstance(refused, smtplib.SMTPRecipientsRefused) and not temporary(refused)
     assert refused.recipients["inconnu@exemple.fr"][0] == 550
     assert isinstance(full, smtplib.SMTPRecipientsRefused) and temporary(full)
     assert isinstance(later, smtplib.SMTPDataError) and later.smtp_code == 451 and temporary(later)
     assert list(partly) == ["inconnu@exemple.fr"]  # as smtplib's sendmail: the others got it
     assert fine == {}
+
+
+def test_through_postfix_refusals_are_smtplib_errors_and_the_connection_goes_on(postfix):
+    before = len(postfix.sessions())
+    refused, full, later, partly, fine = run(send_all(postfix.url, [
+        (mail("refus 1"), ["inconnu@exemple.fr"]), (mail("refus 2"), ["plein@exemple.fr"]),
+        (mail("refus 3"), ["plus-tard@exemple.fr"]), (mail("refus 4"), ["inconnu@exemple.fr", "lu@exemple.fr"]),
+        (mail("refus 5"), ["lecteur@exemple.fr"])]))
+    assert_refused_as_smtplib_says(refused, full, later, partly, fine)
     sessions = postfix.sessions(before, enough=len)
     assert len(sessions) == 1, "one connection for all five: each refusal was followed by RSET"
     four, five = arrived(postfix.sink, ["refus 4", "refus 5"])
@@ -280,12 +286,7 @@ def test_refusals_are_smtplib_errors_and_the_connection_goes_on(pipelining):
             (mail("5"), ["lecteur@exemple.fr"])]))
     finally:
         controller.stop()
-    assert isinstance(refused, smtplib.SMTPRecipientsRefused) and not temporary(refused)
-    assert refused.recipients["inconnu@exemple.fr"][0] == 550
-    assert isinstance(full, smtplib.SMTPRecipientsRefused) and temporary(full)
-    assert isinstance(later, smtplib.SMTPDataError) and later.smtp_code == 451 and temporary(later)
-    assert list(partly) == ["inconnu@exemple.fr"]  # as smtplib's sendmail: the others got it
-    assert fine == {}
+    assert_refused_as_smtplib_says(refused, full, later, partly, fine)
     assert [e.rcpt_tos for e in handler.envelopes] == [["lu@exemple.fr"], ["lecteur@exemple.fr"]]
     assert len(handler.sessions) == 1, "each refusal was followed by RSET, not a new connection"
 
