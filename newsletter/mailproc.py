@@ -273,4 +273,6 @@ async def child() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(child())
+    import uvloop  # the server's loop too (server.py)
+
+    uvloop.run(child())

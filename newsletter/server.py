@@ -2,7 +2,11 @@
 
 uvicorn with the connection guard (newsletter.guard), the log throttle (newsletter.quietlog), no
 access log (a link carries a signed address), and the open-file limit raised to the hard limit, as
-Go and nginx do: the guard keeps connections under it.
+Go and nginx do: the guard keeps connections under it. The event loop is uvloop's (libuv), as
+uvicorn's own "standard" install has it: POST confirm, whose answer waits on the store's thread and
+hands a mail to the mail process, ran 4-41 % faster with it (4 alternating pairs of runs, 50
+connections, a fresh server each: median 4,110 against 3,500 req/s); the hello world, -11 to +14 %
+(3 pairs), the same within the noise.
 """
 from __future__ import annotations
 
@@ -48,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ["NEWSLETTER_MAIL_PROCESS"] = args.mail_process  # read by newsletter.asgi as uvicorn imports it
     raise_file_limit()
-    config = uvicorn.Config(args.app, host=args.host, port=args.port, http=GuardedH11Protocol,
+    config = uvicorn.Config(args.app, host=args.host, port=args.port, http=GuardedH11Protocol, loop="uvloop",
                             access_log=False, proxy_headers=args.proxy_headers,
                             forwarded_allow_ips=args.forwarded_allow_ips, lifespan="on",
                             backlog=args.backlog, server_header=False)  # no software named to clients
