@@ -270,6 +270,8 @@ class AsyncSMTP:
                         outcomes.append(ReplyLost("connection closed after the message, before the server's answer"))
         except TimeoutError:
             self.abort()
+            for waiter in waiters[len(outcomes):]:
+                waiter.cancel()  # no reply will come, and no one waits for one: no "exception never retrieved"
         return outcomes + [ReplyLost("no answer from the relay after the message")] * (len(messages) - len(outcomes))
 
     def _chunk_outcome(self, answers: list[tuple[int, bytes]], sender: str,

@@ -6,11 +6,12 @@ each through its own relay connection (asyncsmtp.py: pipelined, no thread), kept
 relay that closed it meanwhile gets a new one at once) and closed after IDLE_CLOSE seconds without
 work. When the relay offers CHUNKING, a worker sends the mails waiting in the queue (BATCH at most)
 back to back in one write, each its own transaction with its own answer; one the relay did not take
-is sent again on its own, as below. A temporary failure (the relay down, a 4xx answer, a dropped connection) is retried with back-off
-until the deadline, all in memory: nothing about the address is written anywhere before consent. A
-mail the relay refuses for good, or cannot take before its deadline, is dropped and the handler
-answers « réessayez dans quelques minutes ». If the service stops with mails queued, the workers send
-what they can until each deadline; what is left is lost, and those readers were not told it was sent.
+is sent again on its own, as below. A temporary failure (the relay down, a 4xx answer, a dropped
+connection) is retried with back-off until the deadline, all in memory: nothing about the address is
+written anywhere before consent. A mail the relay refuses for good, or cannot take before its
+deadline, is dropped and the handler answers « réessayez dans quelques minutes ». If the service stops
+with mails queued, the workers send what they can until each deadline; what is left is lost, and those
+readers were not told it was sent.
 For a relay that may be down for long, run a local MTA (Postfix, OpenSMTPD) as SMTP_URL: it queues on
 disk, durably, and retries for days.
 
@@ -46,8 +47,8 @@ IDLE_CLOSE = 30.0      # seconds a worker keeps an unused relay connection (Post
 DEADLINE = 10.0        # seconds a reader waits for the relay to take their confirmation mail
 BACKOFF_START = 0.25   # seconds before the first retry; doubled each time
 BATCH = 32             # mails in one write at most, when the relay takes them back to back (CHUNKING)
-WORKERS = 16           # mails handed off at once, each on its own connection: a mail is two round trips
-                       # to the relay, and a wave of signups should not queue behind each other's
+WORKERS = 16           # relay connections, each with its mail (or batch) on the way: a mail is one or two
+                       # round trips to the relay, and a wave of signups should not queue behind each other's
 ADDRESS_REFUSED = "address refused"  # a submit's outcome when the relay refuses the recipient for good (5xx)
 _STOP = object()
 

@@ -3,6 +3,7 @@ aiosmtpd, with and without PIPELINING, and Postfix, which offers PIPELINING and 
 arrives, TLS, logins, and every failure as smtplib names it."""
 import asyncio
 import email
+import gc
 import smtplib
 import socket
 import threading
@@ -174,11 +175,14 @@ class Chunking(SMTP):
     Postfix cannot be asked for: the connection dropped once the `drop`-th message is in, unanswered."""
 
     drop = 1
+    silent = False  # at the `drop`-th message, fall silent instead, the connection left open
     chunks = 0
 
     async def smtp_BDAT(self, arg):
         content = await self._reader.readexactly(int(arg.split()[0]))
         Chunking.chunks += 1
+        if Chunking.chunks >= Chunking.drop and Chunking.silent:
+            await asyncio.Event().wait()  # until the server stops
         if Chunking.chunks == Chunking.drop:
             self.transport.close()
             return
@@ -188,7 +192,7 @@ class Chunking(SMTP):
         await self.push(status)
 
 
-def chunking_server(handler, drop: int) -> Controller:
+def chunking_server(handler, drop: int, silent: bool = False) -> Controller:
     class Offering(type(handler)):
         async def handle_EHLO(self, server, session, envelope, hostname, responses):
             responses = await super().handle_EHLO(server, session, envelope, hostname, responses)
@@ -200,7 +204,7 @@ def chunking_server(handler, drop: int) -> Controller:
             return Chunking(self.handler, **self.SMTP_kwargs)
 
     handler.__class__ = Offering
-    Chunking.drop, Chunking.chunks = drop, 0
+    Chunking.drop, Chunking.silent, Chunking.chunks = drop, silent, 0
     controller = Serving(handler, hostname="127.0.0.1", port=free_port())
     controller.start()
     return controller
@@ -235,6 +239,30 @@ def test_a_connection_dropped_mid_batch_loses_the_answers_of_that_message_and_th
     assert outcomes[:2] == [{}, {}]
     assert all(isinstance(outcome, ReplyLost) for outcome in outcomes[2:])  # went out; answers never came
     assert [e.rcpt_tos for e in handler.envelopes] == [["r1@exemple.fr"], ["r2@exemple.fr"]]
+
+
+def test_a_relay_that_falls_silent_mid_batch_leaves_those_messages_lost_replies_at_the_deadline(caplog):
+    handler = Pipelining()
+    controller = chunking_server(handler, drop=2, silent=True)
+
+    async def scenario():
+        relay = await AsyncSMTP.open(Relay.from_url(f"smtp://127.0.0.1:{controller.port}"))
+        deadline = asyncio.get_running_loop().time() + 1.0
+        outcomes = await relay.send_many([(mail(f"m{n}"), SENDER, [f"r{n}@exemple.fr"]) for n in range(1, 4)],
+                                         deadline)
+        closed = relay.closed
+        del relay
+        for _ in range(3):  # the closing connection fails what still waits for a reply
+            await asyncio.sleep(0)
+        gc.collect()  # a reply future left with an exception nobody read is reported by now
+        return outcomes, closed
+
+    try:
+        (first, second, third), closed = run(scenario())
+    finally:
+        controller.stop()
+    assert first == {} and isinstance(second, ReplyLost) and isinstance(third, ReplyLost) and closed
+    assert "never retrieved" not in caplog.text
 
 
 @pytest.mark.parametrize("pipelining", [True, False], ids=["pipelining", "one-by-one"])
