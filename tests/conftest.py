@@ -4,6 +4,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import NoReturn
 
@@ -49,6 +50,26 @@ def require_file(path: Path, install: str) -> Path:
     if not Path(path).is_file():
         missing(f"{path} not found ({install})")
     return Path(path)
+
+
+def log_of(path: Path) -> str:
+    """A server's log file, or nothing if it has not written one."""
+    return path.read_text() if path.exists() else ""
+
+
+def wait_until_serving(process: subprocess.Popen, probe, errors: tuple, name: str, output) -> None:
+    """Until `probe()`, which talks to the server on its port, succeeds: a probe, not a fixed wait. If the
+    process ends first, or 20 s pass, it is killed and the test fails with `output()`, its own words."""
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            probe()
+            return
+        except errors:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail(f"{name} did not start: {output()}")
+            time.sleep(0.05)
 
 
 _skipped: list[str] = []
