@@ -25,17 +25,20 @@ CREDENTIALS = f"{USER}:p%40ss%3Aw%C3%B6rd%2F1"
 
 
 class Pipelining(Sink):
-    """aiosmtpd reads commands line by line, so it takes pipelined ones; it only does not say so."""
+    """aiosmtpd reads commands line by line, so it takes pipelined ones; it only does not say so. With
+    `chunking`, it says CHUNKING too (for a Chunking server: chunking_server)."""
 
-    def __init__(self, pipelining=True):
+    def __init__(self, pipelining=True, chunking=False):
         super().__init__()
-        self.pipelining, self.sessions = pipelining, []
+        self.pipelining, self.chunking, self.sessions = pipelining, chunking, []
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         session.host_name = hostname
         self.sessions.append(session)
         if self.pipelining:
             responses.insert(-1, "250-PIPELINING")
+        if self.chunking:
+            responses.insert(-1, "250-CHUNKING")
         return responses
 
 
@@ -172,18 +175,18 @@ def test_through_postfix_messages_back_to_back_each_get_their_own_answer(postfix
 
 class Chunking(SMTP):
     """aiosmtpd, which lacks BDAT, given just enough of it (one chunk a message, LAST) for the faults
-    Postfix cannot be asked for: the connection dropped once the `drop`-th message is in, unanswered."""
+    Postfix cannot be asked for: the connection dropped once the `drop`-th message of the server is in,
+    unanswered, or with `silent` the server falling silent from then on, the connection left open."""
 
-    drop = 1
-    silent = False  # at the `drop`-th message, fall silent instead, the connection left open
-    chunks = 0
+    drop, silent, chunks = 1, False, 0  # chunking_server sets them, for each server its own
 
     async def smtp_BDAT(self, arg):
         content = await self._reader.readexactly(int(arg.split()[0]))
-        Chunking.chunks += 1
-        if Chunking.chunks >= Chunking.drop and Chunking.silent:
+        server = type(self)
+        server.chunks += 1
+        if server.chunks >= server.drop and server.silent:
             await asyncio.Event().wait()  # until the server stops
-        if Chunking.chunks == Chunking.drop:
+        if server.chunks == server.drop:
             self.transport.close()
             return
         self.envelope.content = self.envelope.original_content = content
@@ -192,26 +195,21 @@ class Chunking(SMTP):
         await self.push(status)
 
 
-def chunking_server(handler, drop: int, silent: bool = False) -> Controller:
-    class Offering(type(handler)):
-        async def handle_EHLO(self, server, session, envelope, hostname, responses):
-            responses = await super().handle_EHLO(server, session, envelope, hostname, responses)
-            responses.insert(-1, "250-CHUNKING")
-            return responses
+def chunking_server(handler: Pipelining, drop: int, silent: bool = False) -> Controller:
+    """A started Chunking server for `handler` (made with chunking=True)."""
+    faulty = type("Faulty", (Chunking,), {"drop": drop, "silent": silent, "chunks": 0})
 
     class Serving(Controller):
         def factory(self):
-            return Chunking(self.handler, **self.SMTP_kwargs)
+            return faulty(self.handler, **self.SMTP_kwargs)
 
-    handler.__class__ = Offering
-    Chunking.drop, Chunking.silent, Chunking.chunks = drop, silent, 0
     controller = Serving(handler, hostname="127.0.0.1", port=free_port())
     controller.start()
     return controller
 
 
 def test_a_connection_dropped_after_a_chunked_message_is_a_lost_reply():
-    handler = Pipelining()
+    handler = Pipelining(chunking=True)
     controller = chunking_server(handler, drop=1)
     try:
         (outcome,) = run(send_all(f"smtp://127.0.0.1:{controller.port}", [(mail("1"), ["lecteur@exemple.fr"])]))
@@ -222,7 +220,7 @@ def test_a_connection_dropped_after_a_chunked_message_is_a_lost_reply():
 
 
 def test_a_connection_dropped_mid_batch_loses_the_answers_of_that_message_and_the_next():
-    handler = Pipelining()
+    handler = Pipelining(chunking=True)
     controller = chunking_server(handler, drop=3)
 
     async def scenario():
@@ -242,7 +240,7 @@ def test_a_connection_dropped_mid_batch_loses_the_answers_of_that_message_and_th
 
 
 def test_a_relay_that_falls_silent_mid_batch_leaves_those_messages_lost_replies_at_the_deadline(caplog):
-    handler = Pipelining()
+    handler = Pipelining(chunking=True)
     controller = chunking_server(handler, drop=2, silent=True)
 
     async def scenario():

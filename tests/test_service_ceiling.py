@@ -239,7 +239,7 @@ def test_through_postfix_a_wave_leaves_in_batches_each_mail_with_its_own_outcome
 def test_a_connection_dropped_mid_batch_costs_a_resend_not_a_mail(tmp_path):
     """The relay drops the connection while a batch is on it (after taking some of it): the mails whose
     answer never came go again on a new connection, and every reader gets theirs, once."""
-    handler = Pipelining()
+    handler = Pipelining(chunking=True)
     controller = chunking_server(handler, drop=40)  # the 40th message overall: within a batch
     config = make_config(tmp_path, smtp_url=f"smtp://127.0.0.1:{controller.port}")
     readers = [f"lot{n}@exemple.fr" for n in range(200)]
