@@ -336,7 +336,15 @@ class PostgresStore(Erasures):
             if not conn.execute("SELECT pg_try_advisory_lock(%s)", (SEND_LOCK,)).fetchone()[0]:
                 raise SendBusy(f"another make send is running on {self.path}: wait for it to finish "
                                "(or stop it), then run this command again")
-            yield
+            try:
+                yield
+            finally:
+                # Released now, not when the server gets round to ending the session: a send started
+                # right after this one ends must not find the lock still held.
+                try:
+                    conn.execute("SELECT pg_advisory_unlock(%s)", (SEND_LOCK,))
+                except psycopg.Error:
+                    pass  # a broken connection: its session ends, and the lock with it
         finally:
             conn.close()  # ends the session, and with it the lock
 
