@@ -31,7 +31,7 @@ from blogcore.typography import fix_html, fix_text
 
 from .addresses import InvalidAddress, normalize_address
 from .config import Config
-from .groupcommit import GroupCommit
+from .groupcommit import Confirmations
 from .lists import FORM_WHOLE_BLOG, Catalogue, UnknownList
 from .mailproc import MailProcess
 from .outgoing import ADDRESS_REFUSED, DEADLINE as MAIL_DEADLINE, Outgoing
@@ -89,6 +89,8 @@ MAIL_NOT_SENT = ("Le mail de confirmation n’a pas pu partir : notre serveur de
                  "Rien n’a été enregistré. Réessayez dans quelques minutes.")
 ADDRESS_NOT_DELIVERABLE = ("Notre serveur de courrier refuse d’écrire à cette adresse : vérifiez-la, ou indiquez-en "
                            "une autre. Rien n’a été enregistré.")
+NOT_STORED = ("Votre confirmation n’a pas pu être enregistrée : réessayez dans une minute avec le même lien "
+              "(il reste valable 48 heures).")
 NO_LIST_CHOSEN = "Cochez au moins une case : « tout le blog », ou une rubrique."
 NOTHING_TO_LEAVE = "Cochez au moins une liste à quitter, ou choisissez « Me désinscrire de tout »."
 TOO_MANY_FOR_ADDRESS = ("Plusieurs e-mails de confirmation ont déjà été demandés pour cette adresse "
@@ -257,17 +259,16 @@ async def confirm(request: Request) -> Response:
     try:
         limit(request, "links_per_client", client_key(request), HTTP_ERRORS[429])
         email, lists = read_link(request, "confirm")
-        catalogue: Catalogue = request.state.catalogue
         if request.method == "POST":
             await read_body(request)
-            now_on = await request.state.confirmations.add(email, lists)  # stored with those confirmed meanwhile
-            if now_on is not None:
-                request.state.outgoing.welcome(email, [catalogue.name(key) for key in now_on])  # not awaited
+            if not await request.state.confirmations.confirm(email, lists):  # stored with those confirmed meanwhile
+                raise Refused(503, NOT_STORED, {"Retry-After": "60"})
             return done(request, "confirme")
     except Refused as exc:
         return refusal(request, exc.status, exc.message, exc.headers, title="Lien de confirmation")
     if wants_json(request):
         return JSONResponse({"message": "Confirmez votre inscription par une requête POST sur cette adresse."})
+    catalogue: Catalogue = request.state.catalogue
     return HTMLResponse(request.state.address_pages.render(
         "service/confirm.html", email, page_title="Confirmer votre inscription",
         lists=tuple(catalogue.name(key) for key in lists), NEWSLETTER_RUBRIQUES=tuple(catalogue.form_lists())))
@@ -428,12 +429,14 @@ def create_app(config: Config, *, limits: Limits = Limits(), static_dir: str | P
         quietlog.install()  # whatever server runs the app, a flood of one message cannot fill the disk
         signer = Signer(config.secrets)
         store = open_store(config.db)
-        outgoing = (MailProcess(config, deadline=mail_deadline) if mail_process
-                    else Outgoing(config, signer, deadline=mail_deadline))
         catalogue = Catalogue(config)
+        if mail_process:  # the child stores confirmations too, and sends their welcome mails
+            outgoing = confirmations = MailProcess(config, deadline=mail_deadline)
+        else:
+            outgoing = Outgoing(config, signer, deadline=mail_deadline)
+            confirmations = Confirmations(store, outgoing, catalogue)
         await outgoing.start()
         templates = theme_environment(config)
-        confirmations = GroupCommit(store)
         try:
             yield {
                 "config": config,
@@ -448,8 +451,9 @@ def create_app(config: Config, *, limits: Limits = Limits(), static_dir: str | P
                              for name in ("signup_per_client", "mail_per_address", "links_per_client")},
             }
         finally:
+            if confirmations is not outgoing:
+                await confirmations.close()  # their welcome mails queued before the mails stop
             await outgoing.stop()
-            confirmations.close()
             store.close()
 
     return Starlette(

@@ -1,17 +1,20 @@
-"""The service's mails in a process of their own, so that the second core builds and hands off mails
-while the first answers HTTP.
+"""The service's mails and confirmations in a process of their own, so that the second core builds and
+hands off mails, and stores the confirmed addresses, while the first answers HTTP.
 
 A signup's answer waits for the relay to take its confirmation mail. In one process, building that
 mail and talking SMTP took as much of the GIL as the HTTP request itself (measured: a signup cost 1.3 ms
 of the process with its mail, 0.75 ms without). `python -m newsletter.server` (newsletter/asgi.py)
 runs the Outgoing queue and workers (outgoing.py) in a child process instead; the service talks to it
-over a pipe, one line per mail each way, gathered into one write per turn of the event loop.
+over a pipe, one line per mail each way, gathered into one write per turn of the event loop. A
+confirmation is a line too: the child stores it with the others of its turn (groupcommit.py), answers
+once it is committed, and sends the welcome mail itself.
 
 What the readers get does not change: the answer waits for the relay's 250, and when the hand-off fails
 they are told to retry. The child gets the configuration, secrets included, through its standard input:
 nothing is written to disk, and the addresses cross the pipe in memory only. If the child dies, the
-mails it had not handed off are answered as failed (« réessayez »), signups meanwhile too, and a new
-child is started at once. If the service dies, the child sees its pipe close, hands off what it holds
+mails it had not handed off are answered as failed (« réessayez »), signups meanwhile too, and so are the
+confirmations it had not answered (stored or not: confirming again is harmless), and a new child is
+started at once. If the service dies, the child sees its pipe close, hands off what it holds
 (each mail until its deadline) and exits; it ignores SIGTERM and SIGINT, which systemd and a terminal
 send to both processes at once, and ends with its pipe.
 """
@@ -85,7 +88,7 @@ class _Child(asyncio.SubprocessProtocol):
 
 
 class MailProcess:
-    """Outgoing's interface (start, submit, welcome, stop), served by a child process running Outgoing."""
+    """Outgoing's start, submit and stop, and Confirmations' confirm, served by a child process running both."""
 
     def __init__(self, config: Config, maxsize: int = QUEUE_SIZE, deadline: float = DEADLINE):
         self.config, self.maxsize, self.deadline = picklable(config), maxsize, deadline
@@ -118,13 +121,13 @@ class MailProcess:
         """As Outgoing.submit; a future already False while a new child is starting."""
         return self._put("c", email, list(lists))
 
-    def welcome(self, email: str, names: Sequence[str] = ()) -> asyncio.Future | None:
-        """As Outgoing.welcome (None if welcome mails are off or the queue is full)."""
-        if not self.config.welcome:
-            return None
-        outcome = self._put("w", email, list(names))
+    def confirm(self, email: str, lists: Sequence[str] = (WHOLE_BLOG,)) -> asyncio.Future:
+        """As groupcommit.Confirmations.confirm: stored by the child, which sends the welcome mail itself.
+        A future already False while a new child is starting or when too many wait (the reader retries)."""
+        outcome = self._put("s", email, list(lists))
         if outcome is None:
-            logger.warning("welcome mail not sent: the outgoing queue is full")
+            outcome = asyncio.get_running_loop().create_future()
+            outcome.set_result(False)
         return outcome
 
     def _put(self, kind: str, email: str, extra: list[str]) -> asyncio.Future | None:
@@ -204,8 +207,9 @@ class MailProcess:
 # -- the child ---------------------------------------------------------------------------------
 
 class _Requests(asyncio.Protocol):
-    def __init__(self, outgoing: Outgoing, write, done: asyncio.Future):
-        self.outgoing, self.write, self.done, self.buffer = outgoing, write, done, bytearray()
+    def __init__(self, outgoing: Outgoing, confirmations, write, done: asyncio.Future):
+        self.outgoing, self.confirmations, self.write, self.done = outgoing, confirmations, write, done
+        self.buffer = bytearray()
 
     def data_received(self, data):
         self.buffer += data
@@ -214,8 +218,8 @@ class _Requests(asyncio.Protocol):
             del self.buffer[:end + 1]
             if kind == "c":
                 outcome = self.outgoing.submit(email, extra)
-            else:
-                outcome = self.outgoing.welcome(email, extra)
+            else:  # "s": store a confirmation (its welcome mail leaves from here)
+                outcome = self.confirmations.confirm(email, extra)
             if outcome is None:
                 self.write(number, False)
             else:
@@ -238,7 +242,10 @@ def read_exactly(fd: int, size: int) -> bytes:
 
 async def child() -> None:
     from . import heap, quietlog
+    from .groupcommit import Confirmations
+    from .lists import Catalogue
     from .signing import Signer
+    from .store import open_store
 
     quietlog.install()
     # systemd stops a unit by signalling every process of it, and Ctrl-C signals the terminal's whole
@@ -249,6 +256,8 @@ async def child() -> None:
     loop = asyncio.get_running_loop()
     config, maxsize, deadline = pickle.loads(read_exactly(0, int.from_bytes(read_exactly(0, 8), "big")))
     outgoing = Outgoing(config, Signer(config.secrets), maxsize=maxsize, deadline=deadline)
+    store = open_store(config.db, recover=False)  # the service opened it first, and finished any erasure
+    confirmations = Confirmations(store, outgoing, Catalogue(config), thread=False)
     await outgoing.start()
     out, _ = await loop.connect_write_pipe(asyncio.Protocol, os.fdopen(sys.stdout.fileno(), "wb", 0))
     lines: list[bytes] = []
@@ -265,9 +274,12 @@ async def child() -> None:
     heap.settle()
     out.write(b"ready\n")
     done = loop.create_future()
-    await loop.connect_read_pipe(lambda: _Requests(outgoing, write, done), os.fdopen(sys.stdin.fileno(), "rb", 0))
+    await loop.connect_read_pipe(lambda: _Requests(outgoing, confirmations, write, done),
+                                 os.fdopen(sys.stdin.fileno(), "rb", 0))
     await done  # the service closed the pipe: stopping, or gone
+    await confirmations.close()  # their welcome mails queued
     await outgoing.stop()
+    store.close()
     flush()
     await asyncio.sleep(0)
 

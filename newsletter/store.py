@@ -115,8 +115,9 @@ class SendBusy(RuntimeError):
     """Another send is running on this store."""
 
 
-def open_store(url_or_path: str | Path) -> "Store":
-    """A store for NEWSLETTER_DB: a SQLite file path (or sqlite:///path), or a postgresql:// URL."""
+def open_store(url_or_path: str | Path, recover: bool = True) -> "Store":
+    """A store for NEWSLETTER_DB: a SQLite file path (or sqlite:///path), or a postgresql:// URL.
+    recover=False: another process of this service opened it first (SQLiteStore)."""
     target = str(url_or_path)
     if target.startswith(("postgresql://", "postgres://")):
         from .pgstore import PostgresStore  # psycopg is loaded only by who uses it
@@ -126,7 +127,7 @@ def open_store(url_or_path: str | Path) -> "Store":
     elif "://" in target:
         raise StoreError(f"NEWSLETTER_DB : schéma non reconnu ({target.split('://')[0]}://) ; "
                          "attendu : un chemin de fichier SQLite ou une URL postgresql://")
-    return SQLiteStore(Path(target))
+    return SQLiteStore(Path(target), recover)
 
 
 class SQLiteStore(Erasures):
@@ -135,7 +136,9 @@ class SQLiteStore(Erasures):
 
     RETRIED = (apsw.Error,)  # a full disk during VACUUM, say
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, recover: bool = True):
+        """recover: finish the erasure of a process that died before its VACUUM. Not when another process of
+        the service has the file open: it did that, and its own writes leave the WAL non-empty."""
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -163,7 +166,7 @@ class SQLiteStore(Erasures):
         except apsw.Error as exc:
             self._db.close()
             raise StoreError(f"NEWSLETTER_DB : {path} n’est pas une base utilisable : {exc}") from None
-        if leftover_wal:
+        if leftover_wal and recover:
             # A process may have died between an erasure and its VACUUM: finish it now.
             self._deleted += 1
             if not self._scrub(self._deleted):

@@ -7,6 +7,7 @@ import email
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -19,6 +20,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from newsletter.app import create_app
+from newsletter.links import confirm_url
 from newsletter.mailproc import MailProcess
 from newsletter.ratelimit import NO_LIMITS
 from newsletter.serving import serve_in_thread
@@ -112,6 +114,71 @@ def test_a_killed_child_fails_only_the_mails_it_held_and_is_replaced(tmp_path):
     finally:
         release.set()
         relay.stop()
+
+
+def subscribers(db: str) -> list[str]:
+    with sqlite3.connect(db) as reader:
+        return [email for (email,) in reader.execute("SELECT email FROM subscribers")]
+
+
+def welcomes(envelopes: list) -> list:
+    return [e for e in envelopes
+            if email.message_from_bytes(e.content, policy=default_policy)["Subject"].startswith("Bienvenue")]
+
+
+def test_a_killed_child_fails_the_confirmations_it_held_and_confirming_again_stores_once(tmp_path):
+    """The child stores confirmations: killed with one in its commit, the reader is told to retry, nothing
+    is half stored, and the same link then confirms through the new child, with one welcome mail."""
+    sink = Sink()
+    relay = start_server(sink)
+    config = make_config(tmp_path, smtp_url=f"smtp://127.0.0.1:{relay.port}")
+    path = confirm_url(config, Signer(config.secrets), "lecteur@exemple.fr").removeprefix("http://127.0.0.1:8000")
+    try:
+        with serve_in_thread(create_app(config, limits=NO_LIMITS, mail_process=True)) as url, \
+                httpx.Client(base_url=url, timeout=30, headers={"Accept": "application/json"}) as http, \
+                concurrent.futures.ThreadPoolExecutor(1) as pool:
+            (child,) = mail_children(os.getpid())
+            writer = sqlite3.connect(config.db, isolation_level=None)
+            writer.execute("BEGIN IMMEDIATE")  # the store's write lock, held: the child's commit waits for it
+            waiting = pool.submit(http.post, path)
+            until(lambda: "nanosleep" in Path(f"/proc/{child}/wchan").read_text())  # SQLite's busy wait
+            os.kill(child, signal.SIGKILL)
+            answer = waiting.result(30)
+            writer.rollback()
+            writer.close()
+            assert answer.status_code == 503 and answer.headers["retry-after"] == "60"
+            assert "n’a pas pu être enregistrée" in answer.json()["erreur"]
+            assert subscribers(config.db) == []
+            until(lambda: http.post(path).status_code == 200)  # once the new child is ready
+            (new,) = mail_children(os.getpid())
+            assert new != child and subscribers(config.db) == ["lecteur@exemple.fr"]
+            (welcome,) = sink.wait_until(welcomes)
+            assert welcome.rcpt_tos == ["lecteur@exemple.fr"] and pid_of(welcome) == new
+    finally:
+        relay.stop()
+
+
+@pytest.mark.parametrize("mail_process", [True, False], ids=["child", "service"])
+def test_a_confirmation_the_store_cannot_take_is_refused_with_a_retry_and_no_welcome(tmp_path, mail_process, caplog):
+    """Whichever process commits: a failed commit answers 503 « réessayez », and no mail is sent."""
+    sink = Sink()
+    relay = start_server(sink)
+    config = make_config(tmp_path, smtp_url=f"smtp://127.0.0.1:{relay.port}")
+    path = confirm_url(config, Signer(config.secrets), "lecteur@exemple.fr").removeprefix("http://127.0.0.1:8000")
+    try:
+        with serve_in_thread(create_app(config, limits=NO_LIMITS, mail_process=mail_process)) as url, \
+                httpx.Client(base_url=url, timeout=30) as http:
+            with sqlite3.connect(config.db) as breaker:
+                breaker.execute("DROP TABLE memberships")  # every confirmation's transaction fails now
+            answer = http.post(path)
+            assert answer.status_code == 503 and "n’a pas pu être enregistrée" in answer.text
+            assert subscribers(config.db) == []  # all or nothing: not the address without its list
+            assert http.post("/newsletter/inscription", data={"email": "autre@exemple.fr"}).status_code == 303
+            assert [e.rcpt_tos for e in sink.wait_for(1)] == [["autre@exemple.fr"]]  # and no welcome before it
+    finally:
+        relay.stop()
+    if not mail_process:
+        assert "confirmation not stored: SQLError" in caplog.text
 
 
 def test_the_child_does_not_outlive_a_killed_service(tmp_path):
