@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import time
 from collections.abc import Callable, Iterable, Sequence
 
@@ -74,12 +75,48 @@ class Signer:
                     key = self._derived[secret_key] = super().derive_key(secret_key)
                 return key
 
+        self._clock = clock
         # itsdangerous signs with the LAST key of the list and verifies with all of them.
         keys = list(reversed(secrets))
         self._bounce_keys = [hmac.new(secret.encode(), BOUNCE_SALT, hashlib.sha256).digest() for secret in secrets]
         self._confirm = _OnceSerializer(keys, salt=CONFIRM_SALT, signer=ClockedSigner)
         self._unsubscribe = _OnceSerializer(keys, salt=UNSUBSCRIBE_SALT, signer=ClockedSigner)
         self._last_unsubscribe = ("", "")  # a mail carries its reader's token two or three times
+        self._confirm_keys = self._verifying_keys(self._confirm)
+        self._unsubscribe_keys = self._verifying_keys(self._unsubscribe)
+
+    def _verifying_keys(self, serializer: URLSafeTimedSerializer) -> list:
+        """HMAC-SHA1 with each key itsdangerous verifies `serializer`'s tokens with (its key derivation),
+        for _genuine; none if a token it makes does not check out so (another itsdangerous: _genuine off)."""
+        signer = serializer.make_signer()
+        keys = [hmac.new(signer.derive_key(secret), digestmod=hashlib.sha1) for secret in reversed(signer.secret_keys)]
+        token = serializer.dumps(["x@exemple.fr", ["essai"]])
+        return keys if self._genuine(token, keys, None) == ["x@exemple.fr", ["essai"]] else []
+
+    def _genuine(self, token: str, keys: list, max_age: int | None):
+        """The payload of a token that is, by the very checks itsdangerous makes, genuine and young enough;
+        None for anything else, which itsdangerous then reads itself (and refuses with its reason). A
+        third of its cost a link: one HMAC, no signer objects, no exceptions on the way."""
+        try:
+            signed, _, mac = token.encode("ascii").rpartition(b".")
+            payload, _, stamp = signed.rpartition(b".")
+            if not payload or payload.startswith(b"."):  # compressed: itsdangerous's own path
+                return None
+            mac = base64.urlsafe_b64decode(mac + b"=" * (-len(mac) % 4))
+            for key in keys:
+                computed = key.copy()  # the key's HMAC state, prepared once
+                computed.update(signed)
+                if hmac.compare_digest(computed.digest(), mac):
+                    break
+            else:
+                return None
+            if max_age is not None:
+                stamp = base64.urlsafe_b64decode(stamp + b"=" * (-len(stamp) % 4))
+                if len(stamp) > 8 or not 0 <= int(self._clock()) - int.from_bytes(stamp, "big") <= max_age:
+                    return None
+            return json.loads(base64.urlsafe_b64decode(payload + b"=" * (-len(payload) % 4)).decode())
+        except ValueError:  # not ASCII, not base64, not JSON (UnicodeError is a ValueError)
+            return None
 
     def confirm_token(self, email: str, lists: Sequence[str] = (WHOLE_BLOG,)) -> str:
         if list(lists) == [WHOLE_BLOG]:
@@ -92,8 +129,10 @@ class Signer:
 
     def read_confirm(self, token: str, max_age: int = CONFIRM_MAX_AGE) -> tuple[str, list[str]]:
         """The address and list keys of a confirmation token (an address alone: the whole blog)."""
+        payload = self._genuine(token, self._confirm_keys, max_age)
         try:
-            payload = self._confirm.loads(token, max_age=max_age)
+            if payload is None:
+                payload = self._confirm.loads(token, max_age=max_age)
         except SignatureExpired:
             raise ExpiredLink("lien expiré") from None
         except (BadSignature, UnicodeError, ValueError):
@@ -116,8 +155,10 @@ class Signer:
 
     def read_unsubscribe_token(self, token: str) -> str:
         """The address of an unsubscribe token (no expiry: old newsletters keep working)."""
+        email = self._genuine(token, self._unsubscribe_keys, None)
         try:
-            email = self._unsubscribe.loads(token)
+            if email is None:
+                email = self._unsubscribe.loads(token)
         except (BadSignature, UnicodeError, ValueError):
             raise BadLink("lien invalide") from None
         return _address(email)
