@@ -126,13 +126,19 @@ def welcomes(envelopes: list) -> list:
             if email.message_from_bytes(e.content, policy=default_policy)["Subject"].startswith("Bienvenue")]
 
 
-def test_a_killed_child_fails_the_confirmations_it_held_and_confirming_again_stores_once(tmp_path):
-    """The child stores confirmations: killed with one in its commit, the reader is told to retry, nothing
-    is half stored, and the same link then confirms through the new child, with one welcome mail."""
+def reader_confirming(tmp_path):
+    """A relay and its sink, the service's configuration, and the path of lecteur@exemple.fr's link."""
     sink = Sink()
     relay = start_server(sink)
     config = make_config(tmp_path, smtp_url=f"smtp://127.0.0.1:{relay.port}")
     path = confirm_url(config, Signer(config.secrets), "lecteur@exemple.fr").removeprefix("http://127.0.0.1:8000")
+    return sink, relay, config, path
+
+
+def test_a_killed_child_fails_the_confirmations_it_held_and_confirming_again_stores_once(tmp_path):
+    """The child stores confirmations: killed with one in its commit, the reader is told to retry, nothing
+    is half stored, and the same link then confirms through the new child, with one welcome mail."""
+    sink, relay, config, path = reader_confirming(tmp_path)
     try:
         with serve_in_thread(create_app(config, limits=NO_LIMITS, mail_process=True)) as url, \
                 httpx.Client(base_url=url, timeout=30, headers={"Accept": "application/json"}) as http, \
@@ -161,10 +167,7 @@ def test_a_killed_child_fails_the_confirmations_it_held_and_confirming_again_sto
 @pytest.mark.parametrize("mail_process", [True, False], ids=["child", "service"])
 def test_a_confirmation_the_store_cannot_take_is_refused_with_a_retry_and_no_welcome(tmp_path, mail_process, caplog):
     """Whichever process commits: a failed commit answers 503 « réessayez », and no mail is sent."""
-    sink = Sink()
-    relay = start_server(sink)
-    config = make_config(tmp_path, smtp_url=f"smtp://127.0.0.1:{relay.port}")
-    path = confirm_url(config, Signer(config.secrets), "lecteur@exemple.fr").removeprefix("http://127.0.0.1:8000")
+    sink, relay, config, path = reader_confirming(tmp_path)
     try:
         with serve_in_thread(create_app(config, limits=NO_LIMITS, mail_process=mail_process)) as url, \
                 httpx.Client(base_url=url, timeout=30) as http:
