@@ -17,7 +17,7 @@ from newsletter.app import create_app
 from newsletter.confirmation import ConfirmationMail
 from newsletter.links import confirm_url, list_unsubscribe_headers, unsubscribe_url
 from newsletter.mailer import SMTPMailer, wire_bytes
-from newsletter.outgoing import ADDRESS_REFUSED, QUEUE_SIZE, WORKERS, Outgoing
+from newsletter.outgoing import ADDRESS_REFUSED, BATCH, QUEUE_SIZE, WORKERS, Outgoing
 from newsletter.pages import mail_environment, theme_environment
 from newsletter.ratelimit import NO_LIMITS
 from newsletter.serving import serve_in_thread
@@ -238,7 +238,9 @@ def test_through_postfix_a_wave_leaves_in_batches_each_mail_with_its_own_outcome
 
 def test_a_connection_dropped_mid_batch_costs_a_resend_not_a_mail(tmp_path):
     """The relay drops the connection while a batch is on it (after taking some of it): the mails whose
-    answer never came go again on a new connection, and every reader gets theirs, once."""
+    answer never came go again on a new connection, and every reader gets theirs. A mail the relay took
+    whose answer was lost with the connection goes again too (at least once, as SMTP allows): at most
+    the one batch that was on it arrives twice."""
     handler = Pipelining(chunking=True)
     controller = chunking_server(handler, drop=40)  # the 40th message overall: within a batch
     config = make_config(tmp_path, smtp_url=f"smtp://127.0.0.1:{controller.port}")
@@ -256,5 +258,6 @@ def test_a_connection_dropped_mid_batch_costs_a_resend_not_a_mail(tmp_path):
         assert run_async(wave()) == [True] * len(readers)
     finally:
         controller.stop()
-    assert sorted(e.rcpt_tos[0] for e in handler.envelopes) == sorted(readers)
+    received = [e.rcpt_tos[0] for e in handler.envelopes]
+    assert sorted(set(received)) == sorted(readers) and len(received) - len(readers) < BATCH
     assert len(handler.sessions) > WORKERS  # the dropped connection was replaced
