@@ -17,7 +17,8 @@ import json
 import time
 from collections.abc import Callable, Iterable, Sequence
 
-from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
+from itsdangerous import BadData, BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
+from itsdangerous.encoding import base64_decode
 
 from .store import WHOLE_BLOG
 
@@ -102,7 +103,7 @@ class Signer:
             payload, _, stamp = signed.rpartition(b".")
             if not payload or payload.startswith(b"."):  # compressed: itsdangerous's own path
                 return None
-            mac = base64.urlsafe_b64decode(mac + b"=" * (-len(mac) % 4))
+            mac = base64_decode(mac)
             for key in keys:
                 computed = key.copy()  # the key's HMAC state, prepared once
                 computed.update(signed)
@@ -111,11 +112,11 @@ class Signer:
             else:
                 return None
             if max_age is not None:
-                stamp = base64.urlsafe_b64decode(stamp + b"=" * (-len(stamp) % 4))
+                stamp = base64_decode(stamp)
                 if len(stamp) > 8 or not 0 <= int(self._clock()) - int.from_bytes(stamp, "big") <= max_age:
                     return None
-            return json.loads(base64.urlsafe_b64decode(payload + b"=" * (-len(payload) % 4)).decode())
-        except ValueError:  # not ASCII, not base64, not JSON (UnicodeError is a ValueError)
+            return json.loads(base64_decode(payload).decode())
+        except (ValueError, BadData):  # not ASCII, not base64, not JSON (UnicodeError is a ValueError)
             return None
 
     def confirm_token(self, email: str, lists: Sequence[str] = (WHOLE_BLOG,)) -> str:
