@@ -249,8 +249,7 @@ class AsyncSMTP:
         3030: no reply is awaited in between, nor dot-stuffing). For each, in order, what send would
         return (the recipients refused while others took it) or raise: smtplib's exception, or ReplyLost
         for a message that went out and whose answer did not come before the connection dropped or the
-        deadline. RSET first, whatever came before: Postfix 3.7's smtpd dies (signal 11) when MAIL FROM
-        follows a BDAT it refused at the end of the message."""
+        deadline. RSET first, whatever came before (the module's docstring says why)."""
         chunks, counts = [], []
         for data, sender, recipients in messages:
             body = _crlf(data)

@@ -3,8 +3,8 @@
 uvicorn with the connection guard (newsletter.guard), the log throttle (newsletter.quietlog), no
 access log (a link carries a signed address), and the open-file limit raised to the hard limit, as
 Go and nginx do: the guard keeps connections under it. The event loop is uvloop's (libuv), as
-uvicorn's own "standard" install has it: POST confirm, whose answer waits on the store's thread and
-hands a mail to the mail process, ran 4-41 % faster with it (4 alternating pairs of runs, 50
+uvicorn's own "standard" install has it: POST confirm, whose answer then waited on the store's thread
+and handed a mail to the mail process, ran 4-41 % faster with it (4 alternating pairs of runs, 50
 connections, a fresh server each: median 4,110 against 3,500 req/s); the hello world, -11 to +14 %
 (3 pairs), the same within the noise.
 """
@@ -21,8 +21,8 @@ from . import heap, quietlog
 from .guard import BACKLOG, GuardedH11Protocol
 
 # Seconds the event loop may hold the GIL while another thread waits for it (Python's default: 0.005).
-# The store's writer thread (groupcommit.py) takes it back after each SQLite call of a batch; at 5 ms a
-# time behind a busy loop, a batch of confirmations waited tens of ms (POST confirm p99 48-56 ms at 50
+# With `--mail-process no` (the mail process commits confirmations otherwise), the store's writer thread
+# (groupcommit.py) takes it back after each SQLite call of a batch; at 5 ms a time behind a busy loop, a batch of confirmations waited tens of ms (POST confirm p99 48-56 ms at 50
 # connections, 43-47 ms with 0.5 ms).
 GIL_SWITCH_INTERVAL = 0.0005
 
