@@ -23,7 +23,7 @@ from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -277,7 +277,6 @@ async def confirm(request: Request) -> Response:
 async def unsubscribe(request: Request) -> Response:
     """GET shows « Me désinscrire de tout » and, for a reader on several lists, a choice of lists to leave.
     POST erases the address at once (RFC 8058 one-click too), or with `quitter` leaves only those lists."""
-    catalogue: Catalogue = request.state.catalogue
     store = request.state.store
     try:
         limit(request, "links_per_client", client_key(request), HTTP_ERRORS[429])
