@@ -103,7 +103,9 @@ class PostgresStore(Erasures):
 
     RETRIED = (psycopg.Error,)  # the server restarting, say
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, recover: bool = True):
+        """recover: finish the erasure of a process that died between a DELETE and its VACUUM (see
+        SQLiteStore). Not when another process of the service opened the database first: it did that."""
         self.path = _shown(url)  # what messages name, as SQLiteStore.path (never the password)
         conninfo = make_conninfo(url, connect_timeout=CONNECT_TIMEOUT, application_name="newsletter")
         try:
@@ -134,7 +136,7 @@ class PostgresStore(Erasures):
         self._lock = threading.Lock()        # this process's DELETEs wait while it vacuums
         self._init_erasures()
         self._checkpoints: psycopg.Connection | None = None  # fast_checkpoints()'s connection
-        if leftover:
+        if leftover and recover:
             self._deleted += 1
             if not self._scrub(self._deleted):
                 self._finish_in_background()

@@ -117,11 +117,11 @@ class SendBusy(RuntimeError):
 
 def open_store(url_or_path: str | Path, recover: bool = True) -> "Store":
     """A store for NEWSLETTER_DB: a SQLite file path (or sqlite:///path), or a postgresql:// URL.
-    recover=False: another process of this service opened it first (SQLiteStore)."""
+    recover=False: another process of this service opened it first, and finished any erasure left behind."""
     target = str(url_or_path)
     if target.startswith(("postgresql://", "postgres://")):
         from .pgstore import PostgresStore  # psycopg is loaded only by who uses it
-        return PostgresStore(target)
+        return PostgresStore(target, recover)
     if target.startswith("sqlite:///"):
         target = target[len("sqlite:///"):]
     elif "://" in target:
