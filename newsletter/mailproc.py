@@ -33,7 +33,7 @@ from pathlib import Path
 
 from .config import Config
 from .outgoing import ADDRESS_REFUSED, DEADLINE, QUEUE_SIZE, Outgoing
-from .store import WHOLE_BLOG
+from .store import WHOLE_BLOG, open_store
 
 logger = logging.getLogger(__name__)
 
@@ -229,6 +229,25 @@ class _Requests(asyncio.Protocol):
         self.done.set_result(None)
 
 
+class _StoreOnFirstUse:
+    """The store, opened at the first confirmation (and again after a failed open): the child's mails do
+    not wait for it. A database the child cannot reach fails confirmations (« réessayez »), not signups,
+    which store nothing."""
+
+    def __init__(self, db: str):
+        self.db, self._store = db, None
+
+    def confirm_many(self, emails, lists):
+        if self._store is None:
+            # The service opened it first, and finished any erasure left behind: no recovery here.
+            self._store = open_store(self.db, recover=False)
+        return self._store.confirm_many(emails, lists)
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+
+
 def read_exactly(fd: int, size: int) -> bytes:
     """`size` bytes of the file descriptor, unbuffered: what follows is the event loop's to read."""
     data = b""
@@ -245,7 +264,6 @@ async def child() -> None:
     from .groupcommit import Confirmations
     from .lists import Catalogue
     from .signing import Signer
-    from .store import open_store
 
     quietlog.install()
     # systemd stops a unit by signalling every process of it, and Ctrl-C signals the terminal's whole
@@ -256,7 +274,7 @@ async def child() -> None:
     loop = asyncio.get_running_loop()
     config, maxsize, deadline = pickle.loads(read_exactly(0, int.from_bytes(read_exactly(0, 8), "big")))
     outgoing = Outgoing(config, Signer(config.secrets), maxsize=maxsize, deadline=deadline)
-    store = open_store(config.db, recover=False)  # the service opened it first, and finished any erasure
+    store = _StoreOnFirstUse(config.db)
     confirmations = Confirmations(store, outgoing, Catalogue(config), thread=False)
     await outgoing.start()
     out, _ = await loop.connect_write_pipe(asyncio.Protocol, os.fdopen(sys.stdout.fileno(), "wb", 0))

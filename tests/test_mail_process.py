@@ -3,6 +3,7 @@ them: mails leave from the child, a killed child costs only the mails it held (t
 to retry) and is replaced, and the child does not outlive the service. Real uvicorn, aiosmtpd, processes."""
 import asyncio
 import concurrent.futures
+import dataclasses
 import email
 import os
 import re
@@ -182,6 +183,32 @@ def test_a_confirmation_the_store_cannot_take_is_refused_with_a_retry_and_no_wel
         relay.stop()
     if not mail_process:
         assert "confirmation not stored: SQLError" in caplog.text
+
+
+def test_a_store_the_child_cannot_open_fails_confirmations_not_signups(tmp_path):
+    """The child opens the store at its first confirmation: a new child that cannot reach it still sends
+    confirmation mails (signups store nothing), answers confirmations « réessayez », and stores them once
+    the store is back."""
+    sink, relay, config, path = reader_confirming(tmp_path)
+    folder = tmp_path / "base"
+    config = dataclasses.replace(config, db=str(folder / "abonnes.sqlite3"))
+    try:
+        with serve_in_thread(create_app(config, limits=NO_LIMITS, mail_process=True)) as url, \
+                httpx.Client(base_url=url, timeout=30, headers={"Accept": "application/json"}) as http:
+            (child,) = mail_children(os.getpid())
+            folder.rename(tmp_path / "ailleurs")  # the service keeps its open file; a new opener fails
+            folder.write_text("pas un dossier")
+            os.kill(child, signal.SIGKILL)
+            until(lambda: http.post("/newsletter/inscription", data={"email": "autre@exemple.fr"}).status_code == 202)
+            assert [e.rcpt_tos for e in sink.wait_for(1)] == [["autre@exemple.fr"]]
+            answer = http.post(path)
+            assert answer.status_code == 503 and "n’a pas pu être enregistrée" in answer.json()["erreur"]
+            folder.unlink()
+            (tmp_path / "ailleurs").rename(folder)
+            assert http.post(path).status_code == 200
+            assert subscribers(config.db) == ["lecteur@exemple.fr"]
+    finally:
+        relay.stop()
 
 
 def test_the_child_does_not_outlive_a_killed_service(tmp_path):
