@@ -453,6 +453,24 @@ def test_security_headers_everywhere_and_no_cookie(service):
     assert not service.http.cookies
 
 
+def test_an_endpoint_that_fails_answers_the_french_500_with_the_security_headers(service, caplog):
+    """The endpoints are called straight (app.Front), not through Starlette's error middleware: a failure
+    still gets its French page (or JSON), the security headers, and a log line without the address."""
+    token = Signer([SECRET]).unsubscribe_token("lecteur@exemple.fr")
+    db = sqlite3.connect(service.db)
+    db.executescript("DROP TABLE memberships; DROP TABLE subscribers")  # what the page and the erasure read
+    db.commit()
+    db.close()
+    with caplog.at_level("ERROR"):  # the server closes the connection after an error: a new one each
+        page = service.http.get(f"/newsletter/desinscription/{token}", headers={"Connection": "close"})
+        data = service.http.post(f"/newsletter/desinscription/{token}", headers={**JSON, "Connection": "close"})
+    assert page.status_code == 500 and page.text == "Une erreur interne est survenue. Réessayez un peu plus tard."
+    assert data.status_code == 500 and data.json() == {"erreur": page.text}
+    for r in (page, data):
+        assert "default-src 'self'" in r.headers["content-security-policy"] and "set-cookie" not in r.headers
+    assert "unhandled error: SQLError" in caplog.text and "lecteur@exemple.fr" not in caplog.text
+
+
 # -- rate limits ----------------------------------------------------------------
 
 def test_rate_limits_per_client_and_per_address(tmp_path):

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from newsletter.app import SEARCH_CSP, SECURITY_HEADERS
+from newsletter.headers import SEARCH_CSP, SECURITY_HEADERS
 from tests.conftest import ROOT
 from tests.fixtures.browser import record_requests
 
