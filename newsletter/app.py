@@ -22,7 +22,7 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.middleware import Middleware
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -46,6 +46,7 @@ from .store import WHOLE_BLOG, Erasure, open_store
 logger = logging.getLogger(__name__)
 
 MAX_BODY = 4096
+MAX_FIELDS = 20
 HONEYPOT = "site_web"
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
@@ -142,14 +143,15 @@ async def read_body(request: Request) -> bytes:
     if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
         raise Refused(413, HTTP_ERRORS[413])
     body = bytearray()
-    try:
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_BODY:
-                raise Refused(413, HTTP_ERRORS[413])
-    except ClientDisconnect:  # gone mid-body: nobody reads the answer, and it is no error of ours
-        raise Refused(400, "Le formulaire n’est pas arrivé en entier : renvoyez-le depuis la page.") from None
-    return bytes(body)
+    while True:  # the server's messages as they come (Starlette's request.stream(), without its generator)
+        message = await request.receive()
+        if message["type"] == "http.disconnect":  # gone mid-body: nobody reads the answer, and it is no error of ours
+            raise Refused(400, "Le formulaire n’est pas arrivé en entier : renvoyez-le depuis la page.")
+        body += message.get("body", b"")
+        if len(body) > MAX_BODY:
+            raise Refused(413, HTTP_ERRORS[413])
+        if not message.get("more_body", False):
+            return bytes(body)
 
 
 async def read_fields(request: Request, body: bytes) -> dict[str, list[str]]:
@@ -158,12 +160,12 @@ async def read_fields(request: Request, body: bytes) -> dict[str, list[str]]:
     try:
         if ctype == "application/x-www-form-urlencoded":
             return parse_qs(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False,
-                            max_num_fields=20)
+                            max_num_fields=MAX_FIELDS)
         if ctype == "multipart/form-data":
             async def once():
                 yield body
             form = await MultiPartParser(Headers(raw=request.headers.raw), once(), max_files=0,
-                                         max_fields=20, max_part_size=MAX_BODY).parse()
+                                         max_fields=MAX_FIELDS, max_part_size=MAX_BODY).parse()
             return {k: [v for v in form.getlist(k) if isinstance(v, str)] for k in form.keys()}
         if ctype == "application/json":
             data = json.loads(body.decode("utf-8"))
