@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import configparser
 import email
+import ipaddress
 import os
 import pwd
 import re
@@ -43,6 +44,12 @@ LINK = re.compile(r"https://\S+/newsletter/confirmer/[\w.\-]+")
 PID = re.compile(r"<\d+\.(\d+)\.")  # make_msgid: <time.pid.random@domain>
 JSON = {"Accept": "application/json"}
 SERVICE_CSP = "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+
+
+# IPv6 clients for the tests, which have only ::1: nginx takes a request's client address from this
+# header, from 127.0.0.1 only (its realip module, as behind a load balancer); connections from the other
+# loopback addresses, as the other tests make them, keep their own.
+CLIENT_BY_HEADER = "  set_real_ip_from 127.0.0.1;\n  real_ip_header X-Test-Client;\n"
 
 
 # -- the store: one place to switch ------------------------------------------------------------
@@ -144,7 +151,7 @@ def stack(release, store_url, tmp_path):
         for instance in instances:
             instance.start()
         with running_nginx(tmp_path / "nginx", release.current, [f"127.0.0.1:{i.port}" for i in instances],
-                           ports=release.ports) as nginx:
+                           ports=release.ports, extra=CLIENT_BY_HEADER) as nginx:
             yield Stack(release, nginx, instances, sink, store_url)
     finally:
         for instance in instances:
@@ -307,6 +314,55 @@ def test_limits_hold_per_client_across_instances(stack):
     served = {pid_of(stack.mails_to(f"voisin{n}@exemple.fr")[0]) for n in range(3, 19)}
     assert served == {i.pid for i in stack.instances}
     assert_nothing_about_clients_logged(stack)
+
+
+def test_an_ipv6_clients_addresses_in_one_64_are_one_client_for_nginx_and_the_instances(stack):
+    """A subscriber line gets a whole /64: its addresses go to one instance, whose own limit counts them
+    together, and nginx's limit holds on top; a client of another /64 goes on."""
+    line = ipaddress.ip_network("2001:db8:4a:7::/64")
+    with stack.client("127.0.0.1") as http:
+        answers = [signup(http, f"ligne{n}@exemple.fr", **{"X-Test-Client": str(line[1 + n * 2**56])})
+                   for n in range(11)]  # eleven addresses of the /64: 2001:db8:4a:7::1, 2001:db8:4a:7:100::1…
+        assert [a.status_code for a in answers[:10]] == [202] * 10
+        assert answers[10].status_code == 429  # the instance's limit: it saw one client, not 11
+        assert "Trop de demandes depuis votre connexion" in answers[10].json()["erreur"]
+        for n in range(11, 16):  # then nginx's own, before any instance
+            answer = signup(http, f"ligne{n}@exemple.fr", **{"X-Test-Client": str(line[2**63 + n])})
+            if "Trop de demandes sont arrivées" in answer.text:
+                break
+        assert answer.status_code == 429 and "Trop de demandes sont arrivées" in answer.text
+        assert signup(http, "voisin@exemple.fr", **{"X-Test-Client": "2001:db8:4a:8::1"}).status_code == 202
+    assert len({pid_of(stack.mails_to(f"ligne{n}@exemple.fr")[0]) for n in range(10)}) == 1  # one instance
+    stack.mails_to("voisin@exemple.fr")
+    assert_nothing_about_clients_logged(stack)
+    for instance in stack.instances:
+        assert "2001:db8" not in instance.log.read_text()
+
+
+def random_ipv6(rng) -> ipaddress.IPv6Address:
+    """An address with runs of zero groups where `::` may fall anywhere, and groups of 1 to 4 digits."""
+    groups = [0 if rng.random() < 0.45 else rng.choice([rng.randrange(1, 16), rng.randrange(1, 2**16)])
+              for _ in range(8)]
+    return ipaddress.IPv6Address(sum(g << (16 * (7 - i)) for i, g in enumerate(groups)))
+
+
+def test_the_client_key_of_nginx_is_the_slash_64_python_computes(release, tmp_path):
+    """$egoblog_client (deploy/nginx.conf) against Python's ipaddress, on 600 generated addresses as nginx
+    itself writes them, and on IPv4 and IPv4-mapped clients."""
+    import random
+
+    port = free_port()
+    echo = f"  server {{ listen 127.0.0.1:{port}; location / {{ default_type text/plain; return 200 \"$egoblog_client\"; }} }}\n"
+    rng = random.Random(64)
+    cases = {str(a): ":".join(f"{int(group, 16):x}" for group in a.exploded.split(":")[:4])
+             for a in (random_ipv6(rng) for _ in range(600))}
+    cases.update({"::": "0:0:0:0", "::1": "0:0:0:0", "1::": "1:0:0:0", "2001:db8::": "2001:db8:0:0",
+                  "1:2:3::8": "1:2:3:0", "1:2:3:4::": "1:2:3:4", "0:1:2:3:4:5:6:7": "0:1:2:3",
+                  "203.0.113.9": "203.0.113.9", "::ffff:203.0.113.9": "203.0.113.9"})
+    with running_nginx(tmp_path / "nginx", release.current, ["127.0.0.1:9", "127.0.0.1:10"],
+                       extra=CLIENT_BY_HEADER + echo), httpx.Client(base_url=f"http://127.0.0.1:{port}") as http:
+        keys = {address: http.get("/", headers={"X-Test-Client": address}).text for address in cases}
+    assert keys == cases
 
 
 # -- an instance killed in the middle of a wave ------------------------------------------------------
