@@ -38,6 +38,7 @@ from .mailproc import MailProcess
 from .outgoing import ADDRESS_REFUSED, DEADLINE as MAIL_DEADLINE, Outgoing
 from . import quietlog
 from .pages import AddressPages, theme_environment
+from .peers import address_limiter
 from .ratelimit import Limits, RateLimiter, client_group
 from .signing import BadLink, ExpiredLink, Signer
 from .welcome import joined
@@ -407,11 +408,11 @@ class Front:
 
 
 def create_app(config: Config, *, limits: Limits = Limits(), static_dir: str | Path | None = None,
-               mail_deadline: float = MAIL_DEADLINE, mail_process: bool = False) -> Front:
+               mail_deadline: float = MAIL_DEADLINE, mail_process: bool = False, instance: str | None = None) -> Front:
     """The service; with `static_dir`, also the built site at / (the dev server). mail_deadline: seconds a
     signup waits for the relay to take its confirmation mail, retries included. mail_process: mails built
     and handed off by a child process (mailproc.py), as `python -m newsletter.server` runs it; else by
-    tasks of this process's loop."""
+    tasks of this process's loop. instance: this one's host:port among NEWSLETTER_INSTANCES (peers.py)."""
     prefix = config.newsletter_path
     routes = [
         Route(f"{prefix}/inscription", subscribe, methods=["POST"]),
@@ -434,6 +435,7 @@ def create_app(config: Config, *, limits: Limits = Limits(), static_dir: str | P
             outgoing = Outgoing(config, signer, deadline=mail_deadline)
             confirmations = Confirmations(store, outgoing, catalogue)
         await outgoing.start()
+        by_address, peers = await address_limiter(config, limits.mail_per_address, instance)
         templates = theme_environment(config)
         try:
             yield {
@@ -445,10 +447,13 @@ def create_app(config: Config, *, limits: Limits = Limits(), static_dir: str | P
                 "templates": templates,
                 "address_pages": AddressPages(templates),
                 "confirmations": confirmations,
-                "limiters": {name: RateLimiter(getattr(limits, name))
-                             for name in ("signup_per_client", "mail_per_address", "links_per_client")},
+                "limiters": {"signup_per_client": RateLimiter(limits.signup_per_client),
+                             "mail_per_address": by_address,
+                             "links_per_client": RateLimiter(limits.links_per_client)},
             }
         finally:
+            if peers is not None:
+                peers.close()
             if confirmations is not outgoing:
                 await confirmations.close()  # their welcome mails queued before the mails stop
             await outgoing.stop()

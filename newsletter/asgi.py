@@ -18,4 +18,5 @@ def mail_process_wanted(choice: str) -> bool:
     return choice == "yes"
 
 
-app = create_app(Config.from_env(), mail_process=mail_process_wanted(os.environ.get("NEWSLETTER_MAIL_PROCESS", "auto")))
+app = create_app(Config.from_env(), mail_process=mail_process_wanted(os.environ.get("NEWSLETTER_MAIL_PROCESS", "auto")),
+                 instance=os.environ.get("NEWSLETTER_INSTANCE"))

@@ -48,6 +48,7 @@ class Config:
     smtp_urls: tuple[str, ...] = field(default=(), repr=False)  # every relay of SMTP_URL, for make send
     smtp_connections: int = 1  # NEWSLETTER_SMTP_CONNECTIONS: make send's connections, spread over smtp_urls
     welcome: bool = True  # NEWSLETTER_WELCOME: a welcome mail once a reader confirms (welcome.py)
+    instances: tuple[str, ...] = ()  # NEWSLETTER_INSTANCES: host:port of every instance (peers.py)
     secrets: list[str] = field(default_factory=list, repr=False)
     dkim: DkimKey | None = field(default=None, repr=False)
     settings: dict = field(default_factory=dict, repr=False, compare=False)
@@ -75,6 +76,7 @@ class Config:
 
         smtp_urls = read_smtp_urls(env.get("SMTP_URL") or "")
         smtp_connections = read_connections(env.get("NEWSLETTER_SMTP_CONNECTIONS") or "")
+        instances = read_instances(env.get("NEWSLETTER_INSTANCES") or "")
 
         welcome = settings.get("NEWSLETTER_WELCOME", True)
         if not isinstance(welcome, bool):
@@ -97,10 +99,21 @@ class Config:
             smtp_urls=smtp_urls,
             smtp_connections=smtp_connections,
             welcome=welcome,
+            instances=instances,
             secrets=read_secrets(env),
             dkim=dkim,
             settings=settings,
         )
+
+
+def read_instances(raw: str) -> tuple[str, ...]:
+    """NEWSLETTER_INSTANCES: the service's instances as host:port, separated by spaces or commas."""
+    instances = tuple(part for part in raw.replace(",", " ").split() if part)
+    for instance in instances:
+        host, _, port = instance.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"NEWSLETTER_INSTANCES : {instance!r} n’est pas de la forme hôte:port (127.0.0.1:8001)")
+    return instances
 
 
 def read_smtp_urls(raw: str) -> tuple[str, ...]:

@@ -35,10 +35,14 @@ NO_LIMITS = Limits(None, None, None)
 class RateLimiter:
     """At most `count` hits per `window` seconds for each key."""
 
-    def __init__(self, rule: tuple[int, float] | None, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, rule: tuple[int, float] | None, clock: Callable[[], float] = time.monotonic,
+                 pepper: bytes | None = None, on_hit: Callable[[bytes], None] | None = None):
+        """pepper: the key of the digests, random unless several instances share their hits (peers.py),
+        to whom on_hit tells each hit counted."""
         self.rule = rule
         self.clock = clock
-        self._pepper = secrets.token_bytes(16)
+        self.on_hit = on_hit
+        self._pepper = pepper or secrets.token_bytes(16)
         # Each key's hits, oldest first, least recently hit key first. Tuples of floats: at MAX_KEYS, a deque
         # a key (a 624-byte block each) held 60 MB a limiter, which the collector walked whole; a tuple of
         # floats is 50-100 bytes and left out of its walks. An OrderedDict, not a dict: dropping a dict's
@@ -59,17 +63,35 @@ class RateLimiter:
         digest = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), key=self._pepper, digest_size=16).digest()
         now = self.clock()
         with self._lock:
-            hits = self._hits.pop(digest, ())
-            if hits and hits[0] <= now - window:
-                hits = hits[bisect.bisect_right(hits, now - window):]
+            hits = self._recent(digest, now - window)
             allowed = len(hits) < count
             if allowed:
                 hits += (now,)
-            if hits:
-                self._hits[digest] = hits  # last: the most recently hit
-            while len(self._hits) > MAX_KEYS:
-                self._hits.popitem(last=False)
+            self._keep(digest, hits)
+        if allowed and self.on_hit is not None:
+            self.on_hit(digest)
         return 0 if allowed else max(1, math.ceil((hits[0] if hits else now) + window - now))
+
+    def record(self, digest: bytes) -> None:
+        """A hit counted by another instance (peers.py): counted here too, never refused."""
+        if self.rule is None:
+            return
+        now = self.clock()
+        with self._lock:
+            self._keep(digest, self._recent(digest, now - self.rule[1]) + (now,))
+
+    def _recent(self, digest: bytes, since: float) -> tuple[float, ...]:
+        """The key's hits after `since`, taken out of the table (_keep puts them back, last)."""
+        hits = self._hits.pop(digest, ())
+        if hits and hits[0] <= since:
+            hits = hits[bisect.bisect_right(hits, since):]
+        return hits
+
+    def _keep(self, digest: bytes, hits: tuple[float, ...]) -> None:
+        if hits:
+            self._hits[digest] = hits  # last: the most recently hit
+        while len(self._hits) > MAX_KEYS:
+            self._hits.popitem(last=False)
 
 
 def client_group(host: str) -> str:

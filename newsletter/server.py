@@ -51,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="the ASGI app to serve (the benchmark runs its hello-world anchor with this server)")
     args = parser.parse_args(argv)
     os.environ["NEWSLETTER_MAIL_PROCESS"] = args.mail_process  # read by newsletter.asgi as uvicorn imports it
+    os.environ["NEWSLETTER_INSTANCE"] = f"{args.host}:{args.port}"  # this one among NEWSLETTER_INSTANCES
     raise_file_limit()
     config = uvicorn.Config(args.app, host=args.host, port=args.port, http=GuardedH11Protocol, loop="uvloop",
                             access_log=False, proxy_headers=args.proxy_headers,

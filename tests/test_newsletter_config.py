@@ -35,11 +35,26 @@ def test_environment_values_and_rotation(tmp_path):
     ({"NEWSLETTER_SECRET": "court"}, "NEWSLETTER_SECRET"),
     ({"NEWSLETTER_SECRET": "s" * 32, "NEWSLETTER_SECRET_PREVIOUS": "x"}, "NEWSLETTER_SECRET_PREVIOUS"),
     ({"NEWSLETTER_SETTINGS": "absent.py"}, "NEWSLETTER_SETTINGS"),
+    ({"NEWSLETTER_INSTANCES": "127.0.0.1:8001 127.0.0.1"}, "NEWSLETTER_INSTANCES"),
+    ({"NEWSLETTER_INSTANCES": "127.0.0.1:8001,:8002"}, "NEWSLETTER_INSTANCES"),
 ])
 def test_bad_values_name_their_variable(env, name):
     with pytest.raises(ConfigError, match=name) as info:
         Config.from_env(environ=env)
     assert "s3cr3t-pw" not in str(info.value)
+
+
+def test_an_instance_missing_from_newsletter_instances_is_named():
+    """python -m newsletter.server --port 8003 with NEWSLETTER_INSTANCES listing 8001 and 8002: it would
+    share its per-address limit with nobody (newsletter/peers.py)."""
+    from newsletter.peers import instances_of
+
+    config = Config.from_env(environ={"NEWSLETTER_INSTANCES": "127.0.0.1:8001, 127.0.0.1:8002"})
+    assert config.instances == ("127.0.0.1:8001", "127.0.0.1:8002")
+    assert instances_of(config, "127.0.0.1:8002") == ["127.0.0.1:8001"]
+    assert instances_of(config, None) is None  # the dev server: no peers
+    with pytest.raises(ConfigError, match="NEWSLETTER_INSTANCES ne nomme pas cette instance .127.0.0.1:8003."):
+        instances_of(config, "127.0.0.1:8003")
 
 
 def test_publishconf_needs_its_variables(monkeypatch):

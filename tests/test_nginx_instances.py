@@ -145,8 +145,9 @@ class Stack:
 def stack(release, store_url, tmp_path):
     sink = Sink()
     smtp = start_server(sink)
-    env = release.env(store_url, smtp.port)
-    instances = [Instance(free_port(), env, tmp_path / f"instance-{n}.log") for n in (1, 2)]
+    ports = [free_port(), free_port()]
+    env = {**release.env(store_url, smtp.port), "NEWSLETTER_INSTANCES": " ".join(f"127.0.0.1:{p}" for p in ports)}
+    instances = [Instance(port, env, tmp_path / f"instance-{n}.log") for n, port in enumerate(ports, 1)]
     try:
         for instance in instances:
             instance.start()
@@ -337,6 +338,65 @@ def test_an_ipv6_clients_addresses_in_one_64_are_one_client_for_nginx_and_the_in
     assert_nothing_about_clients_logged(stack)
     for instance in stack.instances:
         assert "2001:db8" not in instance.log.read_text()
+
+
+def clients_of_each_instance(stack) -> list[str]:
+    """A client address routed to each instance (one signup each tells which)."""
+    found: dict[str, str] = {}
+    for n in range(1, 40):
+        source = f"127.0.2.{n}"
+        with stack.client(source) as http:
+            assert signup(http, f"sonde{n}@exemple.fr").status_code == 202
+        found.setdefault(pid_of(stack.mails_to(f"sonde{n}@exemple.fr")[0]), source)
+        if len(found) == len(stack.instances):
+            return list(found.values())
+    raise AssertionError("nginx sent 39 clients to one instance")
+
+
+def test_the_per_address_limit_holds_across_instances(stack):
+    """Three confirmation mails an hour to one address, whichever instances its signups reach: each instance
+    tells the others of the mails it lets through (newsletter/peers.py)."""
+    first, second = clients_of_each_instance(stack)
+    with stack.client(first) as one, stack.client(second) as other:
+        assert [signup(one, "cible@exemple.fr").status_code for _ in range(2)] == [202, 202]
+        assert signup(other, "cible@exemple.fr").status_code == 202
+        for http in (other, one):  # the fourth, on either instance: the other's two count there too
+            refused = signup(http, "cible@exemple.fr")
+            assert refused.status_code == 429 and "déjà été demandés pour cette adresse" in refused.json()["erreur"]
+    # Each accepted signup was answered once the relay had its mail; the refused ones sent none.
+    mails = [m for m in stack.mails() if m["To"] == "cible@exemple.fr"]
+    assert len(mails) == 3 and {pid_of(m) for m in mails} == {i.pid for i in stack.instances}
+
+
+def test_the_instances_port_counts_only_what_this_service_signed_and_recently(stack):
+    """A datagram to an instance's UDP port counts a hit only with the service's MAC and a fresh time:
+    made-up or replayed ones cannot keep a reader from signing up."""
+    import hashlib
+    import hmac
+    import socket
+
+    from newsletter.peers import DIGEST, MAC, MAC_LABEL, PEPPER_LABEL, STAMP
+
+    def key(label: bytes) -> bytes:
+        return hmac.new(SECRET.encode(), label, hashlib.sha256).digest()
+
+    def hit(address: str, *, age: float = 0, mac_key: bytes = key(MAC_LABEL)) -> bytes:
+        digest = hashlib.blake2b(address.encode(), key=key(PEPPER_LABEL), digest_size=DIGEST).digest()
+        signed = digest + int(time.time() - age).to_bytes(STAMP, "big")
+        return signed + hmac.new(mac_key, signed, hashlib.sha256).digest()[:MAC]
+
+    (client,) = clients_of_each_instance(stack)[:1]
+    instance = next(i for i in stack.instances if i.pid == pid_of(stack.mails_to("sonde1@exemple.fr")[0]))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        for datagram in (hit("forge@exemple.fr", mac_key=b"x" * 32), hit("vieux@exemple.fr", age=120),
+                         hit("juste@exemple.fr")):
+            for _ in range(3):
+                udp.sendto(datagram, ("127.0.0.1", instance.port))
+    with stack.client(client) as http:
+        assert signup(http, "forge@exemple.fr").status_code == 202
+        assert signup(http, "vieux@exemple.fr").status_code == 202
+        # The genuine ones counted: three hits already, whatever the order the datagrams came in.
+        assert signup(http, "juste@exemple.fr").status_code == 429
 
 
 def random_ipv6(rng) -> ipaddress.IPv6Address:
