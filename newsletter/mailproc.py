@@ -5,7 +5,7 @@ A signup's answer waits for the relay to take its confirmation mail. In one proc
 mail and talking SMTP took as much of the GIL as the HTTP request itself (measured: a signup cost 1.3 ms
 of the process with its mail, 0.75 ms without). `python -m newsletter.server` (newsletter/asgi.py)
 runs the Outgoing queue and workers (outgoing.py) in a child process instead; the service talks to it
-over a pipe, one line per mail each way, gathered into one write per turn of the event loop. A
+over a pipe, one line per mail each way, each written at once. A
 confirmation is a line too: the child stores it with the others of its turn (groupcommit.py), answers
 once it is committed, and sends the welcome mail itself.
 
@@ -95,7 +95,6 @@ class MailProcess:
         self.config, self.maxsize, self.deadline = picklable(config), maxsize, deadline
         self._pending: dict[int, tuple[asyncio.Future, float]] = {}  # in order of submission: of deadline
         self._next = 0
-        self._lines: list[bytes] = []
         self._transport: asyncio.SubprocessTransport | None = None
         self._child: _Child | None = None
         self._stopping = False
@@ -141,16 +140,12 @@ class MailProcess:
             return outcome
         self._next += 1
         self._pending[self._next] = (outcome, loop.time() + self.deadline + GRACE)
-        if not self._lines:
-            loop.call_soon(self._flush)
-        self._lines.append(LINE([self._next, kind, email, extra]).encode() + b"\n")
+        # Written at once, not gathered for the end of the loop's turn: the child starts on this mail while
+        # this process reads the next requests. Gathered, the two took turns (each idle while the other
+        # worked through a turn's worth): signups ran 16-25 % slower, the service's loop idle a fifth
+        # of the time (3 alternating pairs, 50 connections).
+        self._transport.get_pipe_transport(0).write(LINE([self._next, kind, email, extra]).encode() + b"\n")
         return outcome
-
-    def _flush(self) -> None:
-        """Every mail of this turn of the loop in one write."""
-        lines, self._lines = self._lines, []
-        if self._transport is not None and lines:
-            self._transport.get_pipe_transport(0).write(b"".join(lines))
 
     def _settle(self, number: int, outcome) -> None:
         future, _ = self._pending.pop(number, (None, 0))
@@ -172,7 +167,7 @@ class MailProcess:
         for number in list(self._pending):
             self._settle(number, False)  # not handed off, as far as anyone knows: the readers retry
         self._transport.close()
-        self._child, self._transport, self._lines = None, None, []
+        self._child, self._transport = None, None
         if self._stopping:
             return
         logger.error("the mail process stopped: a new one is started (the readers waiting were told to retry)")
@@ -194,7 +189,6 @@ class MailProcess:
         transport, child = self._transport, self._child
         if transport is None:
             return
-        self._flush()
         transport.get_pipe_transport(0).close()  # end of input: the child drains and exits
         try:
             await asyncio.wait_for(asyncio.shield(child.exited), timeout)
@@ -279,16 +273,8 @@ async def child() -> None:
     confirmations = Confirmations(store, outgoing, Catalogue(config), thread=False)
     await outgoing.start()
     out, _ = await loop.connect_write_pipe(asyncio.Protocol, os.fdopen(sys.stdout.fileno(), "wb", 0))
-    lines: list[bytes] = []
-
-    def flush():
-        out.write(b"".join(lines))
-        lines.clear()
-
-    def write(number: int, outcome) -> None:
-        if not lines:
-            loop.call_soon(flush)
-        lines.append(f"{number} {CODES.get(outcome, '0')}\n".encode())
+    def write(number: int, outcome) -> None:  # at once too: the service's loop gets it at its next turn
+        out.write(f"{number} {CODES.get(outcome, '0')}\n".encode())
 
     heap.settle()
     out.write(b"ready\n")
@@ -299,7 +285,6 @@ async def child() -> None:
     await confirmations.close()  # their welcome mails queued
     await outgoing.stop()
     store.close()
-    flush()
     await asyncio.sleep(0)
 
 
