@@ -110,10 +110,20 @@ def read_instances(raw: str) -> tuple[str, ...]:
     """NEWSLETTER_INSTANCES: the service's instances as host:port, separated by spaces or commas."""
     instances = tuple(part for part in raw.replace(",", " ").split() if part)
     for instance in instances:
-        host, _, port = instance.rpartition(":")
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ConfigError(f"NEWSLETTER_INSTANCES : {instance!r} n’est pas de la forme hôte:port (127.0.0.1:8001)")
+        try:
+            host_port(instance)
+        except ValueError:
+            raise ConfigError(f"NEWSLETTER_INSTANCES : {instance!r} n’est pas de la forme hôte:port "
+                              "(127.0.0.1:8001)") from None
     return instances
+
+
+def host_port(text: str) -> tuple[str, int]:
+    """("host", port) of "host:port" (an IPv6 host in brackets); ValueError if it is not one."""
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"not host:port: {text!r}")
+    return host.strip("[]"), int(port)
 
 
 def read_smtp_urls(raw: str) -> tuple[str, ...]:

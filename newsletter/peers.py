@@ -18,7 +18,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from .config import Config, ConfigError
+from .config import Config, ConfigError, host_port
 from .ratelimit import RateLimiter
 
 logger = logging.getLogger(__name__)
@@ -34,18 +34,12 @@ def derived_key(config: Config, label: bytes) -> bytes:
     return hmac.new(config.secrets[0].encode(), label, hashlib.sha256).digest()
 
 
-def address(text: str) -> tuple[str, int]:
-    """("host", port) of "host:port" (an IPv6 host in brackets)."""
-    host, _, port = text.rpartition(":")
-    return host.strip("[]"), int(port)
-
-
 class Peers(asyncio.DatagramProtocol):
     """This instance's end: tells the others of its hits, and counts theirs with `record`."""
 
     def __init__(self, me: str, others: list[str], key: bytes, record: Callable[[bytes], None],
                  clock: Callable[[], float] = time.time):
-        self.me, self.others = address(me), [address(other) for other in others]
+        self.me, self.others = host_port(me), [host_port(other) for other in others]
         self.key, self.record, self.clock = key, record, clock
         self.transport: asyncio.DatagramTransport | None = None
         self.ignored = 0
