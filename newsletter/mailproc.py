@@ -5,9 +5,9 @@ A signup's answer waits for the relay to take its confirmation mail. In one proc
 mail and talking SMTP took as much of the GIL as the HTTP request itself (measured: a signup cost 1.3 ms
 of the process with its mail, 0.75 ms without). `python -m newsletter.server` (newsletter/asgi.py)
 runs the Outgoing queue and workers (outgoing.py) in a child process instead; the service talks to it
-over a pipe, one line per mail each way (see _put for when each is written). A
-confirmation is a line too: the child stores it with the others of its turn (groupcommit.py), answers
-once it is committed, and sends the welcome mail itself.
+over a pipe, one line per mail each way (MailProcess._put says when each is written). A confirmation is
+a line too: the child stores it with the others of its turn (groupcommit.py), answers once it is
+committed, and sends the welcome mail itself.
 
 What the readers get does not change: the answer waits for the relay's 250, and when the hand-off fails
 they are told to retry. The child gets the configuration, secrets included, through its standard input:

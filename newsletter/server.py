@@ -22,8 +22,8 @@ from .guard import BACKLOG, GuardedH11Protocol
 
 # Seconds the event loop may hold the GIL while another thread waits for it (Python's default: 0.005).
 # With `--mail-process no` (the mail process commits confirmations otherwise), the store's writer thread
-# (groupcommit.py) takes it back after each SQLite call of a batch; at 5 ms a time behind a busy loop, a batch of confirmations waited tens of ms (POST confirm p99 48-56 ms at 50
-# connections, 43-47 ms with 0.5 ms).
+# (groupcommit.py) takes it back after each SQLite call of a batch; at 5 ms a time behind a busy loop, a
+# batch of confirmations waited tens of ms (POST confirm p99 48-56 ms at 50 connections, 43-47 ms with 0.5 ms).
 GIL_SWITCH_INTERVAL = 0.0005
 
 
