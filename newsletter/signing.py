@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 
 from itsdangerous import BadData, BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
-from itsdangerous.encoding import base64_decode
+from itsdangerous.encoding import base64_decode, int_to_bytes
 
 from .store import WHOLE_BLOG
 
@@ -28,6 +28,7 @@ UNSUBSCRIBE_SALT = "newsletter.unsubscribe"
 BOUNCE_SALT = b"newsletter.bounce"
 BOUNCE_MAC = 10     # bytes of HMAC-SHA256 in a bounce token carrying the address (80 bits)
 BOUNCE_DIGEST = 15  # bytes of HMAC-SHA256 in a bounce token made of the digest only (120 bits)
+_COMPACT_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode  # itsdangerous's, made once
 
 
 class BadLink(ValueError):
@@ -85,6 +86,8 @@ class Signer:
         self._last_unsubscribe = ("", "")  # a mail carries its reader's token two or three times
         self._confirm_keys = self._verifying_keys(self._confirm)
         self._unsubscribe_keys = self._verifying_keys(self._unsubscribe)
+        self._confirm_key = self._minting_key(self._confirm)
+        self._unsubscribe_key = self._minting_key(self._unsubscribe)
 
     def _verifying_keys(self, serializer: URLSafeTimedSerializer) -> list:
         """HMAC-SHA1 with each key itsdangerous verifies `serializer`'s tokens with (its key derivation),
@@ -93,6 +96,23 @@ class Signer:
         keys = [hmac.new(signer.derive_key(secret), digestmod=hashlib.sha1) for secret in reversed(signer.secret_keys)]
         token = serializer.dumps(["x@exemple.fr", ["essai"]])
         return keys if self._genuine(token, keys, None) == ["x@exemple.fr", ["essai"]] else []
+
+    def _minting_key(self, serializer: URLSafeTimedSerializer):
+        """HMAC-SHA1 with the key itsdangerous signs `serializer`'s tokens with, for _mint; None if a token
+        _mint makes is not the one itsdangerous makes (another itsdangerous: _mint off)."""
+        key = hmac.new(serializer.make_signer().derive_key(), digestmod=hashlib.sha1)
+        payload = ["x@exemple.fr", ["essai"]]
+        return key if self._mint(key, payload) == serializer.dumps(payload) else None
+
+    def _mint(self, key, payload) -> str:
+        """The token itsdangerous makes of `payload` (compact JSON, base64, time stamp, HMAC-SHA1), at a
+        third of its cost: one HMAC state copied, no signer objects. Never compressed: itsdangerous
+        compresses a payload that zlib shortens (a long address repeating itself), and reads both."""
+        data = base64.urlsafe_b64encode(_COMPACT_JSON(payload).encode())
+        signed = data.rstrip(b"=") + b"." + base64.urlsafe_b64encode(int_to_bytes(int(self._clock()))).rstrip(b"=")
+        mac = key.copy()
+        mac.update(signed)
+        return (signed + b"." + base64.urlsafe_b64encode(mac.digest()).rstrip(b"=")).decode("ascii")
 
     def _genuine(self, token: str, keys: list, max_age: int | None):
         """The payload of a token that is, by the very checks itsdangerous makes, genuine and young enough;
@@ -120,9 +140,10 @@ class Signer:
             return None
 
     def confirm_token(self, email: str, lists: Sequence[str] = (WHOLE_BLOG,)) -> str:
-        if list(lists) == [WHOLE_BLOG]:
-            return self._confirm.dumps(email)
-        return self._confirm.dumps([email, sorted(lists)])
+        payload = email if list(lists) == [WHOLE_BLOG] else [email, sorted(lists)]
+        if self._confirm_key is None:
+            return self._confirm.dumps(payload)
+        return self._mint(self._confirm_key, payload)
 
     def read_confirm_token(self, token: str, max_age: int = CONFIRM_MAX_AGE) -> str:
         """The address of a confirmation token; ExpiredLink after max_age seconds, BadLink if forged."""
@@ -150,7 +171,8 @@ class Signer:
         for the same address (a mail's link, its List-Unsubscribe URL and mailto)."""
         last_email, token = self._last_unsubscribe
         if email != last_email:
-            token = self._unsubscribe.dumps(email)
+            key = self._unsubscribe_key
+            token = self._unsubscribe.dumps(email) if key is None else self._mint(key, email)
             self._last_unsubscribe = (email, token)
         return token
 
