@@ -1,7 +1,7 @@
 """The service near its ceiling: each request against a hello-world app under the same server, then a
 signup burst whose confirmation mails are timed against a bare smtplib loop into the same SMTP sink.
 
-    .venv/bin/python bench/service_bench.py [--seconds 8] [--rounds 3] [--burst 5000] [--clients 500]
+    .venv/bin/python bench/service_bench.py [--seconds 8] [--rounds 3] [--burst 5000] [--clients 500] [--backlog 1024]
 
 Both apps run under the production server (`python -m newsletter.server`, uvicorn, 1 worker, with its
 connection guard; ours with its mail process, newsletter/mailproc.py), each in its own process, behind --proxy-headers from 127.0.0.1 as behind nginx. The
@@ -165,10 +165,10 @@ def sink(processes: int):
 # -- the servers ---------------------------------------------------------------------------------
 
 @contextmanager
-def server(app: str, env: dict, log: Path, mail_process: str = "auto"):
+def server(app: str, env: dict, log: Path, mail_process: str = "auto", backlog: int = 1024):
     port = free_port()
     command = [sys.executable, "-m", "newsletter.server", "--app", app, "--port", str(port),
-               "--proxy-headers", "--forwarded-allow-ips", "127.0.0.1", "--backlog", "256",  # as deploy/'s unit
+               "--proxy-headers", "--forwarded-allow-ips", "127.0.0.1", "--backlog", str(backlog),  # as deploy/'s unit
                "--mail-process", mail_process]
     with open(log, "wb") as out:
         proc = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
@@ -261,6 +261,13 @@ def _bare_process(args):
     return bare_loop(*args)
 
 
+def listen_overflows() -> int:
+    """The kernel's count of connections dropped because a listen queue was full (TcpExt: ListenOverflows):
+    each such client waits for its SYN to be sent again, a second later."""
+    head, values = [line.split() for line in Path("/proc/net/netstat").read_text().splitlines()[:2]]
+    return int(dict(zip(head, values)).get("ListenOverflows", 0))
+
+
 def settle(counter) -> int:
     """Wait until the sink's count stops moving (mails of earlier requests still leaving)."""
     last = -1
@@ -278,6 +285,7 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=500)
     parser.add_argument("--sink-processes", type=int, default=2)
     parser.add_argument("--only", choices=["table", "burst"], help="one part only")
+    parser.add_argument("--backlog", type=int, default=1024, help="both servers' listen queue (deploy/'s unit: 1024)")
     parser.add_argument("--mail-process", choices=["auto", "yes", "no"], default="auto",
                         help="ours: its mails in a child process or not (python -m newsletter.server's option)")
     args = parser.parse_args()
@@ -291,8 +299,8 @@ def main() -> int:
         os.environ.update({k: v for k, v in env.items() if k != "NEWSLETTER_SECRET"})
         config = Config.from_env(environ={**os.environ, **env})
         signer = Signer(config.secrets)
-        with server(SERVED["ours"], env, folder / "ours.log", args.mail_process) as ours, \
-                server(SERVED["hello world"], env, folder / "hello.log") as hello:
+        with server(SERVED["ours"], env, folder / "ours.log", args.mail_process, args.backlog) as ours, \
+                server(SERVED["hello world"], env, folder / "hello.log", backlog=args.backlog) as hello:
             ports = {"ours": ours, "hello world": hello}  # (port, pid) each
             if args.only != "burst":
                 table(args, config, signer, ports, folder)
@@ -351,6 +359,7 @@ def burst(args, config, port, smtp_port, counter, folder) -> None:
             progress.update(count=count, at=now)
         return all(Path(f"{done}{n}").exists() for n in range(2)) or now - progress["at"] > 20
 
+    overflows = listen_overflows()
     started = time.perf_counter()
     result = wrk(port, "signup", 600, args.clients, finished=finished, BENCH_DONE=done, BENCH_CLIENTS=args.clients,
                  BENCH_QUOTA=args.burst // 2, BENCH_NET="172", BENCH_RUN=16)
@@ -362,6 +371,7 @@ def burst(args, config, port, smtp_port, counter, folder) -> None:
         time.sleep(0.01)
     finished()
     last_mail = progress["at"]
+    overflows = listen_overflows() - overflows
     mailed = counter.value - before
     ours = mailed / (last_mail - started)
 
@@ -380,6 +390,7 @@ def burst(args, config, port, smtp_port, counter, folder) -> None:
           f"{args.clients} connections")
     print(f"  answers: {accepted} accepted, {statuses.get(503, 0)} × 503, other non-2xx/3xx {others or 0}, "
           f"unanswered {unanswered} (wrk socket errors {result['errors']}: {result['error_kinds']})")
+    print(f"  connections dropped by a full listen queue (the kernel's ListenOverflows): {overflows}")
     print(f"  last mail in the sink {last_mail - started:.2f} s after the first signup: {mailed} mails, "
           f"{ours:,.0f} mails/s")
     print(f"  bare smtplib loop, {WORKERS} connections (threads of one process): {bare:,.0f} mails/s; "

@@ -34,8 +34,10 @@ REQUEST_TIMEOUT = float(os.environ.get("NEWSLETTER_REQUEST_TIMEOUT", "15"))
 PER_CLIENT = 32         # open connections per client; a browser opens at most 6 per host
 # asyncio accepts up to `backlog` connections at a time, and the guard sees them one or two loop turns
 # later: the spare files cover three such batches, and the store, the mail relay and the logs. 16 for a
-# server facing clients; behind nginx (python -m newsletter.server --backlog 256) a burst arrives as many
-# connections at once from one trusted peer, which a queue of 16 would drop.
+# server facing clients; behind nginx (python -m newsletter.server --backlog 1024) a burst arrives as many
+# connections at once from one trusted peer, which a short queue drops: 500 at once overflowed a queue of
+# 256 by 6 connections in 2 runs of 3 (bench/service_bench.py's burst), each client then waiting a second
+# for its SYN to go again; none overflowed 1,024 (somaxconn, 4,096 by default, must allow it).
 BACKLOG = 16
 
 

@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--forwarded-allow-ips", default="127.0.0.1")
     parser.add_argument("--backlog", type=int, default=BACKLOG,
                         help=f"listen queue, and connections accepted at a time (default {BACKLOG}; "
-                             "behind nginx: 256, so a burst through the proxy is not dropped)")
+                             "behind nginx: 1024, so a burst through the proxy is not dropped)")
     parser.add_argument("--mail-process", choices=["auto", "yes", "no"], default="auto",
                         help="build and send the service's mails in a child process (newsletter/mailproc.py); "
                              "auto: when more than one CPU is there to run it")

@@ -506,7 +506,7 @@ def test_the_instance_unit_runs_the_server_hardened():
     parser.optionxform = str
     parser.read_string(UNIT.read_text(encoding="utf-8"))
     service = parser["Service"]
-    assert ("-m newsletter.server --port %i --proxy-headers --forwarded-allow-ips 127.0.0.1 --backlog 256"
+    assert ("-m newsletter.server --port %i --proxy-headers --forwarded-allow-ips 127.0.0.1 --backlog 1024"
             in service["ExecStart"])
     assert service["EnvironmentFile"] and service["Restart"] == "on-failure"
     for key, value in [("NoNewPrivileges", "yes"), ("PrivateTmp", "yes"), ("ProtectSystem", "strict"),
