@@ -6,18 +6,22 @@ store.py's. Several processes (service instances, the sender, the commands) shar
 Privacy: the same two tables, the address and nothing else. PostgreSQL never overwrites in place:
 a DELETE leaves the row as a dead tuple, and VACUUM, which prunes it, compacts the page without
 zeroing the freed space (nor the index's), so a plain VACUUM can leave the address's bytes on disk
-(measured: the last row of a page, and the index, kept them). An erasure is therefore:
-1. DELETE (its statistics flushed at once, see 2);
-2. VACUUM, which removes every dead tuple no open snapshot can still see and reports the count of
-   those it had to keep in the table's statistics (pg_stat_get_dead_tuples, set by VACUUM itself in
-   shared memory since PostgreSQL 15). Not 0: an older snapshot (a REPEATABLE READ reader, a
-   pg_dump) still sees the row: PENDING, retried in a background thread without blocking anyone;
-3. VACUUM FULL: the table and its indexes rewritten into new files from the live rows only; the old
-   files are truncated to 0 bytes at commit. It needs a moment's exclusive lock: a short
-   lock_timeout, and PENDING again if a transaction holds the table.
-Autovacuum is off for `subscribers` (step 2 vacuums; inserts alone need none): its ANALYZE would
-overwrite the dead-tuple count with an estimate. What the server keeps elsewhere (WAL, backups,
-replicas, logs) is in the README and the privacy page.
+(measured: the last row of a page, and the index, kept them). Both tables are cut into PARTITIONS
+partitions (subscribers by key, memberships by reader id), and an erasure works on the partitions that
+held the reader's rows, as its DELETEs report them:
+1. DELETE of the reader, then of its memberships (its statistics flushed at once, see 2);
+2. VACUUM of those partitions, which removes every dead tuple no open snapshot can still see and
+   reports the count of those it had to keep (pg_stat_get_dead_tuples, set by VACUUM itself in shared
+   memory since PostgreSQL 15). Not 0: an older snapshot (a REPEATABLE READ reader, a pg_dump) still
+   sees the row: PENDING, retried in a background thread without blocking anyone;
+3. VACUUM FULL of those partitions: each, with its indexes, rewritten into new files from its live rows
+   only; the old files are truncated to 0 bytes at commit. It needs a moment's exclusive lock on those
+   partitions only: a short lock_timeout, and PENDING again if a transaction holds one.
+One table rewritten whole took 180 ms at 100,000 readers and grew with the list, all of it locked
+meanwhile; a partition is 1/64 of it (bench/pg_erasure_bench.py). Autovacuum is off for the partitions
+(step 2 vacuums; inserts alone need none): its ANALYZE would overwrite the dead-tuple count with an
+estimate. What the server keeps elsewhere (WAL, backups, replicas, logs) is in the README and the
+privacy page.
 """
 from __future__ import annotations
 
@@ -37,18 +41,36 @@ from .store import WHOLE_BLOG, SendBusy, StoreError, by_address
 SCHEMA_LOCK, SEND_LOCK = 7_206_341_001, 7_206_341_002  # advisory lock keys, per database
 CONNECT_TIMEOUT = 10  # seconds
 
-# Case-insensitive like SQLite's NOCASE, exactly: under the "C" collation lower() folds ASCII only.
-KEY = 'lower(email COLLATE "C")'
-S_KEY = 'lower(s.email COLLATE "C")'  # the same, on the table aliased s
+# Case-insensitive like SQLite's NOCASE, exactly: under the "C" collation lower() folds ASCII only. The
+# key is a column of its own (filled with KEY_OF at each insert): a partitioned table's unique key must be
+# made of columns, not of an expression.
+KEY_OF = 'lower(%s COLLATE "C")'
+KEY, S_KEY = "key", "s.key"  # the key, on the table and on the table aliased s
+ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")  # KEY_OF, in Python
+
+# An erasure rewrites the partitions that held the address (see the module's docstring): 1/PARTITIONS of
+# each table. Fixed at the store's creation.
+PARTITIONS = 64
+
+
+def _partitions(table: str) -> str:
+    return "".join(f"CREATE TABLE IF NOT EXISTS {table}_{n:02d} PARTITION OF {table} FOR VALUES WITH "
+                   f"(MODULUS {PARTITIONS}, REMAINDER {n}) WITH (autovacuum_enabled = off);\n"
+                   for n in range(PARTITIONS))
+
 
 SCHEMA = f"""
--- One row = one confirmed address; id orders the sender's walk and is never handed out twice.
+-- One row = one confirmed address, and its key (the address, ASCII letters lower-cased: Jean@x.fr and
+-- jean@x.fr are one reader); id orders the sender's walk and is never handed out twice. Cut into
+-- partitions by key: an erasure rewrites one of them, not the table.
 CREATE TABLE IF NOT EXISTS subscribers (
-    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    email text NOT NULL
-) WITH (autovacuum_enabled = off);
--- Jean@x.fr and jean@x.fr are one reader.
-CREATE UNIQUE INDEX IF NOT EXISTS subscribers_email_key ON subscribers ({KEY});
+    id bigint GENERATED ALWAYS AS IDENTITY,
+    email text NOT NULL,
+    key text COLLATE "C" NOT NULL,
+    PRIMARY KEY (key)
+) PARTITION BY HASH (key);
+{_partitions("subscribers")}
+CREATE INDEX IF NOT EXISTS subscribers_id ON subscribers (id);
 -- The sender's progress, per post: last id mailed, and whether the post is done.
 CREATE TABLE IF NOT EXISTS sends (
     post_id text PRIMARY KEY,
@@ -64,20 +86,39 @@ CREATE TABLE IF NOT EXISTS send_ranges (
     position bigint NOT NULL,
     PRIMARY KEY (post_id, lo)
 );
--- Which lists a subscriber is on: '' the whole blog, else a rubrique's slug. No date, no status.
+-- Which lists a subscriber is on: '' the whole blog, else a rubrique's slug. No date, no status. A
+-- partitioned table cannot be referenced by subscriber id: the store deletes a reader's memberships
+-- with the reader, and an insert holds the reader's row (FOR KEY SHARE) as a foreign key would.
 CREATE TABLE IF NOT EXISTS memberships (
-    subscriber_id bigint NOT NULL REFERENCES subscribers (id) ON DELETE CASCADE,
+    subscriber_id bigint NOT NULL,
     list text NOT NULL,
     PRIMARY KEY (subscriber_id, list)
-) WITH (autovacuum_enabled = off);
+) PARTITION BY HASH (subscriber_id);
+{_partitions("memberships")}
+"""
+
+# A store of before partitions (one table each, the key an index on lower(email)), or before lists
+# (no memberships: every reader on the whole blog): its rows are set aside, its tables dropped (their
+# files deleted), and put back into SCHEMA's, ids and the identity's next value kept.
+SET_ASIDE = """
+CREATE TEMP TABLE old_subscribers ON COMMIT DROP AS SELECT id, email FROM subscribers;
+CREATE TEMP TABLE old_high_water ON COMMIT DROP AS
+    SELECT pg_sequence_last_value(pg_get_serial_sequence('subscribers', 'id')::regclass) AS last;
+"""
+PUT_BACK = f"""
+INSERT INTO subscribers (id, email, key) OVERRIDING SYSTEM VALUE
+    SELECT id, email, {KEY_OF % "email"} FROM old_subscribers;
+SELECT setval(pg_get_serial_sequence('subscribers', 'id'), greatest(last, (SELECT max(id) FROM subscribers)))
+    FROM old_high_water WHERE greatest(last, (SELECT max(id) FROM subscribers)) IS NOT NULL;
 """
 
 # A store made before lists: every reader subscribed to the whole blog (run once, with the table's creation).
 MIGRATE_TO_LISTS = "INSERT INTO memberships (subscriber_id, list) SELECT id, '' FROM subscribers"
 
-# The tables an erasure scrubs: the address, and the (id, list) pairs that say what a reader reads.
-ERASED_TABLES = ("subscribers", "memberships")
-DEAD_TUPLES = " + ".join(f"pg_stat_get_dead_tuples('{t}'::regclass)" for t in ERASED_TABLES)
+# The partitions an erasure may have left dead tuples in (the address; the (id, list) pairs that say what
+# a reader reads), as VACUUM last counted them.
+DEAD_PARTITIONS = ("SELECT i.inhrelid::regclass::text FROM pg_inherits i WHERE i.inhparent IN "
+                   "('subscribers'::regclass, 'memberships'::regclass) AND pg_stat_get_dead_tuples(i.inhrelid) > 0")
 
 
 def _shown(url: str) -> str:
@@ -119,15 +160,28 @@ class PostgresStore(Erasures):
                     conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
                     # Whether the store predates lists (then its readers are all on the whole blog).
                     before_lists = conn.execute("SELECT to_regclass('memberships') IS NULL").fetchone()[0]
+                    # Whether it predates partitions: a plain table of subscribers.
+                    flat = conn.execute("SELECT EXISTS (SELECT 1 FROM pg_class WHERE oid = to_regclass('subscribers') "
+                                        "AND relkind = 'r')").fetchone()[0]
+                    if flat:
+                        conn.execute(SET_ASIDE)
+                        if not before_lists:
+                            conn.execute("CREATE TEMP TABLE old_memberships ON COMMIT DROP AS "
+                                         "SELECT subscriber_id, list FROM memberships; DROP TABLE memberships")
+                        conn.execute("DROP TABLE subscribers")
                     conn.execute(SCHEMA)
+                    if flat:
+                        conn.execute(PUT_BACK)
+                        if not before_lists:
+                            conn.execute("INSERT INTO memberships SELECT subscriber_id, list FROM old_memberships")
                     if before_lists:
                         conn.execute(MIGRATE_TO_LISTS)
                 # The erasure check reads the dead-tuple count: it must be kept.
                 if conn.execute("SHOW track_counts").fetchone()[0] != "on":
                     raise StoreError(f"NEWSLETTER_DB : {self.path} : track_counts = off ; "
                                      "l’effacement a besoin de track_counts = on (postgresql.conf)")
-                # Left by a process that died between a DELETE and its VACUUM.
-                leftover = conn.execute(f"SELECT {DEAD_TUPLES}").fetchone()[0]
+                # Left by a process that died between a DELETE and its VACUUM: the partitions it touched.
+                leftover = [partition for partition, in conn.execute(DEAD_PARTITIONS)]
         except psycopg.Error as exc:
             raise _unusable(self.path, exc) from None
         self._conninfo = conninfo
@@ -135,8 +189,10 @@ class PostgresStore(Erasures):
                                     open=True, name="newsletter-store")
         self._lock = threading.Lock()        # this process's DELETEs wait while it vacuums
         self._init_erasures()
+        self._dirty: set[str] = set()        # partitions of erasures not yet scrubbed (under self._lock)
         self._checkpoints: psycopg.Connection | None = None  # fast_checkpoints()'s connection
         if leftover and recover:
+            self._dirty.update(leftover)
             self._deleted += 1
             if not self._scrub(self._deleted):
                 self._finish_in_background()
@@ -165,64 +221,80 @@ class PostgresStore(Erasures):
             return [_lists_of(conn, email) if _add(conn, email, lists) else None for email in emails]
 
     def remove(self, email: str, wait: float = ERASE_WAIT) -> Erasure:
-        """Take an address off every list at once, then erase its bytes from the tables' and indexes' files,
-        waiting up to `wait` seconds for older snapshots to end; past that, a background thread finishes."""
+        """Take an address off every list at once, then erase its bytes from the files of the partitions
+        that held it, waiting up to `wait` seconds for older snapshots to end; past that, a background
+        thread finishes."""
         with self._lock, self._pool.connection() as conn, conn.transaction():
-            # Off every list (its memberships go by cascade); the rows stay on disk as dead tuples until
-            # the VACUUMs of _scrub.
-            cur = conn.execute(f"DELETE FROM subscribers WHERE {KEY} = lower(%s COLLATE \"C\")", (email,))
-            if cur.rowcount == 0:
+            # Off every list; the rows stay on disk as dead tuples until the VACUUMs of _scrub. Each
+            # DELETE says which partition held its rows.
+            rows = conn.execute(f"DELETE FROM subscribers WHERE {KEY} = lower(%s COLLATE \"C\") "
+                                "RETURNING id, tableoid::regclass::text", (email,)).fetchall()
+            if not rows:
                 return Erasure.ABSENT
-            # Count the dead tuples in the shared statistics at commit, before our VACUUM reads them.
-            conn.execute("SELECT pg_stat_force_next_flush()")
-            self._deleted += 1
+            self._erased_rows(conn, rows)
             mine = self._deleted
         return self._erase(mine, wait)
 
     def leave(self, email: str, lists: Iterable[str], wait: float = ERASE_WAIT) -> Erasure:
         """Take an address off some of its lists, erased on disk like an address (the pair (id, list) says
         what the reader reads); off its last list, the address itself is erased. ABSENT if it was on none."""
-        gone = 0
+        partitions: list[tuple[str]] = []
         with self._lock, self._pool.connection() as conn, conn.transaction():
             for key in lists:
                 # One membership, found by the address (case-insensitive key).
-                cur = conn.execute("DELETE FROM memberships WHERE list = %s AND subscriber_id IN (SELECT id FROM "
-                                   f"subscribers WHERE {KEY} = lower(%s COLLATE \"C\"))", (key, email))
-                gone += cur.rowcount
+                partitions += conn.execute("DELETE FROM memberships WHERE list = %s AND subscriber_id IN (SELECT id "
+                                           f"FROM subscribers WHERE {KEY} = lower(%s COLLATE \"C\")) "
+                                           "RETURNING tableoid::regclass::text", (key, email)).fetchall()
             # The address, once it is on no list.
-            cur = conn.execute(f"DELETE FROM subscribers WHERE {KEY} = lower(%s COLLATE \"C\") AND NOT EXISTS "
-                               "(SELECT 1 FROM memberships WHERE subscriber_id = subscribers.id)", (email,))
-            gone += cur.rowcount
-            if not gone:
+            rows = conn.execute(f"DELETE FROM subscribers WHERE {KEY} = lower(%s COLLATE \"C\") AND NOT EXISTS "
+                                "(SELECT 1 FROM memberships WHERE subscriber_id = subscribers.id) "
+                                "RETURNING id, tableoid::regclass::text", (email,)).fetchall()
+            if not partitions and not rows:
                 return Erasure.ABSENT
-            # As in remove(): the dead tuples counted before our VACUUM reads them.
-            conn.execute("SELECT pg_stat_force_next_flush()")
-            self._deleted += 1
+            self._dirty.update(partition for partition, in partitions)
+            self._erased_rows(conn, rows)
             mine = self._deleted
         return self._erase(mine, wait)
 
+    def _erased_rows(self, conn, readers: list[tuple[int, str]]) -> None:
+        """After the DELETE of `readers` (id, partition): their memberships deleted too (as a foreign key's
+        cascade would), every partition they were in marked for _scrub, and one erasure counted."""
+        for reader, partition in readers:
+            self._dirty.add(partition)
+            # Every list of the reader, by its id; a confirmation that was adding one held the reader's row
+            # (_add: FOR KEY SHARE), so its membership is committed and found here.
+            self._dirty.update(p for p, in conn.execute("DELETE FROM memberships WHERE subscriber_id = %s "
+                                                        "RETURNING tableoid::regclass::text", (reader,)))
+        # Count the dead tuples in the shared statistics at commit, before our VACUUM reads them.
+        conn.execute("SELECT pg_stat_force_next_flush()")
+        self._deleted += 1
+
     def _scrub(self, upto: int) -> bool:
-        """One pass, waiting on nobody for long: True once erasure `upto` is in no file of the table or
-        its indexes. Erasures counted before the pass share it (group commit)."""
+        """One pass, waiting on nobody for long: True once erasure `upto` is in no file of the partitions
+        it touched, nor of their indexes. Erasures counted before the pass share it (group commit)."""
         with self._scrub_lock:
             if self._erased >= upto:
                 return True
             with self._lock, self._pool.connection() as conn:
-                covered = self._deleted
-                # Prune every dead tuple no snapshot can see any more (VACUUM cannot run in a transaction).
-                conn.execute(f"VACUUM {', '.join(ERASED_TABLES)}")
-                # Those it had to keep, as VACUUM itself just counted them: an older snapshot still sees them.
-                if conn.execute(f"SELECT {DEAD_TUPLES}").fetchone()[0]:
-                    return False
-                try:
-                    # Wait at most a moment for the exclusive lock: readers and signups queue behind it.
-                    conn.execute("SET lock_timeout = '100ms'")
-                    # New files from the live rows: no stale copy in a page's free space or an index.
-                    conn.execute(f"VACUUM FULL {', '.join(ERASED_TABLES)}")
-                except errors.LockNotAvailable:
-                    return False  # a transaction holds the table: try again later
-                finally:
-                    conn.execute("RESET lock_timeout")
+                covered, dirty = self._deleted, ", ".join(sorted(self._dirty))
+                if dirty:
+                    # Prune every dead tuple no snapshot can see any more (VACUUM cannot run in a transaction).
+                    conn.execute(f"VACUUM {dirty}")
+                    # Those it had to keep, as VACUUM itself just counted them: an older snapshot still sees them.
+                    if conn.execute("SELECT " + " + ".join(f"pg_stat_get_dead_tuples('{p}'::regclass)"
+                                                           for p in sorted(self._dirty))).fetchone()[0]:
+                        return False
+                    try:
+                        # Wait at most a moment for the exclusive lock: readers and signups of these
+                        # partitions queue behind it.
+                        conn.execute("SET lock_timeout = '100ms'")
+                        # New files from the live rows: no stale copy in a page's free space or an index.
+                        conn.execute(f"VACUUM FULL {dirty}")
+                    except errors.LockNotAvailable:
+                        return False  # a transaction holds one of them: try again later
+                    finally:
+                        conn.execute("RESET lock_timeout")
+                    self._dirty.clear()  # none added meanwhile: DELETEs wait for self._lock
             self._erased = covered
             return True
 
@@ -447,9 +519,9 @@ class PostgresStore(Erasures):
             conn.execute("LOCK TABLE subscribers, sends, send_ranges, memberships IN EXCLUSIVE MODE")
             if conn.execute("SELECT EXISTS (SELECT 1 FROM subscribers) OR EXISTS (SELECT 1 FROM sends)").fetchone()[0]:
                 raise StoreError(f"{self.path} n’est pas vide (not empty) : rien n’a été copié")
-            with conn.cursor() as cur, cur.copy("COPY subscribers (id, email) FROM STDIN") as copy:
-                for row in subscribers:
-                    copy.write_row(row)
+            with conn.cursor() as cur, cur.copy("COPY subscribers (id, email, key) FROM STDIN") as copy:
+                for reader, email in subscribers:
+                    copy.write_row((reader, email, email.translate(ASCII_LOWER)))  # lower() under "C"
                     count += 1
             for post_id, (position, done) in sends.items():
                 # The send state as it was.
@@ -499,10 +571,12 @@ def _lists_of(conn, email: str) -> list[str]:
 def _add(conn, email: str, lists: Iterable[str]) -> bool:
     """add() inside the caller's transaction: True if the address or one of its lists was new."""
     # Idempotent: a second confirmation changes nothing (and logs no duplicate-key error).
-    new = conn.execute("INSERT INTO subscribers (email) VALUES (%s) ON CONFLICT DO NOTHING", (email,)).rowcount == 1
+    new = conn.execute(f"INSERT INTO subscribers (email, key) VALUES (%s, {KEY_OF}) ON CONFLICT DO NOTHING",
+                       (email, email)).rowcount == 1
     for key in lists:
-        # The membership, by the address's id (case-insensitive key); a second one changes nothing.
+        # The membership, by the address's id (case-insensitive key), the reader's row held until commit
+        # (an erasure waits, then deletes this membership too); a second one changes nothing.
         cur = conn.execute("INSERT INTO memberships (subscriber_id, list) SELECT id, %s FROM subscribers "
-                           f"WHERE {KEY} = lower(%s COLLATE \"C\") ON CONFLICT DO NOTHING", (key, email))
+                           f"WHERE {KEY} = lower(%s COLLATE \"C\") FOR KEY SHARE ON CONFLICT DO NOTHING", (key, email))
         new = cur.rowcount == 1 or new
     return new

@@ -2,8 +2,10 @@
 A post's recipients are the union of its lists, each address once, walked by id so a send resumes; a list
 left is erased on disk like an address, and an address off its last list is erased."""
 import sqlite3
+import threading
 
 import apsw
+import psycopg
 
 import pytest
 
@@ -145,6 +147,74 @@ def test_a_store_made_before_lists_puts_every_reader_on_the_whole_blog(tmp_path)
     with open_store(path) as store:  # opened again: migrated once, not twice
         assert store.memberships()[-1] == ("d@exemple.fr", ["ethique-biz"])
         assert store._db.execute("SELECT count(*) FROM memberships").fetchone()[0] == 4
+
+
+@pytest.mark.parametrize("with_lists", [True, False], ids=["with lists", "before lists"])
+def test_postgres_a_store_made_before_partitions_keeps_its_readers_lists_ids_and_send_state(postgres_server, with_lists):
+    """A store of before partitions (one plain table each): its rows move into the partitioned tables at
+    the first open, ids and the identity's next value kept, and the old files, with the dead tuple of a
+    reader erased by then, are deleted."""
+    url = postgres_server.new_database()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("""
+            CREATE TABLE subscribers (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, email text NOT NULL)
+                WITH (autovacuum_enabled = off);
+            CREATE UNIQUE INDEX subscribers_email_key ON subscribers (lower(email COLLATE "C"));
+            CREATE TABLE sends (post_id text PRIMARY KEY, position bigint NOT NULL DEFAULT 0,
+                                done boolean NOT NULL DEFAULT false);
+            INSERT INTO subscribers (email) VALUES ('a@exemple.fr'), ('B@exemple.fr'), ('c@exemple.fr'),
+                                                   ('parti@radium-exemple.fr');
+            DELETE FROM subscribers WHERE id = 4;
+            INSERT INTO sends (post_id, position) VALUES ('billet', 2);
+        """)
+        if with_lists:
+            conn.execute("""
+                CREATE TABLE memberships (subscriber_id bigint NOT NULL REFERENCES subscribers (id) ON DELETE CASCADE,
+                                          list text NOT NULL, PRIMARY KEY (subscriber_id, list));
+                INSERT INTO memberships VALUES (1, ''), (2, ''), (2, 'ethique-biz'), (3, 'ethique-biz');
+            """)
+    lists = ([WHOLE_BLOG], [WHOLE_BLOG, "ethique-biz"], ["ethique-biz"]) if with_lists else ([WHOLE_BLOG],) * 3
+    for _ in range(2):  # opened again: moved once, not twice
+        with open_store(url) as store:
+            assert store.memberships() == list(zip(["a@exemple.fr", "B@exemple.fr", "c@exemple.fr"], lists))
+            assert [n for n, _ in store.subscribers_after(0, 10)] == [1, 2, 3]
+            assert "b@exemple.fr" in store and not store.add("A@EXEMPLE.FR", [WHOLE_BLOG])
+            assert store.send_position("billet") == 2
+    with open_store(url) as store:
+        assert store.add("d@exemple.fr")
+        [(number, email)] = store.subscribers_after(3, 10)
+        assert email == "d@exemple.fr" and number > 4  # 4 was handed out before (and a failed insert takes one)
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT relkind FROM pg_class WHERE relname = 'subscribers'").fetchone()[0] == "p"
+    assert b"radium-exemple" not in database_bytes(postgres_server, url)
+
+
+def test_postgres_readers_joining_while_they_are_erased_leave_no_list_behind(postgres_server):
+    """Confirmations and unsubscribes of the same readers at once, from four threads: no membership is
+    left of a reader erased (memberships are not a foreign key of a partitioned table: the store holds
+    the reader's row while it adds one, and deletes them with the reader)."""
+    url = postgres_server.new_database()
+    emails = [f"va-et-vient{n}@exemple.fr" for n in range(8)]
+    with open_store(url) as store:
+        def join():
+            for _ in range(40):
+                for email in emails:
+                    store.add(email, [WHOLE_BLOG, "ethique-biz"])
+
+        def leave():
+            for _ in range(40):
+                for email in emails:
+                    store.remove(email, wait=0.05)
+
+        threads = [threading.Thread(target=work) for work in (join, join, leave, leave)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SELECT count(*) FROM memberships m WHERE NOT EXISTS "
+                                "(SELECT 1 FROM subscribers s WHERE s.id = m.subscriber_id)").fetchone()[0] == 0
+        assert all(store.lists_of(email) in ([], [WHOLE_BLOG, "ethique-biz"]) for email in emails)
 
 
 def test_the_tables_hold_addresses_and_list_keys_only(store, tmp_path):
