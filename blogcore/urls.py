@@ -27,10 +27,10 @@ def public_url(settings) -> str:
 
 def problem(base: str) -> str | None:
     """Why `base` cannot make absolute URLs, or None when it can."""
-    parts = urlsplit(base)
-    if parts.scheme in ("http", "https") and parts.netloc:
+    parts = urlsplit(base)  # which drops tabs and line breaks: a link built from `base` would keep them
+    if parts.scheme in ("http", "https") and parts.netloc and not any(c.isspace() for c in base):
         return None
-    return f"PUBLIC_URL must be an absolute http(s) URL, not {base!r}"
+    return f"PUBLIC_URL must be an absolute http(s) URL without white space, not {base!r}"
 
 
 @lru_cache(maxsize=256)  # a post is in the site's, its category's and its tags' feeds, then in its mail record

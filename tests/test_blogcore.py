@@ -85,6 +85,7 @@ def test_public_url_one_rule(settings, expected):
 def test_public_url_problem():
     assert urls.problem("https://blog.example.fr") is None
     assert "PUBLIC_URL" in urls.problem("") and "PUBLIC_URL" in urls.problem("/blog")
+    assert all(urls.problem(f"https://blog.example.fr/{c}x") for c in " \t\r\n")  # in every link, mails' too
 
 
 def test_absolute_urls():
