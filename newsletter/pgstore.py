@@ -43,9 +43,9 @@ CONNECT_TIMEOUT = 10  # seconds
 
 # Case-insensitive like SQLite's NOCASE, exactly: under the "C" collation lower() folds ASCII only. The
 # key is a column of its own (filled with KEY_OF at each insert): a partitioned table's unique key must be
-# made of columns, not of an expression.
+# made of columns, not of an expression. KEY_OF is the key of the query's %s parameter; %-formatted with
+# a column's name, of that column.
 KEY_OF = 'lower(%s COLLATE "C")'
-KEY, S_KEY = "key", "s.key"  # the key, on the table and on the table aliased s
 ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")  # KEY_OF, in Python
 
 # An erasure rewrites the partitions that held the address (see the module's docstring): 1/PARTITIONS of
@@ -227,7 +227,7 @@ class PostgresStore(Erasures):
         with self._lock, self._pool.connection() as conn, conn.transaction():
             # Off every list; the rows stay on disk as dead tuples until the VACUUMs of _scrub. Each
             # DELETE says which partition held its rows.
-            rows = conn.execute(f"DELETE FROM subscribers WHERE {KEY} = lower(%s COLLATE \"C\") "
+            rows = conn.execute(f"DELETE FROM subscribers WHERE key = {KEY_OF} "
                                 "RETURNING id, tableoid::regclass::text", (email,)).fetchall()
             if not rows:
                 return Erasure.ABSENT
@@ -243,10 +243,10 @@ class PostgresStore(Erasures):
             for key in lists:
                 # One membership, found by the address (case-insensitive key).
                 partitions += conn.execute("DELETE FROM memberships WHERE list = %s AND subscriber_id IN (SELECT id "
-                                           f"FROM subscribers WHERE {KEY} = lower(%s COLLATE \"C\")) "
+                                           f"FROM subscribers WHERE key = {KEY_OF}) "
                                            "RETURNING tableoid::regclass::text", (key, email)).fetchall()
             # The address, once it is on no list.
-            rows = conn.execute(f"DELETE FROM subscribers WHERE {KEY} = lower(%s COLLATE \"C\") AND NOT EXISTS "
+            rows = conn.execute(f"DELETE FROM subscribers WHERE key = {KEY_OF} AND NOT EXISTS "
                                 "(SELECT 1 FROM memberships WHERE subscriber_id = subscribers.id) "
                                 "RETURNING id, tableoid::regclass::text", (email,)).fetchall()
             if not partitions and not rows:
@@ -301,7 +301,7 @@ class PostgresStore(Erasures):
     def __contains__(self, email: object) -> bool:
         with self._pool.connection() as conn:
             # Membership, case-insensitive like the key (and through its index).
-            row = conn.execute(f"SELECT 1 FROM subscribers WHERE {KEY} = lower(%s COLLATE \"C\")",
+            row = conn.execute(f"SELECT 1 FROM subscribers WHERE key = {KEY_OF}",
                                (email,)).fetchone()
         return row is not None
 
@@ -317,7 +317,7 @@ class PostgresStore(Erasures):
             return False
         with self._pool.connection() as conn:
             # One probe of the memberships key, through the address's index.
-            row = conn.execute(f"SELECT 1 FROM subscribers s WHERE {S_KEY} = lower(%s COLLATE \"C\") AND EXISTS "
+            row = conn.execute(f"SELECT 1 FROM subscribers s WHERE s.key = {KEY_OF} AND EXISTS "
                                "(SELECT 1 FROM memberships m WHERE m.subscriber_id = s.id AND m.list = ANY(%s))",
                                (email, lists)).fetchone()
         return row is not None
@@ -332,10 +332,10 @@ class PostgresStore(Erasures):
         with self._pool.connection() as conn:
             # Fetched at once: no connection is held while the caller iterates.
             if list_key is None:
-                rows = conn.execute(f"SELECT email FROM subscribers ORDER BY {KEY}").fetchall()
+                rows = conn.execute("SELECT email FROM subscribers ORDER BY key").fetchall()
             else:
                 rows = conn.execute("SELECT s.email FROM subscribers s JOIN memberships m ON m.subscriber_id = s.id "
-                                    f"WHERE m.list = %s ORDER BY {S_KEY}", (list_key,)).fetchall()
+                                    "WHERE m.list = %s ORDER BY s.key", (list_key,)).fetchall()
         return iter([r[0] for r in rows])
 
     def memberships(self) -> list[tuple[str, list[str]]]:
@@ -343,7 +343,7 @@ class PostgresStore(Erasures):
         with self._pool.connection() as conn:
             # One row per (address, list), grouped here.
             rows = conn.execute("SELECT s.email, m.list FROM subscribers s JOIN memberships m ON m.subscriber_id = s.id "
-                                f"ORDER BY {S_KEY}, s.id, m.list COLLATE \"C\"").fetchall()
+                                "ORDER BY s.key, s.id, m.list COLLATE \"C\"").fetchall()
         return by_address(rows)
 
     def subscribers_after(self, position: int, limit: int, upto: int | None = None,
@@ -564,7 +564,7 @@ def _lists_of(conn, email: str) -> list[str]:
     """lists_of() on the caller's connection."""
     # Through the address's id; "C" order, as SQLite sorts.
     rows = conn.execute("SELECT m.list FROM memberships m JOIN subscribers s ON s.id = m.subscriber_id "
-                        f"WHERE {S_KEY} = lower(%s COLLATE \"C\") ORDER BY m.list COLLATE \"C\"", (email,)).fetchall()
+                        f"WHERE s.key = {KEY_OF} ORDER BY m.list COLLATE \"C\"", (email,)).fetchall()
     return [r[0] for r in rows]
 
 
@@ -577,6 +577,6 @@ def _add(conn, email: str, lists: Iterable[str]) -> bool:
         # The membership, by the address's id (case-insensitive key), the reader's row held until commit
         # (an erasure waits, then deletes this membership too); a second one changes nothing.
         cur = conn.execute("INSERT INTO memberships (subscriber_id, list) SELECT id, %s FROM subscribers "
-                           f"WHERE {KEY} = lower(%s COLLATE \"C\") FOR KEY SHARE ON CONFLICT DO NOTHING", (key, email))
+                           f"WHERE key = {KEY_OF} FOR KEY SHARE ON CONFLICT DO NOTHING", (key, email))
         new = cur.rowcount == 1 or new
     return new
