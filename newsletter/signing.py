@@ -102,7 +102,10 @@ class Signer:
         _mint makes is not the one itsdangerous makes (another itsdangerous: _mint off)."""
         key = hmac.new(serializer.make_signer().derive_key(), digestmod=hashlib.sha1)
         payload = ["x@exemple.fr", ["essai"]]
-        return key if self._mint(key, payload) == serializer.dumps(payload) else None
+        # Twice: the clock's second may tick between the two tokens of a try (not between two tries), and
+        # a mismatch so would have left this process on itsdangerous's slower path for good.
+        same = any(self._mint(key, payload) == serializer.dumps(payload) for _ in range(2))
+        return key if same else None
 
     def _mint(self, key, payload) -> str:
         """The token itsdangerous makes of `payload` (compact JSON, base64, time stamp, HMAC-SHA1), at a
