@@ -10,12 +10,11 @@ import threading
 from email.policy import default as default_policy
 
 import pytest
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP
 
 from newsletter.asyncsmtp import AsyncSMTP
 from newsletter.mailer import MailerError, Relay, ReplyLost, temporary
-from tests.fixtures.mail.support import Sink
+from tests.fixtures.mail.support import Controller, Sink
 from tests.test_newsletter_mailer import (PASSWORD, USER, authenticator, certificate, client_tls,  # noqa: F401
                                           free_port, server_tls)
 
@@ -201,7 +200,7 @@ def chunking_server(handler: Pipelining, drop: int, silent: bool = False) -> Con
 
     class Serving(Controller):
         def factory(self):
-            return faulty(self.handler, **self.SMTP_kwargs)
+            return self.session(faulty(self.handler, **self.SMTP_kwargs))
 
     controller = Serving(handler, hostname="127.0.0.1", port=free_port())
     controller.start()

@@ -6,11 +6,10 @@ import subprocess
 import sys
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from newsletter import checkmail
 from newsletter.config import Config
-from tests.fixtures.mail.support import Sink, free_port
+from tests.fixtures.mail.support import Controller, Sink, free_port
 from tests.test_newsletter_mailer import certificate, client_tls, server_tls  # noqa: F401 (fixtures)
 from tests.fixtures.dns import SELECTOR
 from tests.conftest import ROOT

@@ -6,7 +6,6 @@ import re
 
 import dkim
 import pytest
-from aiosmtpd.controller import Controller
 
 from newsletter.config import Config, ConfigError, read_dkim
 from newsletter.confirmation import ConfirmationMail
@@ -17,7 +16,7 @@ from newsletter.pages import mail_environment
 from newsletter.signing import Signer
 from tests.fixtures.loops import run_async
 from tests.fixtures.dns import SELECTOR
-from tests.fixtures.mail.support import Sink, free_port
+from tests.fixtures.mail.support import Controller, Sink, free_port
 
 READER = "lectrice@exemple.fr"
 SIGNED = ["from", "to", "reply-to", "subject", "date", "message-id", "mime-version", "content-type"]

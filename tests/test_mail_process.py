@@ -18,7 +18,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from aiosmtpd.controller import Controller
 
 from newsletter.app import create_app
 from newsletter.links import confirm_url
@@ -28,7 +27,7 @@ from newsletter.serving import serve_in_thread
 from newsletter.signing import Signer
 from tests.fixtures.loops import run_async
 from tests.fixtures.instances import mail_children
-from tests.fixtures.mail.support import Sink, environ, free_port, start_server, write_settings
+from tests.fixtures.mail.support import Controller, Sink, environ, free_port, start_server, write_settings
 from tests.test_newsletter_app import SECRET, make_config
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,12 +9,11 @@ from email.message import EmailMessage
 from email.policy import default as default_policy
 
 import pytest
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from newsletter.config import Config
 from newsletter.mailer import MailerError, OutboxMailer, SMTPMailer, open_mailer
-from tests.fixtures.mail.support import Sink
+from tests.fixtures.mail.support import Controller, Sink
 
 USER, PASSWORD = "lettre", "p@ss:wörd/1"
 

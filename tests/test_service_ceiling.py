@@ -10,7 +10,6 @@ from email.policy import default as default_policy
 
 import httpx
 import pytest
-from aiosmtpd.controller import Controller
 
 from blogcore.typography import fix_html
 from newsletter.app import create_app
@@ -24,7 +23,7 @@ from newsletter.serving import serve_in_thread
 from newsletter.signing import Signer
 from newsletter.welcome import WelcomeMail
 from tests.fixtures.loops import run_async
-from tests.fixtures.mail.support import Sink, free_port, start_server
+from tests.fixtures.mail.support import Controller, Sink, free_port, start_server
 from tests.test_asyncsmtp import Pipelining, chunking_server
 from tests.test_newsletter_app import SECRET, link_in, make_config, path_of
 
