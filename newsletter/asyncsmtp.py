@@ -62,6 +62,7 @@ class _Replies(asyncio.Protocol):
         self.early: deque[tuple[int, bytes]] = deque()   # replies nobody waited for yet (the greeting)
         self.transport: asyncio.Transport | None = None
         self.lost: BaseException | None = None
+        self.gone = asyncio.get_running_loop().create_future()  # set once the connection is closed
 
     def connection_made(self, transport):
         self.transport = transport
@@ -90,6 +91,8 @@ class _Replies(asyncio.Protocol):
 
     def connection_lost(self, exc):
         self.lost = smtplib.SMTPServerDisconnected("the relay closed the connection")
+        if not self.gone.done():
+            self.gone.set_result(None)
         for waiter, _, _ in self.waiting:
             if not waiter.done():
                 waiter.set_exception(self.lost)
@@ -175,6 +178,12 @@ class AsyncSMTP:
         if not transport.is_closing():
             transport.write(b"QUIT\r\n")
             transport.close()
+
+    async def wait_closed(self) -> None:
+        """Return once the connection is closed: after close(), a TLS connection still says goodbye (its
+        close_notify and the relay's) over a few turns of the loop, and a loop stopped meanwhile keeps
+        its socket open."""
+        await asyncio.shield(self._replies.gone)
 
     async def send(self, data: bytes, sender: str, recipients: list[str],
                    deadline: float | None = None) -> dict[str, tuple[int, bytes]]:

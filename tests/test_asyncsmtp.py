@@ -82,6 +82,7 @@ async def send_all(url: str, messages: list[tuple[bytes, list[str]]], ssl_contex
                 outcomes.append(exc)
     finally:
         relay.close()
+        await relay.wait_closed()  # before the test stops the relay (a TLS goodbye takes a few turns)
     return outcomes
 
 
