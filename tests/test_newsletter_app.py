@@ -442,8 +442,11 @@ def test_security_headers_everywhere_and_no_cookie(service):
         service.http.get("/newsletter/inscription"),
         service.http.get("/newsletter/confirmer/abc"),
         service.http.get("/newsletter/confirmer/" + Signer([SECRET]).confirm_token("a@exemple.fr")),
+        service.http.post("/newsletter/confirmer/" + Signer([SECRET]).confirm_token("a@exemple.fr")),
+        service.signup("b@exemple.fr"),  # the same 303 again (made once a page): its headers once each
     ]
     for r in responses:
+        assert len(r.headers.get_list("content-security-policy")) == 1
         csp = r.headers["content-security-policy"]
         for part in ("default-src 'self'", "frame-ancestors 'none'", "base-uri 'none'", "form-action 'self'"):
             assert part in csp
