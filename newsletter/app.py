@@ -96,7 +96,7 @@ class Refused(Exception):
 def header(request: Request, name: bytes) -> str | None:
     """The first value of a request header (`name` in lower case, as ASGI gives them). request.headers
     builds a Headers object and lowers every name it compares, and a missing header raises on the way:
-    a 303 asked twice (Accept, Content-Length), 2 µs of its 24."""
+    a confirmation reads two (Accept, Content-Length), 1.5 of its 24 µs so."""
     for key, value in request.scope["headers"]:
         if key == name:
             return value.decode("latin-1")
