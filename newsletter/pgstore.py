@@ -276,13 +276,14 @@ class PostgresStore(Erasures):
             if self._erased >= upto:
                 return True
             with self._lock, self._pool.connection() as conn:
-                covered, dirty = self._deleted, ", ".join(sorted(self._dirty))
+                covered, partitions = self._deleted, sorted(self._dirty)
+                dirty = ", ".join(partitions)
                 if dirty:
                     # Prune every dead tuple no snapshot can see any more (VACUUM cannot run in a transaction).
                     conn.execute(f"VACUUM {dirty}")
                     # Those it had to keep, as VACUUM itself just counted them: an older snapshot still sees them.
                     if conn.execute("SELECT " + " + ".join(f"pg_stat_get_dead_tuples('{p}'::regclass)"
-                                                           for p in sorted(self._dirty))).fetchone()[0]:
+                                                           for p in partitions)).fetchone()[0]:
                         return False
                     try:
                         # Wait at most a moment for the exclusive lock: readers and signups of these
